@@ -1,0 +1,111 @@
+"""Finding, checking, reading and writing images the way basicsr's data pipeline will read them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from engine.protocol import UserError
+
+# basicsr's own list (basicsr.data.data_util / IMG_EXTENSIONS of the paired datasets), lower case.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+
+# Pillow refuses images above ~179 Mpx as a decompression-bomb guard; satellite or panorama
+# sources can be that large, and they are the user's own files.
+Image.MAX_IMAGE_PIXELS = None
+
+
+def is_image_name(name: str) -> bool:
+    return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def iter_images(folder: Path, *, recursive: bool = False) -> Iterator[Path]:
+    """Image files under folder, sorted by relative path (hidden files and folders skipped)."""
+    if recursive:
+        found = []
+        for root, dirs, files in os.walk(folder):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            found.extend(Path(root, name) for name in files if is_image_name(name))
+        yield from sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+    else:
+        yield from sorted(p for p in folder.iterdir() if p.is_file() and is_image_name(p.name))
+
+
+def require_folder(folder: Path, what: str = "image folder") -> Path:
+    """The folder itself, or a UserError that says what is wrong with it."""
+    if not folder.exists():
+        raise UserError(f"{what} {folder} does not exist", "check the path (relative paths start from "
+                        f"{Path.cwd()})")
+    if not folder.is_dir():
+        raise UserError(f"{what} {folder} is a file, not a folder", "give the folder that holds the images")
+    return folder
+
+
+def list_images(folder: Path, *, recursive: bool = False) -> list[Path]:
+    """iter_images of an existing folder; a UserError when it holds no image at all."""
+    images = list(iter_images(require_folder(folder), recursive=recursive))
+    if not images:
+        nested = not recursive and any(iter_images(folder, recursive=True))
+        hint = ("its images are in sub-folders: recurse into them" if nested
+                else f"put images ({', '.join(IMAGE_EXTENSIONS)}) there or pick another folder")
+        raise UserError(f"no images in {folder}", hint)
+    return images
+
+
+@dataclass(frozen=True)
+class ImageCheck:
+    """What reading one file found: size when readable, else why not."""
+
+    path: Path
+    width: int = 0
+    height: int = 0
+    channels: int = 0
+    problem: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problem
+
+
+def check_image(path: Path, *, min_size: int = 0) -> ImageCheck:
+    """Decode the whole file (a header alone hides truncation) and compare its short side to min_size."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            width, height = image.size
+            channels = len(image.getbands())
+    except UnidentifiedImageError:
+        return ImageCheck(path, problem="unreadable: not an image file Pillow or OpenCV can decode")
+    except (OSError, SyntaxError, ValueError) as error:
+        reason = "truncated" if "truncated" in str(error).lower() else "unreadable"
+        return ImageCheck(path, problem=f"{reason}: {error}")
+    if min(width, height) < min_size:
+        return ImageCheck(path, width, height, channels,
+                          problem=f"too small: {width}x{height}, short side below {min_size}")
+    return ImageCheck(path, width, height, channels)
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """uint8 HxWx3 RGB; grey images are repeated into three channels, alpha is dropped."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise UserError(f"cannot read image {path}", "check that the file is a complete PNG/JPEG image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def write_png(path: Path, rgb: np.ndarray) -> None:
+    """Write uint8 RGB (or grey) as PNG, through a temporary name so a kill leaves no torn file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = rgb if rgb.ndim == 2 else cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".png", pixels)
+    if not ok:
+        raise OSError(f"PNG encoding failed for {path}")
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(encoded.tobytes())
+    partial.replace(path)

@@ -1,0 +1,54 @@
+"""Non-training engine jobs (subset, transfer, ranking, export) with their own event log.
+
+A job folder gets the same cockpit/ layout as a training run, so the cockpit and the headless
+console show every job the same way (design.md section 1).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from engine.events import EventWriter
+from engine.protocol import FAILED, FINISHED, PROGRESS, RESULT, RUNNING, STATUS, RunPaths
+
+
+class Job:
+    """Context manager: status running -> finished, or failed with the traceback."""
+
+    def __init__(self, folder: Path, kind: str, **params: Any) -> None:
+        self.paths = RunPaths(folder)
+        self.kind = kind
+        self.params = params
+        self.events = EventWriter(self.paths.events, source=f"job:{kind}")
+        self._last_progress = 0.0
+
+    def __enter__(self) -> Job:
+        self.events.emit(STATUS, status=RUNNING, job=self.kind, pid=os.getpid(), host=socket.gethostname(),
+                         params=self.params)
+        return self
+
+    def progress(self, done: int, total: int, message: str = "") -> None:
+        """A ProgressFn; throttled to 10 events a second, the last step always written."""
+        now = time.monotonic()
+        if done < total and now - self._last_progress < 0.1:
+            return
+        self._last_progress = now
+        self.events.emit(PROGRESS, job=self.kind, done=done, total=total, message=message)
+
+    def result(self, **fields: Any) -> None:
+        self.events.emit(RESULT, job=self.kind, **fields)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc is None:
+            self.events.emit(STATUS, status=FINISHED, job=self.kind)
+        else:
+            self.events.emit(STATUS, status=FAILED, job=self.kind, error=str(exc),
+                             traceback="".join(traceback.format_exception(exc_type, exc, tb)))
+        self.events.close()

@@ -1,0 +1,189 @@
+"""The contract between the two rooms: event log, control commands and run-folder layout.
+
+Standard library only: tui/ imports this module, and tui/ must start without torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+# Event types (design.md section 2). Fields beyond {"v", "t", "type"}, per type:
+#   header      schema_version, source ("engine" or "job:<kind>")                     (line 1)
+#   status      status (STARTING..FAILED), iter?, pid?, host?, job?, error?, traceback?, reason?
+#   run         name, stage?, start_iter, total_iter, world_size, device, versions{}, options{}
+#   iter        iter, epoch, total_iter, lr, losses{l_g_pix, l_g_percep, l_g_gan, l_d_real, l_d_fake,
+#               out_d_real, out_d_fake, ...}, it_s, data_s, compute_s, eta_s
+#   system      gpus[{index, name, mem_alloc, mem_reserved, mem_peak, mem_used, mem_total, util, temp,
+#               power, power_limit}] (bytes, %, degC, W; [] without a GPU), cpu_percent, rss, ram_used,
+#               ram_total
+#   val         iter, dataset, metrics{psnr, ssim}, settings{crop_border, test_y_channel}, best{psnr:
+#               {value, iter}, ssim: {...}}, baselines?{bicubic: {psnr, ssim}, nearest: {...}}, images[]
+#   checkpoint  iter, net_g, net_g_ema?, state
+#   alert       level ("warning"|"error"), code, message, hint?
+#   progress    job, done, total, message
+#   result      job, plus the job's figures
+#   log         level, message
+HEADER = "header"
+STATUS = "status"
+RUN = "run"
+ITER = "iter"
+SYSTEM = "system"
+VAL = "val"
+CHECKPOINT = "checkpoint"
+ALERT = "alert"
+PROGRESS = "progress"
+RESULT = "result"
+LOG = "log"
+
+# Run statuses, in the order a healthy run meets them.
+STARTING, RUNNING, PAUSED, STOPPING, STOPPED, FINISHED, FAILED = (
+    "starting",
+    "running",
+    "paused",
+    "stopping",
+    "stopped",
+    "finished",
+    "failed",
+)
+LIVE_STATUSES = frozenset({STARTING, RUNNING, PAUSED, STOPPING})
+
+# Control commands (design.md section 3).
+COMMANDS = ("stop", "pause", "resume", "save", "validate", "ping")
+
+# Unix socket paths are limited to 108 bytes; longer run folders get their socket elsewhere.
+SOCKET_PATH_LIMIT = 100
+
+ProgressFn = Callable[[int, int, str], None]
+"""progress(done, total, message): how a slow engine function reports how far it is."""
+
+
+class UserError(Exception):
+    """A problem the user can fix; shown as one clear message (and a hint), never a traceback."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
+
+
+def make_event(kind: str, **fields: Any) -> dict[str, Any]:
+    """One event as written to events.jsonl."""
+    return {"v": SCHEMA_VERSION, "t": time.time(), "type": kind, **fields}
+
+
+def encode_event(event: dict[str, Any]) -> bytes:
+    # NaN/inf are valid floats for a loss; JSON has no literal for them, so they travel as strings.
+    return (json.dumps(event, default=str, allow_nan=False, separators=(",", ":")) + "\n").encode()
+
+
+def decode_line(line: bytes | str) -> dict[str, Any] | None:
+    """Parse one line; None for a torn or foreign line (a reader must survive a crash mid-write)."""
+    try:
+        event = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(event, dict) or "type" not in event:
+        return None
+    return event
+
+
+def read_events(path: Path) -> Iterator[dict[str, Any]]:
+    """Every complete, well-formed event of a log; a torn last line is skipped."""
+    try:
+        with open(path, "rb") as handle:
+            for line in handle:
+                if line.endswith(b"\n"):
+                    event = decode_line(line)
+                    if event is not None:
+                        yield event
+    except FileNotFoundError:
+        return
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where srcockpit keeps its files inside a basicsr experiment folder (design.md section 4)."""
+
+    root: Path
+
+    @property
+    def cockpit(self) -> Path:
+        return self.root / "cockpit"
+
+    @property
+    def events(self) -> Path:
+        return self.cockpit / "events.jsonl"
+
+    @property
+    def engine_json(self) -> Path:
+        return self.cockpit / "engine.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.cockpit / "engine.lock"
+
+    @property
+    def engine_log(self) -> Path:
+        return self.cockpit / "engine.log"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def training_states(self) -> Path:
+        return self.root / "training_states"
+
+    def socket(self) -> Path:
+        """The control socket; a short stand-in path under the runtime dir when the folder is deep."""
+        path = self.cockpit / "control.sock"
+        if len(os.fsencode(path)) <= SOCKET_PATH_LIMIT:
+            return path
+        runtime = Path(os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/srcockpit-{os.getuid()}")
+        digest = hashlib.sha1(os.fsencode(path.resolve())).hexdigest()[:12]
+        return runtime / f"{digest}.sock"
+
+    def engine_info(self) -> dict[str, Any]:
+        """engine.json, or {} when the run never started an engine."""
+        try:
+            return json.loads(self.engine_json.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+
+
+class EventFollower:
+    """Incremental reader of a growing log: each poll() returns the events appended since the last.
+
+    A partial last line is kept until its newline arrives, so a reader never sees half an event.
+    """
+
+    def __init__(self, path: Path, offset: int = 0) -> None:
+        self.path = path
+        self.offset = offset
+        self._partial = b""
+
+    def poll(self, max_bytes: int = 8 << 20) -> list[dict[str, Any]]:
+        try:
+            with open(self.path, "rb") as handle:
+                if handle.seek(0, os.SEEK_END) < self.offset:
+                    self.offset, self._partial = 0, b""  # the file was replaced: start over
+                handle.seek(self.offset)
+                chunk = handle.read(max_bytes)
+        except FileNotFoundError:
+            return []
+        self.offset += len(chunk)
+        lines = (self._partial + chunk).split(b"\n")
+        self._partial = lines.pop()
+        return [event for event in map(decode_line, lines) if event is not None]
