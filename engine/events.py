@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,8 @@ def _json_safe(value: Any) -> Any:
 class EventWriter:
     """Thread-safe appender; the main loop and the telemetry thread share one writer."""
 
-    def __init__(self, path: Path, source: str) -> None:
+    def __init__(self, path: Path, source: str, listener: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.listener = listener
         path.parent.mkdir(parents=True, exist_ok=True)
         fresh = not path.exists() or path.stat().st_size == 0
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -58,6 +60,8 @@ class EventWriter:
             os.write(self._fd, data)
             if kind in _DURABLE:
                 os.fsync(self._fd)
+        if self.listener is not None:
+            self.listener(event)
         return event
 
     def close(self) -> None:

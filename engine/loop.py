@@ -1,0 +1,370 @@
+"""The training loop: Real-ESRGAN's train.py, built from basicsr's own pieces, instrumented.
+
+One readable loop (nanoGPT style) with basicsr's behaviour: the same option keys, experiment
+layout, print/val/save frequencies, EMA, tb_logger and auto-resume. What it adds: an event for
+everything a cockpit shows (design.md section 2), control commands obeyed between iterations
+(section 3), and a resume that continues the run exactly where it stopped (issue 9).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import math
+import shutil
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import engine.models  # registers the cockpit models
+from engine.compat import load_basicsr
+from engine.events import EventWriter
+from engine.health import HealthMonitor
+from engine.options import MODEL_SUBSTITUTES
+from engine.protocol import ALERT, CHECKPOINT, ITER, PAUSED, RUN, RUNNING, STATUS, STOPPING, VAL, UserError
+
+load_basicsr()
+from basicsr.data import build_dataloader, build_dataset  # noqa: E402
+from basicsr.data.data_sampler import EnlargedSampler  # noqa: E402
+from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher  # noqa: E402
+from basicsr.models import build_model  # noqa: E402
+from basicsr.train import init_tb_loggers  # noqa: E402
+from basicsr.utils import MessageLogger, get_root_logger, get_time_str, mkdir_and_rename  # noqa: E402
+from basicsr.utils.misc import check_resume, set_random_seed  # noqa: E402
+
+# An iter event goes out every print_freq iterations, and at least this often in seconds.
+ITER_EVENT_SECONDS = 2.0
+SPEED_WINDOW = 50
+
+
+class ResumableSampler(EnlargedSampler):
+    """basicsr's EnlargedSampler that can skip the samples a stopped run already used this epoch."""
+
+    skip = 0
+
+    def __iter__(self):
+        indices = list(super().__iter__())
+        skip, self.skip = self.skip, 0
+        return iter(indices[skip:])
+
+
+@dataclass
+class TrainData:
+    loader: Any
+    sampler: ResumableSampler
+    batches_per_epoch: int
+    val_loaders: list[Any]
+
+
+def build_loaders(opt: dict[str, Any], logger: logging.Logger) -> TrainData:
+    """basicsr.train.create_train_val_dataloader, with a sampler that can resume mid-epoch."""
+    train_opt = opt["datasets"]["train"]
+    train_set = build_dataset(train_opt)
+    if len(train_set) == 0:
+        raise UserError(f"the training set {train_opt.get('name')} is empty",
+                        "check datasets.train.dataroot_gt and meta_info (`srcockpit data meta-info`)")
+    sampler = ResumableSampler(train_set, opt["world_size"], opt["rank"], train_opt.get("dataset_enlarge_ratio", 1))
+    loader = build_dataloader(train_set, train_opt, num_gpu=opt["num_gpu"], dist=opt["dist"], sampler=sampler,
+                              seed=opt["manual_seed"])
+    if len(loader) == 0:
+        raise UserError(f"the training set has {len(train_set)} images, fewer than one batch of "
+                        f"{train_opt['batch_size_per_gpu']}", "lower batch_size_per_gpu or add images")
+    val_loaders = []
+    for phase, dataset_opt in opt["datasets"].items():
+        if phase.split("_")[0] == "val":
+            val_set = build_dataset(dataset_opt)
+            val_loaders.append(build_dataloader(val_set, dataset_opt, num_gpu=opt["num_gpu"], dist=opt["dist"],
+                                                sampler=None, seed=opt["manual_seed"]))
+    logger.info(f"Training: {len(train_set)} images, {len(loader)} iterations per epoch")
+    return TrainData(loader, sampler, len(loader), val_loaders)
+
+
+def newest_resume_state(opt: dict[str, Any], warn: Callable[[str], None]) -> dict[str, Any] | None:
+    """The newest training state whose network file loads; skipped ones are reported through warn."""
+    explicit = opt["path"].get("resume_state")
+    if explicit:
+        candidates = [Path(explicit)]
+    elif opt.get("auto_resume"):
+        folder = Path(opt["path"]["training_states"])
+        found = [p for p in folder.glob("*.state") if p.stem.isdigit()] if folder.is_dir() else []
+        candidates = sorted(found, key=lambda p: int(p.stem), reverse=True)
+    else:
+        return None
+    for path in candidates:
+        network = Path(opt["path"]["models"]) / f"net_g_{path.stem}.pth"
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+            torch.load(network, map_location="cpu", weights_only=True)
+        except Exception as error:  # a torn or missing file: any loader error means "not usable"
+            warn(f"skipped training state {path.name}: {error.__class__.__name__}: {error}")
+            continue
+        return state
+    if explicit:
+        raise UserError(f"cannot resume from {explicit}: it or its network file does not load")
+    return None
+
+
+@dataclass
+class Speed:
+    """Iterations per second over a sliding window, and where the time went."""
+
+    samples: deque = field(default_factory=lambda: deque(maxlen=SPEED_WINDOW))
+
+    def add(self, data_s: float, compute_s: float) -> None:
+        self.samples.append((data_s, compute_s))
+
+    def figures(self) -> dict[str, float]:
+        data = sum(s[0] for s in self.samples)
+        compute = sum(s[1] for s in self.samples)
+        total = data + compute
+        return {"it_s": len(self.samples) / total if total > 0 else 0.0,
+                "data_s": data / max(len(self.samples), 1), "compute_s": compute / max(len(self.samples), 1)}
+
+
+class Commands:
+    """Where the loop gets its commands: the control socket, plus stop requests from signals."""
+
+    def __init__(self, control: Any | None) -> None:
+        self.control = control
+        self.stop_reason: str | None = None
+
+    def request_stop(self, reason: str) -> None:
+        self.stop_reason = self.stop_reason or reason
+
+    def pending(self) -> list[str]:
+        return self.control.pending() if self.control else []
+
+    def wait(self, timeout: float) -> str | None:
+        if self.control:
+            return self.control.wait(timeout)
+        time.sleep(timeout)
+        return None
+
+
+class Trainer:
+    """One run of the loop. `status` is read by the control socket's thread."""
+
+    def __init__(self, opt: dict[str, Any], events: EventWriter, commands: Commands) -> None:
+        self.opt = opt
+        self.events = events
+        self.commands = commands
+        self.status = "starting"
+        self.current_iter = 0
+        self.total_iter = int(opt["train"]["total_iter"])
+        self.epoch = 0
+        self.epoch_iter = 0
+        self._saved_iter = -1
+
+    def state(self) -> dict[str, Any]:
+        return {"status": self.status, "iter": self.current_iter, "total_iter": self.total_iter}
+
+    def set_status(self, status: str, **fields: Any) -> None:
+        self.status = status
+        self.events.emit(STATUS, status=status, iter=self.current_iter, **fields)
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    def _prepare(self) -> dict[str, Any] | None:
+        opt = self.opt
+        set_random_seed(opt["manual_seed"] + opt["rank"])
+        resume_state = newest_resume_state(opt, lambda msg: self.events.emit(ALERT, level="warning",
+                                                                               code="resume_skip", message=msg))
+        if resume_state is not None:
+            opt["path"]["resume_state"] = opt["path"].get("resume_state") or "auto"
+            check_resume(opt, resume_state["iter"])
+        elif opt["logger"].get("use_tb_logger") and "debug" not in opt["name"]:
+            mkdir_and_rename(str(Path(opt["root_path"]) / "tb_logger" / opt["name"]))
+        # basicsr's make_exp_dirs would archive the experiment folder, cockpit/ and its lock included;
+        # engine.launch archives an old run before it takes the lock, so only the sub-folders are made
+        for key in ("models", "training_states", "visualization"):
+            Path(opt["path"][key]).mkdir(parents=True, exist_ok=True)
+        return resume_state
+
+    def _build_model(self) -> Any:
+        model_opt = dict(self.opt, model_type=MODEL_SUBSTITUTES.get(self.opt["model_type"], self.opt["model_type"]))
+        return build_model(model_opt)
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def run(self) -> str:
+        opt = self.opt
+        resume_state = self._prepare()
+        log_file = Path(opt["path"]["log"]) / f"train_{opt['name']}_{get_time_str()}.log"
+        logger = get_root_logger(logger_name="basicsr", log_level=logging.INFO, log_file=str(log_file))
+        tb_logger = init_tb_loggers(opt)
+        data = build_loaders(opt, logger)
+        model = self._build_model()
+        self.model = model
+        if resume_state is not None:
+            model.resume_training(resume_state)
+            self.epoch, self.current_iter = resume_state["epoch"], resume_state["iter"]
+            self.epoch_iter = resume_state.get("epoch_iter", 0)
+            data.sampler.skip = self.epoch_iter * opt["datasets"]["train"]["batch_size_per_gpu"]
+            self._saved_iter = self.current_iter
+        start_iter = self.current_iter
+        msg_logger = MessageLogger(opt, self.current_iter, tb_logger)
+        prefetcher = (CUDAPrefetcher(data.loader, opt) if opt["datasets"]["train"].get("prefetch_mode") == "cuda"
+                      else CPUPrefetcher(data.loader))
+        total_epochs = math.ceil(self.total_iter / data.batches_per_epoch) + 1
+        self.events.emit(RUN, name=opt["name"], model_type=opt["model_type"], start_iter=start_iter,
+                         total_iter=self.total_iter, world_size=opt["world_size"], device=str(model.device),
+                         batches_per_epoch=data.batches_per_epoch, versions=versions(), options=opt,
+                         experiments_root=opt["path"]["experiments_root"], log_file=str(log_file))
+        health = HealthMonitor(opt, self.events)
+        speed = Speed()
+        self.set_status(RUNNING)
+        # Restored once the epoch's data iterator exists: building the dataset, the model and the
+        # iterator draw random numbers that the uninterrupted run drew before this point.
+        pending_rng = resume_state["rng"] if resume_state is not None else None
+        last_emit = 0.0
+        print_freq = opt["logger"]["print_freq"]
+        for epoch in range(self.epoch, total_epochs + 1):
+            if epoch != self.epoch:
+                self.epoch, self.epoch_iter = epoch, 0
+            data.sampler.set_epoch(epoch)
+            prefetcher.reset()
+            if pending_rng is not None:
+                engine.models.restore_rng_states(pending_rng)
+                pending_rng = None
+            tick = time.monotonic()
+            train_data = prefetcher.next()
+            while train_data is not None:
+                if self.current_iter >= self.total_iter:
+                    break
+                fed = time.monotonic()
+                self.current_iter += 1
+                self.epoch_iter += 1
+                model.update_learning_rate(self.current_iter, warmup_iter=opt["train"].get("warmup_iter", -1))
+                model.feed_data(train_data)
+                model.optimize_parameters(self.current_iter)
+                done = time.monotonic()
+                speed.add(fed - tick, done - fed)
+                losses = model.get_current_log()
+                if self.current_iter % print_freq == 0:
+                    msg_logger({"epoch": epoch, "iter": self.current_iter, "lrs": model.get_current_learning_rate(),
+                                "time": done - tick, "data_time": fed - tick, **losses})
+                if self.current_iter % print_freq == 0 or done - last_emit >= ITER_EVENT_SECONDS:
+                    self._emit_iter(model, losses, speed)
+                    last_emit = done
+                verdict = health.after_iter(self.current_iter, losses, speed.figures()["it_s"])
+                if verdict:
+                    return self._stop(model, reason=verdict, save=False)
+                # validation before saving (basicsr does the reverse): the saved random-number state
+                # then already holds what validation drew, so a resume continues identically
+                if opt.get("val") and self.current_iter % int(opt["val"]["val_freq"]) == 0:
+                    self._validate(model, data, tb_logger, health)
+                if self.current_iter % opt["logger"]["save_checkpoint_freq"] == 0:
+                    self._save(model)
+                outcome = self._obey(model, data, tb_logger, health)
+                if outcome:
+                    return outcome
+                tick = time.monotonic()
+                train_data = prefetcher.next()
+            if self.current_iter >= self.total_iter:
+                break
+        return self._finish(model, data, tb_logger, health)
+
+    def _emit_iter(self, model: Any, losses: dict[str, float], speed: Speed) -> None:
+        figures = speed.figures()
+        remaining = self.total_iter - self.current_iter
+        self.events.emit(ITER, iter=self.current_iter, epoch=self.epoch, total_iter=self.total_iter,
+                         lr=model.get_current_learning_rate()[0], losses=losses, **figures,
+                         eta_s=remaining / figures["it_s"] if figures["it_s"] > 0 else None)
+
+    def _save(self, model: Any) -> None:
+        if self._saved_iter == self.current_iter:
+            return
+        model.epoch_iter = self.epoch_iter
+        model.save(self.epoch, self.current_iter)
+        state_path = Path(self.opt["path"]["training_states"]) / f"{self.current_iter}.state"
+        self._saved_iter = self.current_iter
+        models = Path(self.opt["path"]["models"])
+        self.events.emit(CHECKPOINT, iter=self.current_iter, net_g=str(models / f"net_g_{self.current_iter}.pth"),
+                         net_g_ema=str(models / f"net_g_{self.current_iter}.pth") if hasattr(model, "net_g_ema")
+                         else None, state=str(state_path))
+
+    def _validate(self, model: Any, data: TrainData, tb_logger: Any, health: HealthMonitor) -> None:
+        val_opt = self.opt.get("val")
+        if not val_opt or not data.val_loaders:
+            return
+        settings = {name: {k: v for k, v in metric.items() if k != "type"}
+                    for name, metric in (val_opt.get("metrics") or {}).items()}
+        for loader in data.val_loaders:
+            name = loader.dataset.opt["name"]
+            model.validation(loader, self.current_iter, tb_logger, val_opt.get("save_img", False))
+            metrics = dict(getattr(model, "metric_results", {}))
+            best = getattr(model, "best_metric_results", {}).get(name, {})
+            images = []
+            if val_opt.get("save_img"):
+                visual = Path(self.opt["path"]["visualization"])
+                images = sorted(str(p) for p in visual.glob(f"*/*_{self.current_iter}.png"))
+            self.events.emit(VAL, iter=self.current_iter, dataset=name, metrics=metrics, settings=settings,
+                             best={k: {"value": v["val"], "iter": v["iter"]} for k, v in best.items()},
+                             images=images)
+            health.after_val(self.current_iter, name, metrics)
+
+    def _obey(self, model: Any, data: TrainData, tb_logger: Any, health: HealthMonitor) -> str | None:
+        """Carry out the commands that arrived during the iteration; a final status ends the run."""
+        if self.commands.stop_reason:
+            return self._stop(model, reason=self.commands.stop_reason)
+        for cmd in self.commands.pending():
+            if cmd == "stop":
+                return self._stop(model, reason="stop command")
+            if cmd == "save":
+                self._save(model)
+            elif cmd == "validate":
+                self._validate(model, data, tb_logger, health)
+            elif cmd == "pause":
+                outcome = self._pause(model, data, tb_logger, health)
+                if outcome:
+                    return outcome
+        return None
+
+    def _pause(self, model: Any, data: TrainData, tb_logger: Any, health: HealthMonitor) -> str | None:
+        self.set_status(PAUSED)
+        while True:
+            if self.commands.stop_reason:
+                return self._stop(model, reason=self.commands.stop_reason)
+            cmd = self.commands.wait(0.5)
+            if cmd == "resume":
+                self.set_status(RUNNING)
+                return None
+            if cmd == "stop":
+                return self._stop(model, reason="stop command")
+            if cmd == "save":
+                self._save(model)
+            elif cmd == "validate":
+                self._validate(model, data, tb_logger, health)
+
+    def _stop(self, model: Any, *, reason: str, save: bool = True) -> str:
+        self.set_status(STOPPING, reason=reason)
+        if save:
+            self._save(model)
+        self.set_status("stopped", reason=reason, resumable_from=self._saved_iter)
+        return "stopped"
+
+    def _finish(self, model: Any, data: TrainData, tb_logger: Any, health: HealthMonitor) -> str:
+        if self.opt.get("val") and self.current_iter % int(self.opt["val"]["val_freq"]) != 0:
+            self._validate(model, data, tb_logger, health)
+        self._save(model)
+        model.save(epoch=-1, current_iter=-1)
+        if tb_logger:
+            tb_logger.close()
+        self.set_status("finished")
+        return "finished"
+
+
+def versions() -> dict[str, str]:
+    found = {name: importlib.metadata.version(name) for name in ("torch", "basicsr", "realesrgan", "srcockpit")}
+    return {**found, "cuda": str(torch.version.cuda)}
+
+
+def copy_options_file(source: Path, experiments_root: Path) -> None:
+    """basicsr copies the YAML into the experiment folder; keep that habit."""
+    experiments_root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source, experiments_root / source.name)

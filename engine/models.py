@@ -1,0 +1,161 @@
+"""Real-ESRGAN's models, made to run anywhere and to save what a resume needs.
+
+Real-ESRGAN's RealESRGANModel/RealESRNetModel build DiffJPEG, USMSharp and the training-pair
+queue with hard-coded `.cuda()` calls, so they cannot train on a CPU (laptops, CI, this test
+suite). The subclasses here put them on the model's device and change nothing else in the
+recipe. They are registered under their own names and the engine selects them (see
+engine.options.MODEL_SUBSTITUTES); site-packages stays untouched.
+
+They also write checkpoints the way a day-long run on a shared box needs (design.md section 4):
+through a temporary name, fsynced, renamed, so a kill never leaves a torn file; and the training
+state carries the random-number states, the best-metric record and the training-pair pool, so a
+resumed run continues where it stopped instead of restarting its randomness.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.compat import load_basicsr
+
+load_basicsr()
+import basicsr.utils.img_process_util as img_process_util  # noqa: E402
+import realesrgan.models.realesrgan_model as realesrgan_model_module  # noqa: E402
+import realesrgan.models.realesrnet_model as realesrnet_model_module  # noqa: E402
+from basicsr.models.srgan_model import SRGANModel  # noqa: E402
+from basicsr.models.sr_model import SRModel  # noqa: E402
+from basicsr.utils import DiffJPEG, USMSharp  # noqa: E402
+from basicsr.utils.registry import MODEL_REGISTRY  # noqa: E402
+from realesrgan.models.realesrgan_model import RealESRGANModel  # noqa: E402
+from realesrgan.models.realesrnet_model import RealESRNetModel  # noqa: E402
+
+# The training-pair pool is saved with the state only up to this size; larger pools (the plan's
+# 180 x 256 px pool is ~180 MB) refill after a resume, which only changes which pairs mix.
+QUEUE_SAVE_LIMIT = 64 << 20
+
+
+def _contiguous_filter2d(img: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    # basicsr's filter2D calls .view() on its input, which fails for the non-contiguous tensors
+    # that CPU interpolation can return; on CUDA they happen to be contiguous.
+    return img_process_util.filter2D(img.contiguous(), kernel)
+
+
+for _module in (realesrgan_model_module, realesrnet_model_module):
+    _module.filter2D = _contiguous_filter2d
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """torch.save through a temporary name, fsynced, then renamed over the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    with open(partial, "wb") as handle:
+        torch.save(obj, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    partial.replace(path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def rng_states() -> dict[str, Any]:
+    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class _CockpitMixin:
+    """What both cockpit models add to Real-ESRGAN's: device-safe set-up, atomic and complete saves."""
+
+    def _init_degraders(self, opt: dict[str, Any]) -> None:
+        self.jpeger = DiffJPEG(differentiable=False).to(self.device)
+        self.usm_sharpener = USMSharp().to(self.device)
+        self.queue_size = opt.get("queue_size", 180)
+
+    @torch.no_grad()
+    def _dequeue_and_enqueue(self) -> None:
+        if not hasattr(self, "queue_lr"):
+            b, c, h, w = self.lq.size()
+            if self.queue_size % b:
+                raise ValueError(f"queue_size {self.queue_size} is not a multiple of the batch size {b}")
+            self.queue_lr = torch.zeros(self.queue_size, c, h, w, device=self.device)
+            _, c, h, w = self.gt.size()
+            self.queue_gt = torch.zeros(self.queue_size, c, h, w, device=self.device)
+            self.queue_ptr = 0
+        super()._dequeue_and_enqueue()
+
+    def save_network(self, net: Any, net_label: str, current_iter: int, param_key: Any = "params") -> None:
+        current_iter = "latest" if current_iter == -1 else current_iter
+        path = Path(self.opt["path"]["models"]) / f"{net_label}_{current_iter}.pth"
+        nets = net if isinstance(net, list) else [net]
+        keys = param_key if isinstance(param_key, list) else [param_key]
+        blob = {}
+        for one, key in zip(nets, keys):
+            bare = self.get_bare_model(one)
+            blob[key] = {name.removeprefix("module."): value.cpu() for name, value in bare.state_dict().items()}
+        atomic_torch_save(blob, path)
+
+    def training_state(self, epoch: int, current_iter: int) -> dict[str, Any]:
+        state = {
+            "epoch": epoch,
+            "iter": current_iter,
+            "optimizers": [o.state_dict() for o in self.optimizers],
+            "schedulers": [s.state_dict() for s in self.schedulers],
+            "epoch_iter": getattr(self, "epoch_iter", 0),
+            "rng": rng_states(),
+            "best_metric_results": getattr(self, "best_metric_results", {}),
+        }
+        if hasattr(self, "queue_lr") and (self.queue_lr.nbytes + self.queue_gt.nbytes) <= QUEUE_SAVE_LIMIT:
+            state["queue"] = {"lr": self.queue_lr.cpu(), "gt": self.queue_gt.cpu(), "ptr": self.queue_ptr}
+        return state
+
+    def save_training_state(self, epoch: int, current_iter: int) -> None:
+        if current_iter == -1 or self.opt.get("rank", 0) != 0:
+            return
+        path = Path(self.opt["path"]["training_states"]) / f"{current_iter}.state"
+        atomic_torch_save(self.training_state(epoch, current_iter), path)
+
+    def resume_training(self, resume_state: dict[str, Any]) -> None:
+        super().resume_training(resume_state)
+        if resume_state.get("best_metric_results"):
+            self.best_metric_results = resume_state["best_metric_results"]
+        queue = resume_state.get("queue")
+        if queue is not None:
+            self.queue_lr = queue["lr"].to(self.device)
+            self.queue_gt = queue["gt"].to(self.device)
+            self.queue_ptr = queue["ptr"]
+
+
+@MODEL_REGISTRY.register()
+class CockpitRealESRGANModel(_CockpitMixin, RealESRGANModel):
+    """RealESRGANModel (L1 + perceptual + GAN, second-order degradations, EMA), device-safe."""
+
+    def __init__(self, opt: dict[str, Any]) -> None:
+        SRGANModel.__init__(self, opt)
+        self._init_degraders(opt)
+
+
+@MODEL_REGISTRY.register()
+class CockpitRealESRNetModel(_CockpitMixin, RealESRNetModel):
+    """RealESRNetModel (the L1-only warm-up stage of Real-ESRGAN), device-safe."""
+
+    def __init__(self, opt: dict[str, Any]) -> None:
+        SRModel.__init__(self, opt)
+        self._init_degraders(opt)

@@ -1,0 +1,128 @@
+"""System telemetry for `system` events: torch.cuda memory, NVML readings, host CPU and memory.
+
+NVML is optional (no driver, no GPU, a container without the library): every NVML call goes
+through `_nvml`, which turns any NVML error into None, as nvitop does, so a missing reading is an
+empty field, never a crash. Readings come from a daemon thread every `interval` seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+import torch
+
+try:
+    import pynvml
+except ImportError:  # nvidia-ml-py is a dependency, but a broken install must not stop training
+    pynvml = None
+
+
+def _nvml(fn: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except Exception:  # pynvml raises NVMLError subclasses and OSError for a missing library
+        return None
+
+
+class NvmlReader:
+    """Per-device NVML readings; `available` is False when there is no usable driver."""
+
+    def __init__(self) -> None:
+        self.available = self._init_ok()
+
+    @staticmethod
+    def _init_ok() -> bool:
+        if pynvml is None:
+            return False
+        try:
+            pynvml.nvmlInit()
+        except Exception:
+            return False
+        return True
+
+    def read(self, index: int) -> dict[str, Any]:
+        if not self.available:
+            return {}
+        handle = _nvml(pynvml.nvmlDeviceGetHandleByIndex, index)
+        if handle is None:
+            return {}
+        memory = _nvml(pynvml.nvmlDeviceGetMemoryInfo, handle)
+        util = _nvml(pynvml.nvmlDeviceGetUtilizationRates, handle)
+        power = _nvml(pynvml.nvmlDeviceGetPowerUsage, handle)
+        limit = _nvml(pynvml.nvmlDeviceGetEnforcedPowerLimit, handle)
+        return {
+            "mem_used": memory.used if memory else None,
+            "mem_total": memory.total if memory else None,
+            "util": util.gpu if util else None,
+            "temp": _nvml(pynvml.nvmlDeviceGetTemperature, handle, pynvml.NVML_TEMPERATURE_GPU),
+            "power": power / 1000 if power is not None else None,
+            "power_limit": limit / 1000 if limit is not None else None,
+        }
+
+
+def _nvml_index(torch_index: int) -> int:
+    # torch numbers the devices CUDA_VISIBLE_DEVICES lets it see; NVML numbers all of them.
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    ids = [part.strip() for part in visible.split(",") if part.strip()]
+    if torch_index < len(ids) and ids[torch_index].isdigit():
+        return int(ids[torch_index])
+    return torch_index
+
+
+def gpu_readings(nvml: NvmlReader) -> list[dict[str, Any]]:
+    """One entry per CUDA device this process uses; [] on a CPU-only machine."""
+    if not torch.cuda.is_available():
+        return []
+    gpus = []
+    for index in range(torch.cuda.device_count()):
+        gpus.append({
+            "index": index,
+            "name": torch.cuda.get_device_name(index),
+            "mem_alloc": torch.cuda.memory_allocated(index),
+            "mem_reserved": torch.cuda.memory_reserved(index),
+            "mem_peak": torch.cuda.max_memory_allocated(index),
+            **nvml.read(_nvml_index(index)),
+        })
+    return gpus
+
+
+def host_readings(process: psutil.Process) -> dict[str, Any]:
+    memory = psutil.virtual_memory()
+    return {
+        "cpu_percent": psutil.cpu_percent(interval=None),
+        "rss": process.memory_info().rss,
+        "ram_used": memory.total - memory.available,
+        "ram_total": memory.total,
+    }
+
+
+class TelemetryThread:
+    """Calls emit(**readings) every `interval` seconds until stopped."""
+
+    def __init__(self, emit: Callable[..., Any], interval: float = 2.0) -> None:
+        self._emit = emit
+        self._interval = interval
+        self._stop = threading.Event()
+        self._nvml = NvmlReader()
+        self._process = psutil.Process()
+        self._thread = threading.Thread(target=self._run, name="srcockpit-telemetry", daemon=True)
+
+    def sample(self) -> dict[str, Any]:
+        return {"gpus": gpu_readings(self._nvml), **host_readings(self._process)}
+
+    def _run(self) -> None:
+        psutil.cpu_percent(interval=None)  # the first call only sets the reference point
+        while not self._stop.wait(self._interval):
+            self._emit(**self.sample())
+
+    def start(self) -> TelemetryThread:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self._interval + 1)
