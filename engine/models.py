@@ -28,8 +28,8 @@ load_basicsr()
 import basicsr.utils.img_process_util as img_process_util  # noqa: E402
 import realesrgan.models.realesrgan_model as realesrgan_model_module  # noqa: E402
 import realesrgan.models.realesrnet_model as realesrnet_model_module  # noqa: E402
-from basicsr.models.srgan_model import SRGANModel  # noqa: E402
 from basicsr.models.sr_model import SRModel  # noqa: E402
+from basicsr.models.srgan_model import SRGANModel  # noqa: E402
 from basicsr.utils import DiffJPEG, USMSharp  # noqa: E402
 from basicsr.utils.registry import MODEL_REGISTRY  # noqa: E402
 from realesrgan.models.realesrgan_model import RealESRGANModel  # noqa: E402
@@ -107,7 +107,7 @@ class _CockpitMixin:
         nets = net if isinstance(net, list) else [net]
         keys = param_key if isinstance(param_key, list) else [param_key]
         blob = {}
-        for one, key in zip(nets, keys):
+        for one, key in zip(nets, keys, strict=True):
             bare = self.get_bare_model(one)
             blob[key] = {name.removeprefix("module."): value.cpu() for name, value in bare.state_dict().items()}
         atomic_torch_save(blob, path)
