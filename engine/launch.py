@@ -29,6 +29,8 @@ from engine.protocol import FAILED, LOG, STARTING, STATUS, RunPaths, UserError
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
 # A second Ctrl-C within this many seconds aborts instead of waiting for the graceful stop.
 ABORT_WINDOW_S = 3.0
+# Set by tui/launcher.py for a detached engine: where its output goes once it owns the run.
+ENGINE_LOG_ENV = "SRCOCKPIT_ENGINE_LOG"
 
 
 def experiment_paths(opt: dict[str, Any]) -> RunPaths:
@@ -88,6 +90,7 @@ def vgg_weights_problem(opt: dict[str, Any], vgg_weights: Path | None) -> str | 
 
 def write_engine_json(paths: RunPaths, opt: dict[str, Any], argv: Sequence[str]) -> None:
     info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), "name": opt["name"],
+            "root": opt["root_path"],
             "socket": str(paths.socket()), "argv": list(argv), "options": str(paths.cockpit / "options.yml")}
     partial = paths.engine_json.with_suffix(".partial")
     partial.write_text(json.dumps(info, indent=2))
@@ -102,6 +105,18 @@ def keep_options(paths: RunPaths, options: Path, overrides: Sequence[str]) -> No
     target = paths.cockpit / "options.yml"
     if target.resolve() != options.resolve():
         target.write_text(yaml.safe_dump(opt, sort_keys=False))
+
+
+def redirect_output(log: str | None) -> None:
+    """A detached engine writes its output to cockpit/engine.log once it owns the run."""
+    if not log:
+        return
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
 
 
 def install_signal_handlers(request_stop: Callable[[str], None]) -> None:
@@ -138,6 +153,7 @@ def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto
     archived = None if resumable(opt) else archive_old_run(paths)
     lock_fd = acquire_lock(paths)
     events = EventWriter(paths.events, source="engine", listener=listener)
+    redirect_output(os.environ.pop(ENGINE_LOG_ENV, None))
     if archived:
         events.emit(LOG, level="info", message=f"an earlier run of this name was moved to {archived}")
     commands = Commands(control=None)

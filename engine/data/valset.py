@@ -7,6 +7,7 @@ MATLAB-compatible ``imresize`` (antialiased bicubic), rounded to uint8 as basics
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,11 +77,14 @@ def make_valset(hr_dir: Path, out: Path, *, scale: int = 2, force: bool = False,
     gt_dir, lq_dir = valset_dirs(out, scale)
     taken = [d for d in (gt_dir, lq_dir) if d.exists() and any(d.iterdir())]
     if taken and not force:
-        raise UserError(f"{taken[0]} already exists and is not empty", "pick another -o folder or add --force")
+        raise UserError(f"{taken[0]} already exists and is not empty",
+                        "pick another -o folder or add --force")
     stems = [p.stem for p in paths]
     if len(set(stems)) != len(stems):
         clash = sorted({s for s in stems if stems.count(s) > 1})
         raise UserError(f"{hr_dir} has several files named {clash[0]}.* (different extensions)",
                         "rename them: GT and LR are written as <name>.png")
+    for folder in taken:  # --force: a stale image from an earlier set would pair with nothing
+        shutil.rmtree(folder)
     return write_pairs(((p.stem, read_rgb(p)) for p in paths), out, scale=scale, count=len(paths),
                        progress=progress)

@@ -1,0 +1,134 @@
+"""Crop large images into overlapping sub-images, as basicsr's scripts/data_preparation/extract_subimages.py.
+
+Same windows (a grid of ``crop_size`` squares every ``step`` pixels, plus a last row/column flush with
+the border when more than ``thresh_size`` pixels would be left over), same names
+(``<name>_s001<ext>``, row-major), same pixels (read with IMREAD_UNCHANGED, written with PNG compression
+level 3). Differences, on purpose: the output folder may exist with ``force``; an image smaller than one
+crop or unreadable is reported instead of crashing a worker; the DIV2K habit of deleting 'x2', 'x3',
+'x4', 'x8' anywhere in a name is opt-in (``strip_scale``), and then only removes a trailing suffix after a digit.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+import shutil
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from engine.data.images import list_images
+from engine.protocol import ProgressFn, UserError
+
+CROP_SIZE, STEP, THRESH_SIZE, COMPRESSION_LEVEL = 400, 200, 0, 3
+_SCALE_SUFFIX = re.compile(r"(?<=\d)x(2|3|4|8)$")  # DIV2K LR: 0001x2 -> 0001
+
+
+def crop_starts(length: int, crop_size: int, step: int, thresh_size: int) -> list[int]:
+    """Window starts along one axis (basicsr's h_space / w_space); [] when length < crop_size."""
+    starts = list(range(0, length - crop_size + 1, step))
+    if not starts:
+        return []
+    if length - (starts[-1] + crop_size) > thresh_size:
+        starts.append(length - crop_size)
+    return starts
+
+
+def subimage_name(path: Path, index: int, strip_scale: bool = False) -> str:
+    stem = _SCALE_SUFFIX.sub("", path.stem) if strip_scale else path.stem
+    return f"{stem}_s{index:03d}{path.suffix}"
+
+
+@dataclass(frozen=True)
+class _Job:
+    path: Path
+    out: Path
+    crop_size: int
+    step: int
+    thresh_size: int
+    compression_level: int
+    strip_scale: bool
+
+
+def _crop_one(job: _Job) -> tuple[Path, int, str]:
+    """(image, crops written, problem); runs in a worker process."""
+    image = cv2.imread(str(job.path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        return job.path, 0, "unreadable by OpenCV"
+    if image.ndim not in (2, 3):
+        return job.path, 0, f"unexpected image shape {image.shape}"
+    height, width = image.shape[:2]
+    rows = crop_starts(height, job.crop_size, job.step, job.thresh_size)
+    cols = crop_starts(width, job.crop_size, job.step, job.thresh_size)
+    if not rows or not cols:
+        return job.path, 0, f"{width}x{height} is smaller than one {job.crop_size}px crop"
+    index = 0
+    for top in rows:
+        for left in cols:
+            index += 1
+            crop = np.ascontiguousarray(image[top: top + job.crop_size, left: left + job.crop_size, ...])
+            target = job.out / subimage_name(job.path, index, job.strip_scale)
+            if not cv2.imwrite(str(target), crop, [cv2.IMWRITE_PNG_COMPRESSION, job.compression_level]):
+                return job.path, index - 1, f"could not write {target}"
+    return job.path, index, ""
+
+
+@dataclass
+class SubimageResult:
+    out: Path
+    images: int = 0
+    crops: int = 0
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    workers: int = 1
+
+
+def _pool(workers: int) -> Executor:
+    # fork after torch/OpenMP threads started can hang a child; forkserver starts clean ones.
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+
+
+def extract_subimages(input_dir: Path, out_dir: Path, *, crop_size: int = CROP_SIZE, step: int = STEP,
+                      thresh_size: int = THRESH_SIZE, compression_level: int = COMPRESSION_LEVEL,
+                      workers: int | None = None, strip_scale: bool = False, force: bool = False,
+                      progress: ProgressFn | None = None) -> SubimageResult:
+    """Crop every image of input_dir (non-recursive) into out_dir; workers=1 runs in this process."""
+    if crop_size <= 0 or step <= 0 or thresh_size < 0:
+        raise UserError(f"bad crop settings: crop_size {crop_size}, step {step}, thresh_size {thresh_size}",
+                        "crop size and step must be positive, thresh_size zero or more")
+    if not 0 <= compression_level <= 9:
+        raise UserError(f"PNG compression level {compression_level} is outside 0..9")
+    paths = list_images(input_dir)
+    if out_dir.resolve() == input_dir.resolve():
+        raise UserError("the output folder is the input folder", "write the crops to e.g. <input>_sub")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not force:
+            raise UserError(f"{out_dir} already exists", "pick another output folder or add --force")
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    workers = max(1, min(workers or os.cpu_count() or 1, len(paths)))
+    jobs = [_Job(p, out_dir, crop_size, step, thresh_size, compression_level, strip_scale) for p in paths]
+    result = SubimageResult(out_dir, workers=workers)
+
+    def record(outcome: tuple[Path, int, str]) -> None:
+        path, crops, problem = outcome
+        result.images += 1
+        result.crops += crops
+        if problem:
+            result.skipped.append((path, problem))
+        if progress:
+            progress(result.images, len(jobs), path.name)
+
+    if workers == 1:
+        for job in jobs:
+            record(_crop_one(job))
+    else:
+        with _pool(workers) as pool:
+            for future in as_completed([pool.submit(_crop_one, job) for job in jobs]):
+                record(future.result())
+    result.skipped.sort()
+    return result

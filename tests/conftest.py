@@ -1,0 +1,53 @@
+"""Shared fixtures: a tiny paired dataset from scikit-image's photos, and a run folder to train in."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TINY_OPTIONS = REPO / "options" / "tiny_cpu.yml"
+
+
+def _photos() -> list[tuple[str, object]]:
+    import skimage.data as data
+
+    return [("astronaut", data.astronaut()), ("coffee", data.coffee()), ("chelsea", data.chelsea()),
+            ("rocket", data.rocket())]
+
+
+def write_tiny_dataset(root: Path) -> Path:
+    """datasets/demo/{train,val}/{GTmod12,LRbicx2} as options/tiny_cpu.yml expects, in seconds."""
+    from engine.data.valset import write_pairs
+
+    photos = _photos()
+    write_pairs(((name, image[:96, :96]) for name, image in photos), root / "datasets/demo/train")
+    write_pairs(((name, image[100:148, 100:148]) for name, image in photos[:2]), root / "datasets/demo/val")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_dataset(tmp_path_factory.mktemp("tiny-data"))
+
+
+@pytest.fixture
+def run_root(tmp_path: Path, tiny_data: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh working folder holding the tiny dataset; the test runs inside it."""
+    (tmp_path / "datasets").symlink_to(tiny_data / "datasets")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def srcockpit(*args: str, cwd: Path, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
+    """The real command line, as a user types it."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="200")
+    result = subprocess.run([sys.executable, "-m", "tui.cli", *args], cwd=cwd, env=env, capture_output=True,
+                            text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"srcockpit {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result

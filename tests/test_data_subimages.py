@@ -1,0 +1,91 @@
+"""Sub-images as basicsr's scripts/data_preparation/extract_subimages.py cuts and names them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data as skdata
+
+from engine.data.subimages import crop_starts, extract_subimages, subimage_name
+from tui.cli import main
+
+
+def basicsr_worker(path: str, save_folder: str, crop_size: int, step: int, thresh_size: int) -> None:
+    """The logic of basicsr's extract_subimages.py worker(), from its source (compression level 3)."""
+    img_name, extension = os.path.splitext(os.path.basename(path))
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    h, w = img.shape[:2]
+    h_space = np.arange(0, h - crop_size + 1, step)
+    if h - (h_space[-1] + crop_size) > thresh_size:
+        h_space = np.append(h_space, h - crop_size)
+    w_space = np.arange(0, w - crop_size + 1, step)
+    if w - (w_space[-1] + crop_size) > thresh_size:
+        w_space = np.append(w_space, w - crop_size)
+    index = 0
+    for x in h_space:
+        for y in w_space:
+            index += 1
+            cropped_img = np.ascontiguousarray(img[x:x + crop_size, y:y + crop_size, ...])
+            cv2.imwrite(os.path.join(save_folder, f"{img_name}_s{index:03d}{extension}"), cropped_img,
+                        [cv2.IMWRITE_PNG_COMPRESSION, 3])
+
+
+@pytest.mark.parametrize("length", [200, 201, 250, 399, 400, 401, 512, 1000])
+@pytest.mark.parametrize(("crop", "step", "thresh"), [(400, 200, 0), (200, 100, 0), (200, 100, 50), (96, 96, 10)])
+def test_crop_starts_match_basicsr(length, crop, step, thresh):
+    if length < crop:
+        assert crop_starts(length, crop, step, thresh) == []
+        return
+    space = np.arange(0, length - crop + 1, step)
+    if length - (space[-1] + crop) > thresh:
+        space = np.append(space, length - crop)
+    assert crop_starts(length, crop, step, thresh) == space.tolist()
+
+
+def test_names():
+    assert subimage_name(Path("0001.png"), 1) == "0001_s001.png"
+    assert subimage_name(Path("0001x2.png"), 12, strip_scale=True) == "0001_s012.png"
+    assert subimage_name(Path("box2.png"), 3, strip_scale=True) == "box2_s003.png"  # basicsr would write bo_
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_same_files_and_pixels_as_basicsr(tmp_path, workers):
+    src = tmp_path / "HR"
+    src.mkdir()
+    cv2.imwrite(str(src / "astronaut.png"), skdata.astronaut()[:330, :290, ::-1])
+    cv2.imwrite(str(src / "camera.png"), skdata.camera()[:250, :410])  # grey: 2-D crops
+    cv2.imwrite(str(src / "tiny.png"), skdata.camera()[:90, :90])
+    (tmp_path / "expected").mkdir()
+    for name in ("astronaut.png", "camera.png"):
+        basicsr_worker(str(src / name), str(tmp_path / "expected"), 128, 64, 20)
+
+    result = extract_subimages(src, tmp_path / "ours", crop_size=128, step=64, thresh_size=20, workers=workers)
+    expected = sorted(p.name for p in (tmp_path / "expected").iterdir())
+    assert sorted(p.name for p in (tmp_path / "ours").iterdir()) == expected
+    assert len(expected) == result.crops == 4 * 4 + 3 * 6  # astronaut 4x4 windows, camera 3x6
+    for name in expected:
+        ours = cv2.imread(str(tmp_path / "ours" / name), cv2.IMREAD_UNCHANGED)
+        theirs = cv2.imread(str(tmp_path / "expected" / name), cv2.IMREAD_UNCHANGED)
+        assert ours.shape[:2] == (128, 128) and np.array_equal(ours, theirs)
+        assert (tmp_path / "ours" / name).read_bytes() == (tmp_path / "expected" / name).read_bytes()
+    assert result.images == 3 and [(p.name, "smaller") for p, m in result.skipped if "smaller" in m] == [
+        ("tiny.png", "smaller")]
+    assert result.workers == workers
+
+
+def test_cli_defaults_and_errors(tmp_path, capsys):
+    src = tmp_path / "HR"
+    src.mkdir()
+    cv2.imwrite(str(src / "0001.png"), skdata.coffee()[:, :, ::-1])  # 400x600: defaults 400/200/0
+    assert main(["data", "extract-subimages", str(src), "-o", str(tmp_path / "sub"), "--workers", "1",
+                 "-q"]) == 0
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["0001_s001.png", "0001_s002.png"]
+    assert "2 sub-images from 1 images" in capsys.readouterr().out
+    assert main(["data", "extract-subimages", str(src), "-o", str(tmp_path / "sub"), "-q"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["data", "extract-subimages", str(tmp_path / "none"), "-o", str(tmp_path / "x"), "-q"]) == 2
+    assert "does not exist" in capsys.readouterr().err

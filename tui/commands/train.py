@@ -1,0 +1,196 @@
+"""`srcockpit train / status / stop / resume / send / watch`: start runs and act on them by name."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from engine.protocol import COMMANDS, LIVE_STATUSES, UserError
+
+STOP_WAIT_S = 600.0
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override an option, e.g. --set train.total_iter=1000 (repeatable; YAML values)")
+    parser.add_argument("--vgg-weights", type=Path, metavar="FILE",
+                        help="torchvision's vgg19-dcbb9e9d.pth for the perceptual loss (not available offline)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser(
+        "train", help="start a training run from a basicsr/Real-ESRGAN options file",
+        description="Start a training run. By default the engine runs detached (it survives the terminal and SSH "
+                    "hang-ups) and the command returns; `srcockpit attach NAME` shows it. With --no-ui it runs "
+                    "in the foreground and prints its progress; Ctrl-C stops it gracefully (saving net_g, EMA "
+                    "and the training state), a second Ctrl-C within 3 s aborts.")
+    train.add_argument("options", type=Path,
+                       help="the options YAML, e.g. options/finetune_small_realesr_animevideox2v3.yml")
+    add_run_options(train)
+    train.add_argument("--auto-resume", action="store_true",
+                       help="continue from the newest valid training state of this run "
+                            "(as Real-ESRGAN's --auto_resume)")
+    train.add_argument("--debug", action="store_true",
+                       help="basicsr's debug mode: name prefixed debug_, print every iteration, val/save every 8")
+    train.add_argument("--no-ui", dest="train_no_ui", action="store_true", help="run in the foreground, headless")
+    train.set_defaults(handler=run_train)
+
+    status = sub.add_parser("status", help="list runs, or show one run's state",
+                            description="Every run under ./experiments (or one run) with status, iteration, "
+                                        "best PSNR and whether an engine is working on it now.")
+    status.add_argument("run", nargs="?", help="run name or folder")
+    status.set_defaults(handler=run_status)
+
+    stop = sub.add_parser("stop", help="stop a run gracefully (it saves a resumable state)",
+                          description="Ask a run's engine to stop after its current iteration; it saves net_g, "
+                                      "EMA and the training state, so `srcockpit resume` continues it.")
+    stop.add_argument("run", help="run name or folder")
+    stop.add_argument("--no-wait", action="store_true", help="return once the engine has accepted the command")
+    stop.set_defaults(handler=run_stop)
+
+    resume = sub.add_parser("resume", help="resume a stopped or crashed run, or unpause a paused one",
+                            description="A stopped or crashed run gets a new detached engine that continues from "
+                                        "its newest valid training state; a paused run is unpaused.")
+    resume.add_argument("run", help="run name or folder")
+    resume.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override an option for the resumed run, e.g. --set train.total_iter=400000")
+    resume.add_argument("--no-ui", dest="train_no_ui", action="store_true",
+                        help="resume in the foreground, headless")
+    resume.set_defaults(handler=run_resume)
+
+    send = sub.add_parser("send", help="send a control command to a live run",
+                          description="pause, resume, save (checkpoint now), validate (now), stop or ping.")
+    send.add_argument("run", help="run name or folder")
+    send.add_argument("command_name", choices=COMMANDS, metavar="COMMAND", help=", ".join(COMMANDS))
+    send.set_defaults(handler=run_send)
+
+    watch = sub.add_parser("watch", help="follow a run's events as text (no cockpit)",
+                           description="Print a run's events as the headless console does, until it ends "
+                                       "(or Ctrl-C).")
+    watch.add_argument("run", help="run name or folder")
+    watch.add_argument("--from-start", action="store_true", help="replay the whole log first")
+    watch.set_defaults(handler=run_watch)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    if args.no_ui or args.train_no_ui:
+        return train_foreground(args.options, overrides=args.overrides, auto_resume=args.auto_resume,
+                                debug=args.debug, vgg_weights=args.vgg_weights)
+    from tui.launcher import start_run
+
+    paths = start_run(args.options, overrides=args.overrides, auto_resume=args.auto_resume, debug=args.debug,
+                      vgg_weights=args.vgg_weights)
+    name = paths.root.name
+    print(f"started {name} (engine pid {paths.engine_info().get('pid')}, log {paths.engine_log})")
+    print(f"  watch: srcockpit attach {name}   stop: srcockpit stop {name}   text: srcockpit watch {name}")
+    return 0
+
+
+def train_foreground(options: Path, *, overrides: list[str], auto_resume: bool, debug: bool = False,
+                     vgg_weights: Path | None = None) -> int:
+    from engine.launch import run_engine
+    from tui.console import ConsoleRenderer
+
+    with ConsoleRenderer() as renderer:
+        status = run_engine(options, root=Path.cwd(), overrides=overrides, auto_resume=auto_resume, debug=debug,
+                            vgg_weights=vgg_weights, listener=renderer, argv=sys.argv[1:])
+    return 0 if status in ("finished", "stopped") else 1
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from tui.runs import list_runs, resolve_run, summarise
+
+    summaries = [summarise(resolve_run(args.run))] if args.run else list_runs()
+    if not summaries:
+        print(f"no runs under {Path.cwd() / 'experiments'}; start one with `srcockpit train OPTIONS` or "
+              "`srcockpit demo`")
+        return 0
+    table = Table("run", "status", "iter", "best PSNR", "engine", box=None, header_style="bold")
+    for s in summaries:
+        best = f"{s.best_psnr:.2f} dB @ {s.best_psnr_iter}" if s.best_psnr is not None else "-"
+        table.add_row(s.name, s.display_status, f"{s.iter}/{s.total_iter or '?'}", best,
+                      f"live (pid {s.paths.engine_info().get('pid')})" if s.alive else "-")
+    Console(highlight=False).print(table)
+    return 0
+
+
+def run_stop(args: argparse.Namespace) -> int:
+    from tui.control_client import send_command
+    from tui.runs import last_status, resolve_run
+
+    paths = resolve_run(args.run)
+    reply = send_command(paths, "stop")
+    if not reply.get("ok"):
+        raise UserError(f"the engine refused to stop: {reply.get('error')}")
+    print(f"{paths.root.name}: stop accepted at iteration {reply.get('iter')}")
+    if args.no_wait:
+        return 0
+    deadline = time.monotonic() + STOP_WAIT_S
+    while time.monotonic() < deadline:
+        status = last_status(paths)
+        if status and status not in LIVE_STATUSES:
+            print(f"{paths.root.name}: {status}; `srcockpit resume {paths.root.name}` continues it")
+            return 0
+        time.sleep(0.2)
+    raise UserError(f"{paths.root.name} did not stop within {STOP_WAIT_S:.0f} s", "see its cockpit/engine.log")
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    from tui.control_client import send_command
+    from tui.runs import resolve_run, summarise
+
+    paths = resolve_run(args.run)
+    summary = summarise(paths)
+    if summary.alive:
+        if summary.status == "paused":
+            send_command(paths, "resume")
+            print(f"{paths.root.name}: unpaused")
+            return 0
+        raise UserError(f"{paths.root.name} is {summary.status}, with a live engine", "nothing to resume")
+    if summary.status == "finished" and not args.overrides:
+        raise UserError(f"{paths.root.name} has finished ({summary.iter} iterations)",
+                        "to train longer: srcockpit resume NAME --set train.total_iter=N")
+    if args.no_ui or args.train_no_ui:
+        return train_foreground(paths.cockpit / "options.yml", overrides=args.overrides, auto_resume=True)
+    from tui.launcher import resume_run
+
+    resume_run(paths, overrides=args.overrides)
+    print(f"{paths.root.name}: resumed (engine pid {paths.engine_info().get('pid')})")
+    return 0
+
+
+def run_send(args: argparse.Namespace) -> int:
+    from tui.control_client import send_command
+    from tui.runs import resolve_run
+
+    reply = send_command(resolve_run(args.run), args.command_name)
+    if not reply.get("ok"):
+        raise UserError(f"the engine refused {args.command_name}: {reply.get('error')}")
+    print(f"{args.command_name}: accepted at iteration {reply.get('iter')} (status {reply.get('status')})")
+    return 0
+
+
+def run_watch(args: argparse.Namespace) -> int:
+    from engine.protocol import EventFollower
+    from tui.console import ConsoleRenderer
+    from tui.runs import engine_alive, last_status, resolve_run
+
+    paths = resolve_run(args.run)
+    follower = EventFollower(paths.events, 0 if args.from_start else paths.events.stat().st_size)
+    with ConsoleRenderer() as renderer:
+        while True:
+            for event in follower.poll():
+                renderer(event)
+            status = last_status(paths)
+            if status not in LIVE_STATUSES or not engine_alive(paths, status):
+                for event in follower.poll():
+                    renderer(event)
+                print(f"{paths.root.name}: {status or 'no engine'}")
+                return 0
+            time.sleep(0.5)
+
