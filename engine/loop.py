@@ -232,10 +232,8 @@ class Trainer:
                 engine.models.restore_rng_states(pending_rng)
                 pending_rng = None
             tick = time.monotonic()
-            train_data = prefetcher.next()
+            train_data = prefetcher.next() if self.current_iter < self.total_iter else None
             while train_data is not None:
-                if self.current_iter >= self.total_iter:
-                    break
                 fed = time.monotonic()
                 self.current_iter += 1
                 self.epoch_iter += 1
@@ -254,15 +252,15 @@ class Trainer:
                 verdict = health.after_iter(self.current_iter, losses, speed.figures()["it_s"])
                 if verdict:
                     return self._stop(model, reason=verdict, save=False)
-                # validation before saving (basicsr does the reverse): the saved random-number state
-                # then already holds what validation drew, so a resume continues identically
-                if opt.get("val") and self.current_iter % int(opt["val"]["val_freq"]) == 0:
-                    self._validate(model, data, tb_logger, health)
                 if self.current_iter % opt["logger"]["save_checkpoint_freq"] == 0:
                     self._save(model)
+                if opt.get("val") and self.current_iter % int(opt["val"]["val_freq"]) == 0:
+                    self._validate(model, data, tb_logger, health)
                 outcome = self._obey(model, data, tb_logger, health)
                 if outcome:
                     return outcome
+                if self.current_iter >= self.total_iter:
+                    break  # before fetching: the final state then matches a stop at this iteration
                 tick = time.monotonic()
                 train_data = prefetcher.next()
             if self.current_iter >= self.total_iter:
@@ -296,7 +294,10 @@ class Trainer:
                     for name, metric in (val_opt.get("metrics") or {}).items()}
         for loader in data.val_loaders:
             name = loader.dataset.opt["name"]
-            model.validation(loader, self.current_iter, tb_logger, val_opt.get("save_img", False))
+            # validation (at any iteration, on command too) must not shift the training's randomness,
+            # or a resumed run would no longer follow the one that never stopped
+            with engine.models.rng_preserved():
+                model.validation(loader, self.current_iter, tb_logger, val_opt.get("save_img", False))
             metrics = dict(getattr(model, "metric_results", {}))
             best = getattr(model, "best_metric_results", {}).get(name, {})
             images = []
@@ -349,10 +350,10 @@ class Trainer:
         return "stopped"
 
     def _finish(self, model: Any, data: TrainData, tb_logger: Any, health: HealthMonitor) -> str:
-        if self.opt.get("val") and self.current_iter % int(self.opt["val"]["val_freq"]) != 0:
-            self._validate(model, data, tb_logger, health)
         self._save(model)
         model.save(epoch=-1, current_iter=-1)
+        if self.opt.get("val") and self.current_iter % int(self.opt["val"]["val_freq"]) != 0:
+            self._validate(model, data, tb_logger, health)
         if tb_logger:
             tb_logger.close()
         self.set_status("finished")

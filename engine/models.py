@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,16 @@ def restore_rng_states(states: dict[str, Any]) -> None:
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+@contextmanager
+def rng_preserved() -> Iterator[None]:
+    """Run a block (validation) without moving the training's random-number streams."""
+    states = rng_states()
+    try:
+        yield
+    finally:
+        restore_rng_states(states)
 
 
 class _CockpitMixin:

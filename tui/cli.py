@@ -46,8 +46,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return 0
+        if args.no_ui:
+            parser.print_help()
+            return 0
+        from tui.app import make_app  # the cockpit on the current folder; Textual loads only here
+
+        app = make_app()
+        app.run()
+        return int(app.return_code or 0)
     try:
         return int(args.handler(args) or 0)
     except UserError as error:

@@ -1,0 +1,310 @@
+"""Pilot-driven tests of the cockpit: every key, attach and replay of a recorded log, engine loss."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "runs"))
+
+from tui_helpers import (
+    FIXTURE_ROOT,
+    LiveRun,
+    fixture_run,
+    frozen_clock,
+    settle_dashboard,
+    settle_run_list,
+    sync,
+    wait_for,
+)
+
+from engine.protocol import RunPaths
+from tui.app import make_app
+from tui.config import Config, load_config
+from tui.screens.dashboard import DashboardScreen
+from tui.screens.dialogs import ConfirmScreen, HelpScreen, PathScreen
+from tui.screens.run_list import RunListScreen
+
+SIZE = (150, 46)
+
+
+@pytest.fixture(autouse=True)
+def _config_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("SRCOCKPIT_CONFIG_DIR", str(tmp_path / "config"))
+
+
+@pytest.fixture
+def live(tmp_path):
+    run = LiveRun(tmp_path)
+    yield run
+    run.close()
+
+
+@pytest.fixture
+def fake_launcher(monkeypatch):
+    """tui.launcher stand-in: records calls (these are tests of the key bindings, not of launching)."""
+    calls: list[tuple] = []
+    module = types.ModuleType("tui.launcher")
+    module.start_run = lambda options, *, overrides=(), root=None: calls.append(("start_run", options, root)) \
+        or RunPaths(FIXTURE_ROOT / "experiments" / "finetune_x2_gan")
+    module.start_demo = lambda root=None: calls.append(("start_demo", root)) \
+        or RunPaths(FIXTURE_ROOT / "experiments" / "demo_cpu_l1")
+    module.resume_run = lambda paths: calls.append(("resume_run", paths))
+    import tui
+
+    monkeypatch.setitem(sys.modules, "tui.launcher", module)
+    monkeypatch.setattr(tui, "launcher", module, raising=False)
+    return calls
+
+
+def notices(app) -> list[str]:
+    return [f"{n.title} {n.message}" for n in app._notifications]
+
+
+@sync
+async def test_run_list_lists_fixture_runs_and_enter_attaches():
+    app = make_app(FIXTURE_ROOT, clock=frozen_clock, save_settings=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_run_list(pilot)
+        screen = app.screen
+        assert isinstance(screen, RunListScreen)
+        assert [s.name for s in screen.summaries] == ["finetune_x2_gan", "oom_at_256", "demo_cpu_l1"]
+        await pilot.press("down", "enter")
+        assert isinstance(app.screen, DashboardScreen)
+        await settle_dashboard(pilot)
+        assert app.screen.state.name == "oom_at_256"
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunListScreen)
+
+
+@sync
+async def test_attach_replays_the_recorded_log():
+    app = make_app(FIXTURE_ROOT, "finetune_x2_gan", clock=frozen_clock, save_settings=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_dashboard(pilot)
+        state = app.screen.state
+        assert (state.status, state.iter, state.total_iter) == ("stopped", 3000, 4000)
+        assert state.vals["Set5"].best_psnr[1] == 3000
+        header = str(app.screen.query_one("#run-header").render())
+        assert "STOPPED" in header and "3,000" in header and "4,000" in header
+        log = app.screen.query_one("#log")
+        assert any("Saving models" in line.text for line in log.lines)
+        assert not app.screen.lost
+
+
+@sync
+async def test_paced_replay_reaches_the_end():
+    app = make_app(FIXTURE_ROOT, "demo_cpu_l1", clock=frozen_clock, replay_speed=1e6, save_settings=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_dashboard(pilot)
+        assert app.screen.state.status == "finished"
+        assert str(app.screen.query_one("#gpu-panel").render()).startswith("CPU only: no GPU")
+
+
+@sync
+async def test_failed_run_shows_traceback_and_r_resumes_binding(fake_launcher):
+    app = make_app(FIXTURE_ROOT, "oom_at_256", clock=frozen_clock, save_settings=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_dashboard(pilot)
+        banner = app.screen.query_one("#engine-lost")
+        assert banner.has_class("-visible")
+        assert "OutOfMemoryError" in str(banner.query_one("#lost-text").render())
+        await pilot.press("r")
+        assert await wait_for(pilot, lambda: fake_launcher)
+        assert fake_launcher[0] == ("resume_run", fixture_run("oom_at_256"))
+
+
+@sync
+async def test_engine_lost_when_pid_is_dead(tmp_path):
+    import json
+    import subprocess
+
+    run = LiveRun(tmp_path)
+    run.close()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    info = json.loads(run.paths.engine_json.read_text())
+    run.paths.engine_json.write_text(json.dumps({**info, "pid": dead.pid}))
+    app = make_app(tmp_path, run.paths, save_settings=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_dashboard(pilot)
+        assert await wait_for(pilot, lambda: app.screen.lost)
+        app.screen.redraw()
+        assert app.screen.query_one("#engine-lost").has_class("-visible")
+        assert any("engine lost" in n for n in notices(app))
+
+
+@pytest.mark.parametrize(("key", "command"), [("p", "pause"), ("c", "save"), ("v", "validate")])
+@sync
+async def test_control_keys_reach_the_engine(live, key, command):
+    app = make_app(live.paths.root.parent.parent, live.paths, save_settings=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_dashboard(pilot)
+        assert app.screen.state.live and not app.screen.lost
+        await pilot.press(key)
+        got: list[str] = []
+        assert await wait_for(pilot, lambda: got.extend(live.received()) or command in got)
+        assert await wait_for(pilot, lambda: any("accepted" in n for n in notices(app)))
+
+
+@sync
+async def test_stop_asks_first_then_sends_stop(live):
+    app = make_app(live.paths.root.parent.parent, live.paths, save_settings=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_dashboard(pilot)
+        await pilot.press("s")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("escape")  # changed my mind
+        assert isinstance(app.screen, DashboardScreen)
+        await pilot.pause(0.2)
+        assert live.received() == []
+        await pilot.press("s", "y")
+        got: list[str] = []
+        assert await wait_for(pilot, lambda: got.extend(live.received()) or "stop" in got)
+
+
+@sync
+async def test_r_unpauses_a_paused_run(live):
+    live.status = "paused"
+    live.append("status", status="paused", iter=800)
+    app = make_app(live.paths.root.parent.parent, live.paths, save_settings=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_dashboard(pilot)
+        assert app.screen.state.status == "paused"
+        await pilot.press("r")
+        got: list[str] = []
+        assert await wait_for(pilot, lambda: got.extend(live.received()) or "resume" in got)
+
+
+@sync
+async def test_engine_refusal_is_reported(live):
+    live.status = "paused"  # the engine is paused but the log still says running: pause is refused
+    app = make_app(live.paths.root.parent.parent, live.paths, save_settings=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_dashboard(pilot)
+        await pilot.press("p")
+        assert await wait_for(pilot, lambda: any("already paused" in n for n in notices(app)))
+
+
+@sync
+async def test_control_key_without_engine_says_so():
+    app = make_app(FIXTURE_ROOT, "finetune_x2_gan", clock=frozen_clock, save_settings=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_dashboard(pilot)
+        await pilot.press("p")
+        assert any("nothing to pause" in n for n in notices(app))
+
+
+@sync
+async def test_d_detaches_and_training_goes_on(live):
+    app = make_app(live.paths.root.parent.parent, live.paths, save_settings=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_dashboard(pilot)
+        await pilot.press("d")
+        await pilot.pause()
+    assert not app.is_running and "training goes on" in app.detached
+    assert live.received() == []
+
+
+@sync
+async def test_q_on_a_live_run_asks_whether_to_stop(live):
+    app = make_app(live.paths.root.parent.parent, live.paths, save_settings=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_dashboard(pilot)
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.click("#stop")
+        got: list[str] = []
+        assert await wait_for(pilot, lambda: got.extend(live.received()) or "stop" in got)
+        assert await wait_for(pilot, lambda: not app.is_running)
+
+
+@sync
+async def test_q_on_a_finished_run_just_quits():
+    app = make_app(FIXTURE_ROOT, "demo_cpu_l1", clock=frozen_clock, save_settings=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_dashboard(pilot)
+        await pilot.press("q")
+        await pilot.pause()
+        assert not app.is_running
+
+
+@sync
+async def test_t_cycles_the_theme_and_remembers_it():
+    app = make_app(FIXTURE_ROOT, clock=frozen_clock, config=Config())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_run_list(pilot)
+        assert app.theme == "srcockpit-dark"
+        await pilot.press("t")
+        assert app.theme != "srcockpit-dark"
+        assert load_config().theme == app.theme
+    again = make_app(FIXTURE_ROOT, clock=frozen_clock)
+    async with again.run_test(size=SIZE) as pilot:
+        await settle_run_list(pilot)
+        assert again.theme == app.theme
+
+
+@sync
+async def test_a_bad_theme_file_notifies_and_falls_back(tmp_path):
+    themes = tmp_path / "themes"
+    themes.mkdir()
+    (themes / "bad.yaml").write_text("name: bad\nprimary: nope\n")
+    app = make_app(FIXTURE_ROOT, clock=frozen_clock, config=Config(theme="bad"), theme_dirs=[themes],
+                   save_settings=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_run_list(pilot)
+        assert app.theme == "srcockpit-dark"
+        assert any("theme" in n for n in notices(app))
+
+
+@sync
+async def test_question_mark_shows_help_on_both_screens():
+    app = make_app(FIXTURE_ROOT, clock=frozen_clock, save_settings=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_run_list(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.press("enter")
+        await settle_dashboard(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        assert any("detach" in what for _, what in app.screen.keys)
+
+
+@sync
+async def test_binding_n_starts_a_run_from_an_options_file(fake_launcher, tmp_path):
+    app = make_app(FIXTURE_ROOT, clock=frozen_clock, save_settings=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_run_list(pilot)
+        await pilot.press("n")
+        assert isinstance(app.screen, PathScreen)
+        app.screen.query_one("Input").value = ""
+        await pilot.press(*"opts.yml", "enter")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        assert fake_launcher[0][:2] == ("start_run", Path("opts.yml"))
+
+
+@sync
+async def test_binding_shift_d_starts_the_demo(fake_launcher):
+    app = make_app(FIXTURE_ROOT, clock=frozen_clock, save_settings=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_run_list(pilot)
+        await pilot.press("D")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        assert fake_launcher[0][0] == "start_demo"
+        await settle_dashboard(pilot)
+        assert app.screen.state.name == "demo_cpu_l1"
+
+
+@sync
+async def test_m_cycles_smoothing():
+    app = make_app(FIXTURE_ROOT, "finetune_x2_gan", clock=frozen_clock, save_settings=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_dashboard(pilot)
+        before = app.screen._smoothing
+        await pilot.press("m")
+        assert app.screen._smoothing != before

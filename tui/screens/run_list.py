@@ -1,0 +1,168 @@
+"""The run list: every experiments/*/cockpit/events.jsonl under the folder, newest first.
+
+enter attaches, n starts a run from an options file (tui.launcher.start_run), D starts the demo
+(tui.launcher.start_demo). Summaries are read in a thread worker (a long log costs a few reads, but
+a folder may hold many runs).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from engine.protocol import RunPaths, UserError
+from tui.runs import RunSummary, age, list_runs
+from tui.screens.dialogs import KEYS_RUNS, HelpScreen, PathScreen
+
+STATUS_COLORS = {"running": "success", "starting": "warning", "paused": "warning", "stopping": "warning",
+                 "failed": "error", "lost": "error", "stopped": "secondary", "finished": "secondary"}
+
+
+class RunListScreen(Screen):
+    DEFAULT_CSS = """
+    RunListScreen #runs-title { height: 3; padding: 1 2 0 2; background: $panel; }
+    RunListScreen DataTable { height: 1fr; margin: 1 2 0 2; }
+    RunListScreen #runs-empty { margin: 1 2; color: $text-muted; height: auto; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "attach", "attach", priority=True),
+        Binding("n", "new_run", "new run"),
+        Binding("D", "demo", "demo"),
+        Binding("R", "refresh", "refresh"),
+        Binding("t", "app.cycle_theme", "theme"),
+        Binding("question_mark", "help", "help", key_display="?"),
+        Binding("q", "app.quit", "quit"),
+    ]
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(name="runs")
+        self.root = root
+        self.summaries: list[RunSummary] = []
+        self.loaded = False
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="runs-title")
+        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield Static(id="runs-empty")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        title = Text()
+        title.append("srcockpit", style="bold")
+        title.append(f"  runs in {self.root / 'experiments'}", style="dim")  # as given: relative stays relative
+        self.query_one("#runs-title", Static).update(title)
+        table = self.query_one(DataTable)
+        for label, key in (("run", "name"), ("status", "status"), ("iteration", "iter"),
+                           ("best PSNR", "psnr"), ("live", "live"), ("last event", "last")):
+            table.add_column(label, key=key)
+        self.action_refresh()
+        self.set_interval(5.0, self.action_refresh, name="refresh-runs")
+
+    def on_screen_resume(self) -> None:
+        if self.loaded:
+            self.action_refresh()
+
+    @work(thread=True, exclusive=True, group="summaries", exit_on_error=False)
+    def action_refresh(self) -> None:
+        summaries = list_runs(self.root)
+        summaries.sort(key=lambda s: (not s.alive, -(s.last_t or 0)))
+        self.app.call_from_thread(self.show, summaries)
+
+    def show(self, summaries: list[RunSummary]) -> None:
+        self.summaries, self.loaded = summaries, True
+        theme = self.app.current_theme
+        table = self.query_one(DataTable)
+        selected = self.selected()
+        table.clear()
+        now = self.app.clock()
+        for s in summaries:
+            status = s.display_status
+            color = getattr(theme, STATUS_COLORS.get(status, "foreground"), None) or theme.foreground
+            iteration = f"{s.iter:,} / {s.total_iter:,}" if s.total_iter else f"{s.iter:,}"
+            psnr = f"{s.best_psnr:.2f} dB" if s.best_psnr is not None else "-"
+            if s.best_psnr is not None and s.best_psnr_iter is not None:
+                psnr += f" @{int(s.best_psnr_iter):,}"
+            table.add_row(
+                Text(s.name, style="bold"), Text(status, style=f"bold {color}"),
+                Text(iteration, justify="right"), Text(psnr, justify="right"),
+                Text("● live" if s.alive else "○", style=theme.success if s.alive else "dim"),
+                Text(age(now - s.last_t) if s.last_t else "-", style="dim"),
+                key=str(s.paths.root),
+            )
+        if selected is not None:
+            keys = [str(s.paths.root) for s in summaries]
+            if str(selected.root) in keys:
+                table.move_cursor(row=keys.index(str(selected.root)))
+        empty = self.query_one("#runs-empty", Static)
+        empty.display = not summaries
+        empty.update(Text.assemble(
+            "No runs here yet.  ", ("n", f"bold {theme.accent}"), " starts one from an options file, ",
+            ("D", f"bold {theme.accent}"), " starts the demo (a few minutes on a CPU)."))
+        if summaries:
+            table.focus()
+
+    def selected(self) -> RunPaths | None:
+        table = self.query_one(DataTable)
+        if not self.summaries or table.cursor_row is None or table.cursor_row >= len(self.summaries):
+            return None
+        return self.summaries[table.cursor_row].paths
+
+    def action_attach(self) -> None:
+        paths = self.selected()
+        if paths is None:
+            self.notify("no run selected: n starts one, D starts the demo", severity="warning")
+            return
+        self.app.attach(paths)
+
+    def action_new_run(self) -> None:
+        def answer(value: str | None) -> None:
+            if value:
+                self.start_run(Path(value).expanduser())
+
+        options = sorted((self.root / "options").glob("*.yml"))
+        self.app.push_screen(PathScreen("Options file of the new run (basicsr YAML):",
+                                        str(options[0]) if options else "", "options/train.yml"), answer)
+
+    @work(thread=True, group="launch", exit_on_error=False)
+    def start_run(self, options: Path) -> None:
+        from tui import launcher
+
+        self.app.call_from_thread(self.notify, f"starting a run from {options}…")
+        try:
+            paths = launcher.start_run(options, root=self.root)
+        except UserError as error:
+            self.app.call_from_thread(self.notify, str(error), title="not started", severity="error",
+                                      timeout=12)
+            return
+        except Exception as error:
+            self.app.call_from_thread(self.notify, f"{type(error).__name__}: {error}", title="not started",
+                                      severity="error", timeout=12)
+            return
+        self.app.call_from_thread(self.app.attach, paths)
+
+    @work(thread=True, group="launch", exit_on_error=False)
+    def action_demo(self) -> None:
+        from tui import launcher
+
+        self.app.call_from_thread(self.notify, "starting the demo…")
+        try:
+            paths = launcher.start_demo(root=self.root)
+        except UserError as error:
+            self.app.call_from_thread(self.notify, str(error), title="demo not started", severity="error",
+                                      timeout=12)
+            return
+        except Exception as error:
+            self.app.call_from_thread(self.notify, f"{type(error).__name__}: {error}",
+                                      title="demo not started", severity="error", timeout=12)
+            return
+        self.app.call_from_thread(self.app.attach, paths)
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen(KEYS_RUNS, "keys: run list"))

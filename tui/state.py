@@ -1,0 +1,442 @@
+"""The series store the widgets read: a run's history folded into bounded memory.
+
+Everything here is plain Python (no Textual), so the headless console, the tests and the bench use it
+as it is. A run of 200,000 iterations keeps the same few thousand numbers as a run of 2,000: every
+curve is a `Series` of at most `capacity` min/max/mean buckets that merge pairwise when full.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.protocol import (
+    ALERT,
+    CHECKPOINT,
+    FAILED,
+    HEADER,
+    ITER,
+    LIVE_STATUSES,
+    LOG,
+    PROGRESS,
+    RESULT,
+    RUN,
+    STATUS,
+    SYSTEM,
+    VAL,
+)
+
+# The losses drawn by default, in the order the plan names them.
+GEN_LOSSES = ("l_g_pix", "l_g_percep", "l_g_gan")
+DIS_LOSSES = ("l_d_real", "l_d_fake")
+SERIES_CAPACITY = 512  # buckets per curve: more than any terminal is wide in braille dots / 2
+VAL_CAPACITY = 400
+LOG_LINES = 200
+ALERTS = 50
+GPU_HISTORY = 120
+
+
+def as_float(value: Any) -> float:
+    """A number from an event field; "nan"/"inf" strings (JSON has no literal) become floats; junk NaN."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, (list, tuple)) and value:  # one lr per optimizer: the generator's comes first
+        return as_float(value[0])
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+class Series:
+    """A bounded curve: buckets of `stride` consecutive points, each with x range, min, max, sum, count.
+
+    Appending is amortised O(1) and batch appends use C builtins over slices, so replaying 200k points
+    costs milliseconds. When the bucket count passes `capacity`, neighbours merge and the stride doubles.
+    Non-finite values are counted (`nonfinite`) but kept out of the buckets, so one NaN does not hide a
+    curve.
+    """
+
+    __slots__ = ("capacity", "count", "counts", "last", "last_x", "maxs", "mins", "nonfinite", "stride",
+                 "sums", "x0", "x1")
+
+    def __init__(self, capacity: int = SERIES_CAPACITY) -> None:
+        self.capacity = max(4, capacity)
+        self.stride = 1
+        self.x0: list[float] = []
+        self.x1: list[float] = []
+        self.mins: list[float] = []
+        self.maxs: list[float] = []
+        self.sums: list[float] = []
+        self.counts: list[int] = []
+        self.count = 0
+        self.nonfinite = 0
+        self.last = math.nan
+        self.last_x = math.nan
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    def append(self, x: float, y: float) -> None:
+        self.extend((x,), (y,))
+
+    def extend(self, xs: Sequence[float], ys: Sequence[float]) -> None:
+        if not xs:
+            return
+        if not all(map(math.isfinite, ys)):
+            pairs = [(x, y) for x, y in zip(xs, ys, strict=False) if math.isfinite(y)]
+            self.nonfinite += len(xs) - len(pairs)
+            self.last, self.last_x = float(ys[-1]), float(xs[-1])
+            if not pairs:
+                return
+            xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
+        else:
+            self.last, self.last_x = float(ys[-1]), float(xs[-1])
+        n, i = len(ys), 0
+        while i < n:
+            if self.counts and self.counts[-1] < self.stride:
+                take = min(self.stride - self.counts[-1], n - i)
+                chunk = ys[i:i + take]
+                self.mins[-1] = min(self.mins[-1], min(chunk))
+                self.maxs[-1] = max(self.maxs[-1], max(chunk))
+                self.sums[-1] += sum(chunk)
+                self.counts[-1] += take
+                self.x1[-1] = xs[i + take - 1]
+            else:
+                take = min(self.stride, n - i)
+                chunk = ys[i:i + take]
+                self.x0.append(xs[i])
+                self.x1.append(xs[i + take - 1])
+                self.mins.append(min(chunk))
+                self.maxs.append(max(chunk))
+                self.sums.append(float(sum(chunk)))
+                self.counts.append(take)
+            i += take
+            self.count += take
+            if len(self.counts) > self.capacity:
+                self._halve()
+
+    def _halve(self) -> None:
+        def pairs(values: list, merge) -> list:
+            merged = [merge(values[k], values[k + 1]) for k in range(0, len(values) - 1, 2)]
+            if len(values) % 2:
+                merged.append(values[-1])
+            return merged
+
+        self.x0 = pairs(self.x0, lambda a, b: a)
+        self.x1 = pairs(self.x1, lambda a, b: b)
+        self.mins = pairs(self.mins, min)
+        self.maxs = pairs(self.maxs, max)
+        self.sums = pairs(self.sums, lambda a, b: a + b)
+        self.counts = pairs(self.counts, lambda a, b: a + b)
+        self.stride *= 2
+
+    def xs(self) -> list[float]:
+        return [(a + b) / 2 for a, b in zip(self.x0, self.x1, strict=False)]
+
+    def means(self) -> list[float]:
+        return [s / c for s, c in zip(self.sums, self.counts, strict=False)]
+
+    def smoothed(self, weight: float) -> list[float]:
+        """TensorBoard's debiased exponential moving average over the bucket means (0 = raw)."""
+        means = self.means()
+        if weight <= 0 or not means:
+            return means
+        out, last = [], 0.0
+        for num, value in enumerate(means, 1):
+            last = last * weight + (1 - weight) * value
+            out.append(last / (1 - weight**num))
+        return out
+
+
+@dataclass
+class ValPoint:
+    iter: int
+    psnr: float
+    ssim: float
+
+
+@dataclass
+class DatasetVal:
+    """Validation history of one dataset (val events are rare: keep them, thinned past VAL_CAPACITY)."""
+
+    name: str
+    points: list[ValPoint] = field(default_factory=list)
+    best_psnr: tuple[float, int] | None = None  # (value, iter)
+    best_ssim: tuple[float, int] | None = None
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    images: list[str] = field(default_factory=list)
+
+    def add(self, event: dict[str, Any]) -> None:
+        metrics = event.get("metrics") or {}
+        point = ValPoint(int(event.get("iter") or 0), as_float(metrics.get("psnr")), as_float(metrics.get("ssim")))
+        self.points.append(point)
+        if len(self.points) > VAL_CAPACITY:
+            self.points = self.points[:1] + self.points[1:-1:2] + self.points[-1:]
+        best = event.get("best") or {}
+        for key in ("psnr", "ssim"):
+            entry = best.get(key)
+            if isinstance(entry, dict) and "value" in entry:
+                setattr(self, f"best_{key}", (as_float(entry["value"]), int(entry.get("iter") or 0)))
+            else:  # work it out ourselves
+                value = getattr(point, key)
+                current = getattr(self, f"best_{key}")
+                if math.isfinite(value) and (current is None or value > current[0]):
+                    setattr(self, f"best_{key}", (value, point.iter))
+        if event.get("baselines"):
+            self.baselines = {
+                name: {k: as_float(v) for k, v in (vals or {}).items()}
+                for name, vals in event["baselines"].items()
+            }
+        if event.get("settings"):
+            self.settings = dict(event["settings"])
+        if event.get("images"):
+            self.images = [str(p) for p in event["images"]]
+
+
+@dataclass
+class GpuState:
+    index: int
+    sample: dict[str, Any]
+    util: deque = field(default_factory=lambda: deque(maxlen=GPU_HISTORY))
+    mem: deque = field(default_factory=lambda: deque(maxlen=GPU_HISTORY))
+
+
+class RunState:
+    """Everything the dashboard shows about one run, folded from its events in order."""
+
+    def __init__(self, name: str = "", capacity: int = SERIES_CAPACITY) -> None:
+        self.name = name
+        self.capacity = capacity
+        self.source = "engine"
+        self.schema_version: int | None = None
+        self.status = ""
+        self.status_event: dict[str, Any] = {}
+        self.first_t: float | None = None
+        self.session_t: float | None = None  # start of the latest engine session (resumes append)
+        self.last_t: float | None = None
+        self.run: dict[str, Any] = {}
+        self.total_iter = 0
+        self.start_iter = 0
+        self.iter = 0
+        self.epoch = 0
+        self.iter_t: float | None = None
+        self.lr = math.nan
+        self.it_s = math.nan
+        self.data_s = math.nan
+        self.compute_s = math.nan
+        self.eta_s = math.nan
+        self.losses: dict[str, Series] = {}
+        self.last_losses: dict[str, float] = {}
+        self.lr_series = Series(capacity)
+        self.speed = Series(capacity)
+        self.data_share = Series(capacity)
+        self.system: dict[str, Any] = {}
+        self.gpus: dict[int, GpuState] = {}
+        self.system_seen = False
+        self.vals: dict[str, DatasetVal] = {}
+        self.last_checkpoint: dict[str, Any] = {}
+        self.checkpoints = 0
+        self.alerts: deque[dict[str, Any]] = deque(maxlen=ALERTS)
+        self.logs: deque[tuple[float, str, str]] = deque(maxlen=LOG_LINES)
+        self.progress: dict[str, Any] = {}
+        self.results: list[dict[str, Any]] = []
+        self.events = 0
+
+    # ----------------------------------------------------------------- derived
+    @property
+    def live(self) -> bool:
+        return self.status in LIVE_STATUSES
+
+    @property
+    def failed(self) -> bool:
+        return self.status == FAILED
+
+    def elapsed(self, now: float) -> float | None:
+        start = self.session_t or self.first_t
+        if start is None:
+            return None
+        end = now if self.live else (self.last_t or start)
+        return max(0.0, end - start)
+
+    def eta(self, now: float) -> float | None:
+        if not self.live or not math.isfinite(self.eta_s):
+            return None
+        since = now - self.iter_t if (self.iter_t and self.status == "running") else 0.0
+        return max(0.0, self.eta_s - max(0.0, since))
+
+    def best_psnr(self) -> tuple[float, int] | None:
+        bests = [v.best_psnr for v in self.vals.values() if v.best_psnr]
+        return max(bests) if bests else None
+
+    def stored_points(self) -> int:
+        """How many numbers the curves hold (the bound a 200k-iteration replay is tested against)."""
+        series = [*self.losses.values(), self.lr_series, self.speed, self.data_share]
+        return sum(len(s) for s in series) + sum(len(v.points) for v in self.vals.values())
+
+    # ----------------------------------------------------------------- folding
+    def apply_all(self, events: Iterable[dict[str, Any]]) -> None:
+        """Fold events in order; runs of iter events go in as one columnar batch."""
+        pending: list[dict[str, Any]] = []
+        for event in events:
+            if event.get("type") == ITER:
+                pending.append(event)
+                continue
+            if pending:
+                self.apply_iters(IterColumns.from_events(pending))
+                pending = []
+            self.apply(event)
+        if pending:
+            self.apply_iters(IterColumns.from_events(pending))
+
+    def _touch(self, event: dict[str, Any]) -> None:
+        self.events += 1
+        t = event.get("t")
+        if isinstance(t, (int, float)):
+            if self.first_t is None:
+                self.first_t = float(t)
+            self.last_t = float(t)
+
+    def apply(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == ITER:
+            self.apply_iters(IterColumns.from_events([event]))
+            return
+        self._touch(event)
+        if kind == HEADER:
+            self.schema_version = event.get("schema_version")
+            self.source = str(event.get("source") or "engine")
+        elif kind == STATUS:
+            self.status = str(event.get("status") or "")
+            self.status_event = event
+            if self.status == "starting" or (self.status == "running" and self.session_t is None):
+                self.session_t = event.get("t", self.session_t)
+            if event.get("iter") is not None:
+                self.iter = int(event["iter"])
+        elif kind == RUN:
+            self.run = event
+            self.name = str(event.get("name") or self.name)
+            self.total_iter = int(event.get("total_iter") or self.total_iter or 0)
+            self.start_iter = int(event.get("start_iter") or 0)
+            self.iter = max(self.iter, self.start_iter)
+            self.session_t = event.get("t", self.session_t)
+        elif kind == SYSTEM:
+            self.apply_system(event)
+        elif kind == VAL:
+            name = str(event.get("dataset") or "val")
+            self.vals.setdefault(name, DatasetVal(name)).add(event)
+        elif kind == CHECKPOINT:
+            self.last_checkpoint = event
+            self.checkpoints += 1
+        elif kind == ALERT:
+            self.alerts.append(event)
+        elif kind == LOG:
+            self.logs.append((float(event.get("t") or 0), str(event.get("level") or "info"),
+                              str(event.get("message") or "")))
+        elif kind == PROGRESS:
+            self.progress = event
+        elif kind == RESULT:
+            self.results.append(event)
+            del self.results[:-20]
+
+    def apply_system(self, event: dict[str, Any]) -> None:
+        self.system = event
+        self.system_seen = True
+        seen = set()
+        for gpu in event.get("gpus") or []:
+            index = int(gpu.get("index", len(seen)))
+            seen.add(index)
+            state = self.gpus.setdefault(index, GpuState(index, gpu))
+            state.sample = gpu
+            state.util.append(as_float(gpu.get("util")))
+            total = as_float(gpu.get("mem_total"))
+            used = as_float(gpu.get("mem_used", gpu.get("mem_reserved")))
+            state.mem.append(100 * used / total if total and math.isfinite(total) and total > 0 else math.nan)
+        for index in set(self.gpus) - seen:
+            del self.gpus[index]
+
+    def apply_iters(self, batch: IterColumns) -> None:
+        if not batch.iters:
+            return
+        self.events += len(batch.iters)
+        if self.first_t is None:
+            self.first_t = batch.t[0]
+        self.last_t = batch.t[-1]
+        self.iter_t = batch.t[-1]
+        xs = batch.iters
+        self.iter = int(xs[-1])
+        self.epoch = batch.epoch
+        if batch.total_iter:
+            self.total_iter = batch.total_iter
+        for name, values in batch.losses.items():
+            series = self.losses.get(name)
+            if series is None:
+                series = self.losses[name] = Series(self.capacity)
+            if len(values) == len(xs):
+                series.extend(xs, values)
+            self.last_losses[name] = values[-1]
+        self.lr_series.extend(xs, batch.lr)
+        self.speed.extend(xs, batch.it_s)
+        shares = [d / (d + c) if d + c > 0 else math.nan for d, c in zip(batch.data_s, batch.compute_s, strict=False)]
+        self.data_share.extend(xs, shares)
+        self.lr, self.it_s = batch.lr[-1], batch.it_s[-1]
+        self.data_s, self.compute_s, self.eta_s = batch.data_s[-1], batch.compute_s[-1], batch.eta_s[-1]
+        if self.status == "" and self.iter:
+            self.status = "running"
+
+
+@dataclass
+class IterColumns:
+    """A run of iter events as columns: what IterBatch carries from the tailer thread to the screen."""
+
+    iters: list[float] = field(default_factory=list)
+    t: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    it_s: list[float] = field(default_factory=list)
+    data_s: list[float] = field(default_factory=list)
+    compute_s: list[float] = field(default_factory=list)
+    eta_s: list[float] = field(default_factory=list)
+    losses: dict[str, list[float]] = field(default_factory=dict)
+    epoch: int = 0
+    total_iter: int = 0
+
+    @classmethod
+    def from_events(cls, events: Sequence[dict[str, Any]]) -> IterColumns:
+        cols = cls()
+        n = len(events)
+
+        def num(value: Any) -> float:  # the common case (a float) without a call to as_float
+            return value if type(value) is float else as_float(value)
+
+        iters, ts, lr, it_s = cols.iters, cols.t, cols.lr, cols.it_s
+        data_s, compute_s, eta_s, losses = cols.data_s, cols.compute_s, cols.eta_s, cols.losses
+        now = time.time()
+        for k, event in enumerate(events):
+            get = event.get
+            iters.append(num(get("iter")))
+            t = get("t")
+            ts.append(num(t) if t is not None else now)
+            lr.append(num(get("lr")))
+            it_s.append(num(get("it_s")))
+            data_s.append(num(get("data_s")))
+            compute_s.append(num(get("compute_s")))
+            eta_s.append(num(get("eta_s")))
+            event_losses = get("losses") or {}
+            for name, value in event_losses.items():
+                column = losses.get(name)
+                if column is None:  # a loss that appears late: pad its past with NaN (not drawn)
+                    column = losses[name] = [math.nan] * k
+                column.append(num(value))
+            if len(event_losses) != len(losses):
+                for column in losses.values():
+                    if len(column) < k + 1:
+                        column.append(math.nan)
+        if n:
+            cols.epoch = int(as_float(events[-1].get("epoch")) if events[-1].get("epoch") is not None else 0)
+            cols.total_iter = int(events[-1].get("total_iter") or 0)
+        return cols

@@ -1,0 +1,184 @@
+"""The JSONL tail worker (Toolong's LogLines.run_scan): reads events.jsonl from the last offset in a
+thread, keeps a torn last line for later, and posts typed messages; the UI never blocks on a read.
+
+`Tailer.poll()` is pure (no Textual App needed): it turns what was appended since the last call into
+messages. `Tailer.follow()` is the loop a thread worker runs: poll, post, sleep, and sleep longer while
+the receiver's queue is deep, so a 200k-iteration history cannot flood the screen.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from textual.message import Message
+
+from engine.protocol import (
+    ALERT,
+    CHECKPOINT,
+    HEADER,
+    ITER,
+    LOG,
+    RUN,
+    STATUS,
+    SYSTEM,
+    VAL,
+    EventFollower,
+    RunPaths,
+)
+from tui.messages import (
+    AlertsRaised,
+    Checkpointed,
+    IterBatch,
+    LogLines,
+    OtherEvents,
+    RunInfo,
+    RunStatus,
+    SystemSample,
+    TailCaughtUp,
+    ValResults,
+)
+from tui.state import LOG_LINES, IterColumns
+
+ENGINE_LOG_TAIL = 32 << 10  # bytes of engine.log shown on attach
+
+
+class TextFollower:
+    """engine.log: new complete lines since the last poll; starts near the end of a long file."""
+
+    def __init__(self, path: Path, tail_bytes: int = ENGINE_LOG_TAIL) -> None:
+        self.path = path
+        self.offset: int | None = None
+        self.tail_bytes = tail_bytes
+        self._partial = b""
+
+    def poll(self, max_bytes: int = 1 << 20) -> list[str]:
+        try:
+            with open(self.path, "rb") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                if self.offset is None:
+                    self.offset = max(0, size - self.tail_bytes)
+                    skip_first = self.offset > 0
+                else:
+                    skip_first = False
+                if size < self.offset:
+                    self.offset, self._partial = 0, b""
+                handle.seek(self.offset)
+                chunk = handle.read(max_bytes)
+        except FileNotFoundError:
+            return []
+        self.offset += len(chunk)
+        lines = (self._partial + chunk).split(b"\n")
+        self._partial = lines.pop()
+        if skip_first and lines:
+            lines.pop(0)  # we started mid-line
+        return [line.decode("utf-8", "replace").rstrip("\r") for line in lines]
+
+
+def split_events(run: str, events: list[dict[str, Any]], replayed: bool = False) -> list[Message]:
+    """One poll's events as at most a handful of messages, order kept where it matters."""
+    messages: list[Message] = []
+    iters: list[dict[str, Any]] = []
+    vals: list[dict[str, Any]] = []
+    alerts: list[dict[str, Any]] = []
+    logs: list[tuple[float, str, str]] = []
+    other: list[dict[str, Any]] = []
+    status: dict[str, Any] | None = None
+    system: dict[str, Any] | None = None
+    checkpoint: dict[str, Any] | None = None
+    checkpoints = 0
+
+    def flush_iters() -> None:
+        if iters:
+            messages.append(IterBatch(run, IterColumns.from_events(iters)))
+            iters.clear()
+
+    for event in events:
+        kind = event.get("type")
+        if kind == ITER:
+            iters.append(event)
+        elif kind in (HEADER, RUN):
+            flush_iters()  # a resume's run event must come after the iters before it
+            messages.append(RunInfo(run, event))
+        elif kind == STATUS:
+            status = event
+        elif kind == SYSTEM:
+            system = event
+        elif kind == VAL:
+            vals.append(event)
+        elif kind == CHECKPOINT:
+            checkpoint, checkpoints = event, checkpoints + 1
+        elif kind == ALERT:
+            alerts.append(event)
+        elif kind == LOG:
+            logs.append((float(event.get("t") or 0), str(event.get("level") or "info"),
+                         str(event.get("message") or "")))
+        else:
+            other.append(event)
+    flush_iters()
+    if system is not None:
+        messages.append(SystemSample(run, system))
+    if vals:
+        messages.append(ValResults(run, vals))
+    if checkpoint is not None:
+        messages.append(Checkpointed(run, checkpoint, checkpoints))
+    if alerts:
+        messages.append(AlertsRaised(run, alerts[-50:], replayed))
+    if logs:
+        messages.append(LogLines(run, logs[-LOG_LINES:]))
+    if other:
+        messages.append(OtherEvents(run, other))
+    if status is not None:  # last: a final status sees every point before it
+        messages.append(RunStatus(run, str(status.get("status") or ""), status))
+    return messages
+
+
+class Tailer:
+    """Follows one run's events.jsonl (and engine.log) and turns new lines into messages."""
+
+    def __init__(self, paths: RunPaths, chunk_bytes: int = 4 << 20, engine_log: bool = True) -> None:
+        self.paths = paths
+        self.run = str(paths.root)
+        self.events = EventFollower(paths.events)
+        self.engine_log = TextFollower(paths.engine_log) if engine_log else None
+        self.chunk_bytes = chunk_bytes
+        self.caught_up = False
+        self.count = 0
+        self.started = time.perf_counter()
+
+    def poll(self) -> list[Message]:
+        events = self.events.poll(self.chunk_bytes)
+        self.count += len(events)
+        behind = self._behind()
+        messages = split_events(self.run, events, replayed=not self.caught_up)
+        if self.engine_log is not None:
+            lines = [(time.time(), "engine", line) for line in self.engine_log.poll() if line.strip()]
+            if lines:
+                messages.append(LogLines(self.run, lines[-LOG_LINES:]))
+        if not self.caught_up and not behind:
+            self.caught_up = True
+            messages.append(TailCaughtUp(self.run, self.count, time.perf_counter() - self.started))
+        return messages
+
+    def _behind(self) -> bool:
+        try:
+            return self.paths.events.stat().st_size > self.events.offset
+        except FileNotFoundError:
+            return False
+
+    def follow(self, post: Callable[[Message], Any], cancelled: Callable[[], bool],
+               queue_size: Callable[[], int] = lambda: 0, interval: float = 0.25) -> None:
+        """The worker loop: until cancelled, post what is new; back off while the receiver is busy."""
+        while not cancelled():
+            while queue_size() > 16 and not cancelled():
+                time.sleep(0.02)
+            messages = self.poll()
+            for message in messages:
+                post(message)
+            if not messages or self.caught_up:
+                deadline = time.monotonic() + interval
+                while time.monotonic() < deadline and not cancelled():
+                    time.sleep(0.05)

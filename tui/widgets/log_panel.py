@@ -1,0 +1,38 @@
+"""The run's log: log events and the tail of cockpit/engine.log, newest at the bottom."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual.widgets import RichLog
+
+LEVEL_STYLES = {"error": "error", "warning": "warning", "engine": "", "info": "", "debug": "dim"}
+
+
+class LogPanel(RichLog):
+    DEFAULT_CSS = """
+    LogPanel {
+        height: 1fr;
+        border: round $panel;
+        border-title-color: $text-muted;
+        padding: 0 1;
+        scrollbar-size-vertical: 1;
+    }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(max_lines=200, wrap=False, markup=False, highlight=False, **kwargs)
+        self.border_title = "log"
+
+    def add_lines(self, lines: list[tuple[float, str, str]]) -> None:
+        theme = self.app.current_theme
+        colors = {"error": theme.error, "warning": theme.warning}
+        for t, level, message in lines:
+            text = Text(no_wrap=True, overflow="ellipsis")
+            if level != "engine":
+                text.append(time.strftime("%H:%M:%S ", time.localtime(t)), style="dim")
+                if level in colors:
+                    text.append(f"{level} ", style=f"bold {colors[level]}")
+            text.append(message, style="dim" if level == "debug" else "")
+            self.write(text)
