@@ -10,6 +10,7 @@ import os
 import socket
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -21,11 +22,12 @@ from engine.protocol import FAILED, FINISHED, PROGRESS, RESULT, RUNNING, STATUS,
 class Job:
     """Context manager: status running -> finished, or failed with the traceback."""
 
-    def __init__(self, folder: Path, kind: str, **params: Any) -> None:
+    def __init__(self, folder: Path, kind: str, listener: Callable[[dict[str, Any]], None] | None = None,
+                 **params: Any) -> None:
         self.paths = RunPaths(folder)
         self.kind = kind
         self.params = params
-        self.events = EventWriter(self.paths.events, source=f"job:{kind}")
+        self.events = EventWriter(self.paths.events, source=f"job:{kind}", listener=listener)
         self._last_progress = 0.0
 
     def __enter__(self) -> Job:

