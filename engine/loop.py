@@ -23,6 +23,7 @@ import torch
 
 import engine.models  # registers the cockpit models
 from engine.compat import load_basicsr
+from engine.evaluate import evaluate_baselines
 from engine.events import EventWriter
 from engine.health import HealthMonitor
 from engine.options import MODEL_SUBSTITUTES
@@ -159,6 +160,7 @@ class Trainer:
         self.epoch = 0
         self.epoch_iter = 0
         self._saved_iter = -1
+        self._baseline_cache: dict[str, dict[str, dict[str, float]]] = {}
 
     def state(self) -> dict[str, Any]:
         return {"status": self.status, "iter": self.current_iter, "total_iter": self.total_iter}
@@ -306,8 +308,23 @@ class Trainer:
                 images = sorted(str(p) for p in visual.glob(f"*/*_{self.current_iter}.png"))
             self.events.emit(VAL, iter=self.current_iter, dataset=name, metrics=metrics, settings=settings,
                              best={k: {"value": v["val"], "iter": v["iter"]} for k, v in best.items()},
+                             baselines=self._baselines(loader.dataset.opt, settings.get("psnr", {})),
                              images=images)
             health.after_val(self.current_iter, name, metrics)
+
+    def _baselines(self, dataset_opt: dict[str, Any], psnr_settings: dict[str, Any]) -> dict[str, dict[str, float]]:
+        """Nearest and bicubic upscaling of the same LR images, scored the same way: the lines a model must beat.
+        Computed once per validation set (they never change)."""
+        name = dataset_opt["name"]
+        if name not in self._baseline_cache:
+            gt, lq = dataset_opt.get("dataroot_gt"), dataset_opt.get("dataroot_lq")
+            if not (gt and lq):
+                self._baseline_cache[name] = {}
+            else:
+                results = evaluate_baselines(Path(gt), Path(lq), crop_border=psnr_settings.get("crop_border", 0),
+                                             test_y_channel=bool(psnr_settings.get("test_y_channel", False)))
+                self._baseline_cache[name] = {kind: {"psnr": r.psnr, "ssim": r.ssim} for kind, r in results.items()}
+        return self._baseline_cache[name]
 
     def _obey(self, model: Any, data: TrainData, tb_logger: Any, health: HealthMonitor) -> str | None:
         """Carry out the commands that arrived during the iteration; a final status ends the run."""

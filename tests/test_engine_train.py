@@ -31,6 +31,9 @@ def test_headless_training_writes_every_event_type(run_root: Path):
     assert [v["iter"] for v in vals] == [4, 8]
     assert 15 < vals[-1]["metrics"]["psnr"] < 60 and 0 < vals[-1]["metrics"]["ssim"] <= 1
     assert vals[-1]["settings"]["psnr"] == {"crop_border": 2, "test_y_channel": True}
+    baselines = vals[-1]["baselines"]
+    assert set(baselines) == {"nearest", "bicubic"}
+    assert 15 < baselines["nearest"]["psnr"] < baselines["bicubic"]["psnr"] < 60
     system = next(e for e in events if e["type"] == "system")
     assert system["gpus"] == [] and system["rss"] > 0 and system["ram_total"] > 0
     assert [e["iter"] for e in events if e["type"] == "checkpoint"] == [4, 8]
