@@ -11,14 +11,30 @@ import json
 import os
 import queue
 import socket
+import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.protocol import COMMANDS, PAUSED
+from engine.protocol import COMMANDS, PAUSED, UserError
 
 StateFn = Callable[[], dict[str, Any]]
+
+
+def private_folder(folder: Path) -> None:
+    """The socket's folder must be ours and closed to others (0700): cockpit/, or the runtime-dir
+    stand-in for deep run folders, which another user could otherwise create first in /tmp."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = os.lstat(folder)
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise UserError(f"{folder} is not a plain folder (a link?); the control socket will not go there",
+                        "remove it and start again")
+    if info.st_uid != os.getuid():
+        raise UserError(f"{folder} belongs to user id {info.st_uid}, not to you; the control socket will not go "
+                        "there", "remove it, or set XDG_RUNTIME_DIR to a folder of your own")
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(folder, 0o700)
 
 
 def _refusal(cmd: str, status: str) -> str | None:
@@ -37,9 +53,11 @@ class ControlServer:
         self.path = path
         self._state = state
         self.commands: queue.Queue[str] = queue.Queue()
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if path.exists() or path.is_symlink():
+        private_folder(path.parent)
+        if path.is_symlink() or path.is_socket():
             path.unlink()  # the lock is ours, so any socket here is a dead engine's
+        elif path.exists():
+            raise UserError(f"{path} exists and is not a socket", "move it away; srcockpit keeps its socket there")
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old_umask = os.umask(0o177)
         try:
@@ -110,7 +128,4 @@ class ControlServer:
         self._closed.set()
         self._sock.close()
         self._thread.join(timeout=2)
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            pass
+        self.path.unlink(missing_ok=True)

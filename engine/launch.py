@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import sys
 import time
 import traceback
@@ -41,6 +42,8 @@ def acquire_lock(paths: RunPaths) -> int:
     """An exclusive flock on cockpit/engine.lock, held for the engine's life (the kernel drops it on
     any death, so a killed engine never leaves a stale lock)."""
     paths.cockpit.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if stat.S_IMODE(paths.cockpit.stat().st_mode) & 0o077:  # another user must not read or steer the run
+        os.chmod(paths.cockpit, 0o700)
     fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -174,6 +174,9 @@ class Trainer:
     def _prepare(self) -> dict[str, Any] | None:
         opt = self.opt
         set_random_seed(opt["manual_seed"] + opt["rank"])
+        for key in ("models", "training_states"):  # the lock is ours: these are a killed engine's torn writes
+            for partial in Path(opt["path"][key]).glob(".*.partial"):
+                partial.unlink(missing_ok=True)
         resume_state = newest_resume_state(opt, lambda msg: self.events.emit(ALERT, level="warning",
                                                                                code="resume_skip", message=msg))
         if resume_state is not None:

@@ -90,6 +90,28 @@ class CockpitApp(App):
         self.sub_title = paths.root.name
         self.push_screen(DashboardScreen(paths, replay_speed=self.replay_speed))
 
+    def open_tool(self, kind: str, run: RunPaths | None = None) -> None:
+        """The job screens (issue #6): subset wizard (w), weight transfer (T), ranking (k), export (x)."""
+        if kind == "subset":
+            from tui.screens.subset_wizard import SubsetWizardScreen
+
+            self.push_screen(SubsetWizardScreen(self.root))
+        elif kind == "transfer":
+            from tui.screens.transfer import TransferScreen
+
+            self.push_screen(TransferScreen(self.root))
+        elif kind == "ranking":
+            if run is None:
+                self.notify("select a run first: ranking scores a run's checkpoints", severity="warning")
+                return
+            from tui.screens.ranking import RankingScreen
+
+            self.push_screen(RankingScreen(self.root, run))
+        elif kind == "export":
+            from tui.screens.export import ExportScreen
+
+            self.push_screen(ExportScreen(self.root, run))
+
 
 def make_app(root: Path | None = None, run: str | Path | RunPaths | None = None, *,
              config: Config | None = None, clock: Callable[[], float] | None = None,

@@ -143,6 +143,12 @@ def pid_alive(pid: Any) -> bool:
         return True  # it exists, it is someone else's
     except OSError:
         return False
+    try:  # a killed engine nobody has reaped yet is a zombie: gone, whatever kill(0) says
+        with open(f"/proc/{pid}/stat") as handle:
+            if handle.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                return False
+    except OSError:
+        pass
     return True
 
 

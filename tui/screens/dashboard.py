@@ -62,6 +62,10 @@ class DashboardScreen(Screen):
         Binding("d", "detach", "detach"),
         Binding("m", "smoothing", "smoothing", show=False),
         Binding("i", "images", "images", show=False),
+        Binding("w", "tool('subset')", "subset wizard", show=False),
+        Binding("T", "tool('transfer')", "weight transfer", show=False),
+        Binding("k", "tool('ranking')", "rank checkpoints", show=False),
+        Binding("x", "tool('export')", "export", show=False),
         Binding("escape", "back", "runs", show=False),
         Binding("q", "quit_run", "quit"),
         Binding("t", "app.cycle_theme", "theme"),
@@ -390,6 +394,9 @@ class DashboardScreen(Screen):
             return
         listing = "\n".join(f"{p}{'' if Path(p).exists() else '  (missing)'}" for p in images[-12:])
         self.app.push_screen(HelpScreen([("", listing)], "validation images (open them with an image viewer)"))
+
+    def action_tool(self, kind: str) -> None:
+        self.app.open_tool(kind, self.paths)
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(KEYS_DASHBOARD, f"keys: {self.state.name}"))

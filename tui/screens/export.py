@@ -1,0 +1,241 @@
+"""Export a checkpoint for QCS8550 as a job: `srcockpit export CKPT --size HxW --quant ... -o DIR`.
+
+The export writes its own job log in its output folder (engine.export.run_export_job): a result event
+per step, with that step's verification figures (max error vs torch, PSNR of the quantized and the
+simulated model against float, bytes, seconds). Each lands in the steps table as soon as it is written;
+the highlighted step's figures are listed below it; the manifest path ends the job.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Checkbox, DataTable, Footer, Input, Label, Select, Static
+
+from engine.protocol import RunPaths
+from tui.widgets.job_progress import JobProgress, JobScreen
+
+DEFAULT_SIZE = "270x480"
+MAX_SIDE = 4096
+PROMOTED = "weights/small-realesr-animevideox2v3-finetuned.pth"
+STATUS_STYLE = {"done": "green", "warning": "yellow", "skipped": "dim", "running": "cyan"}
+STANDARD = {"v", "t", "type", "job", "step", "title", "status", "message", "index", "total", "seconds"}
+
+
+def parse_size(text: str) -> tuple[int, int] | str:
+    """'270x480' -> (270, 480); else the message to show."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not match:
+        return f"size {text.strip() or '(empty)'}: write HEIGHTxWIDTH, e.g. 270x480 (a 540p frame at x2)"
+    size = int(match[1]), int(match[2])
+    if min(size) < 1 or max(size) > MAX_SIDE:
+        return f"size {text.strip()}: each side between 1 and {MAX_SIDE} pixels"
+    return size
+
+
+def newest_checkpoint(run: RunPaths | None) -> Path | None:
+    if run is None or not run.models.is_dir():
+        return None
+    numbered = []
+    for path in run.models.glob("net_g_*.pth"):
+        tail = path.stem.removeprefix("net_g_")
+        if tail.isdigit():
+            numbered.append((int(tail), path))
+    return max(numbered)[1] if numbered else None
+
+
+def figure_lines(event: dict[str, Any], prefix: str = "") -> list[str]:
+    """A step's figures as 'key: value' lines (nested dicts flattened one level)."""
+    lines = []
+    for key, value in event.items():
+        if key in STANDARD:
+            continue
+        if isinstance(value, dict):
+            lines += figure_lines(value, f"{prefix}{key}.")
+        elif isinstance(value, float):
+            lines.append(f"{prefix}{key}: {value:.6g}")
+        else:
+            text = json.dumps(value) if isinstance(value, (list, bool)) or value is None else str(value)
+            lines.append(f"{prefix}{key}: {text[:140]}")
+    return lines
+
+
+class ExportScreen(JobScreen):
+    KIND = "export"
+    TITLE_TEXT = "Export for Qualcomm QCS8550: ONNX -> QDQ -> HTP v73 context binary, each step checked"
+    DEFAULT_CSS = """
+    ExportScreen #quant-field { width: 22; }
+    ExportScreen #htp-field { width: 40; }
+    ExportScreen #steps { height: auto; max-height: 14; }
+    ExportScreen #steps.-empty { display: none; }
+    ExportScreen #figures { height: auto; padding: 0 1; }
+    ExportScreen #summary { height: auto; padding: 0 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = []
+
+    def __init__(self, root: Path, run: RunPaths | None = None) -> None:
+        super().__init__(root)
+        self.run = run
+        self.steps: dict[str, dict[str, Any]] = {}  # step name -> its result event, in arrival order
+        self.summary: dict[str, Any] | None = None
+
+    def _default_checkpoint(self) -> str:
+        found = newest_checkpoint(self.run)
+        if found is None and (self.root / PROMOTED).is_file():
+            found = self.root / PROMOTED
+        if found is None:
+            return ""
+        try:
+            return str(found.resolve().relative_to(self.root.resolve()))
+        except ValueError:
+            return str(found)
+
+    def compose(self) -> ComposeResult:
+        yield from self.compose_title()
+        with VerticalScroll(id="form"):
+            with Horizontal(classes="row"):
+                with Vertical(classes="field"):
+                    yield Label("checkpoint (.pth, SRVGGNetCompact)")
+                    yield Input(self._default_checkpoint(), placeholder=PROMOTED, id="checkpoint",
+                                classes="validated")
+                with Vertical(classes="field"):
+                    yield Label("input size HxW (LR frame)")
+                    yield Input(DEFAULT_SIZE, id="size", classes="validated")
+                with Vertical(classes="field", id="quant-field"):
+                    yield Label("quantization")
+                    yield Select([("a8w8", "a8w8"), ("a16w8", "a16w8")], value="a8w8", allow_blank=False,
+                                 id="quant")
+            with Horizontal(classes="row"):
+                with Vertical(classes="field"):
+                    yield Label("calibration images (optional; 'builtin': photos)")
+                    yield Input("", placeholder="default", id="calib", classes="validated")
+                with Vertical(classes="field"):
+                    yield Label("output folder (optional)")
+                    yield Input("", placeholder="experiments/job-export-<time>", id="out", classes="validated")
+                with Vertical(classes="field", id="htp-field"):
+                    yield Label(" ")
+                    yield Checkbox("HTP binary + simulator", value=True, id="htp")
+            yield self.problems_widget()
+            yield JobProgress(id="job")
+            yield DataTable(id="steps", cursor_type="row", zebra_stripes=True, classes="-empty")
+            yield Static(id="figures")
+            yield Static(Text("ctrl+r starts the export; each step's verification figure shows here as it lands "
+                              "(the calibration default: the run's validation LR images)", style="dim"),
+                         id="summary")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#steps", DataTable)
+        for label, key in (("#", "index"), ("step", "title"), ("status", "status"), ("result", "message"),
+                           ("s", "seconds")):
+            table.add_column(label, key=key)
+        self.query_one("#checkpoint", Input).focus()
+        self.reattach()
+
+    def values(self) -> dict[str, Any]:
+        fields = ("checkpoint", "size", "calib", "out")
+        return {name: self.query_one(f"#{name}", Input).value.strip() for name in fields} \
+            | {"quant": self.query_one("#quant", Select).value, "htp": self.query_one("#htp", Checkbox).value}
+
+    def validate(self) -> bool:
+        v = self.values()
+        problems: list[tuple[str | None, str]] = []
+        if not v["checkpoint"]:
+            problems.append(("checkpoint", "checkpoint: the .pth to export (a run's models/net_g_N.pth, or the "
+                                           "promoted weights)"))
+        elif not self.resolve(v["checkpoint"]).is_file():
+            problems.append(("checkpoint", f"checkpoint {v['checkpoint']}: no such file"))
+        size = parse_size(v["size"])
+        if isinstance(size, str):
+            problems.append(("size", size))
+        if v["calib"] and v["calib"] != "builtin" and not self.resolve(v["calib"]).is_dir():
+            problems.append(("calib", f"calibration folder {v['calib']}: not a folder (leave empty for the default)"))
+        if v["out"]:
+            out = self.resolve(v["out"])
+            if out.exists() and (not out.is_dir() or any(out.iterdir())):
+                problems.append(("out", f"output folder {v['out']} exists and is not empty: choose another"))
+        return self.show_problems(problems)
+
+    def action_start(self) -> None:
+        if self.progress.running:
+            self.notify("an export is running: wait for it (escape leaves it running)", severity="warning")
+            return
+        if not self.validate():
+            return
+        from tui.jobs import job_folder
+
+        v = self.values()
+        folder = self.resolve(v["out"]) if v["out"] else job_folder(self.root, self.KIND)
+        argv = ["export", v["checkpoint"], "--size", v["size"].replace(" ", "").lower(), "--quant", str(v["quant"]),
+                "-o", str(folder)]
+        if v["calib"]:
+            argv += ["--calib", v["calib"]]
+        if not v["htp"]:
+            argv.append("--no-htp")
+        self.clear_steps()
+        self.launch(argv, folder=folder)
+
+    def clear_steps(self) -> None:
+        self.steps, self.summary = {}, None
+        self.query_one("#steps", DataTable).clear()
+        self.query_one("#steps", DataTable).set_class(True, "-empty")
+        self.query_one("#figures", Static).update("")
+        self.query_one("#summary", Static).update("")
+
+    # ---------------------------------------------------------------- steps as they land
+    @on(JobProgress.Result)
+    def _step(self, message: JobProgress.Result) -> None:
+        event = message.event
+        step = str(event.get("step") or "")
+        if step == "summary":
+            self.summary = event
+            text = Text.assemble(("manifest: ", "bold"))
+            text.append(f"{event.get('manifest')}\n")
+            text.append("every artefact with its sha256, the figures above, versions and a latency ESTIMATE",
+                        style="dim")
+            self.query_one("#summary", Static).update(text)
+            return
+        if not step:
+            return
+        table = self.query_one("#steps", DataTable)
+        status = str(event.get("status") or "")
+        seconds = event.get("seconds")
+        cells = (Text(f"{event.get('index', '')}/{event.get('total', '')}", justify="right"),
+                 Text(str(event.get("title") or step), style="bold"),
+                 Text(status, style=STATUS_STYLE.get(status, "")),
+                 Text(str(event.get("message") or "")),
+                 Text(f"{seconds:.1f}" if isinstance(seconds, (int, float)) and seconds >= 0.05 else "",
+                      justify="right"))
+        if step in self.steps:
+            for key, cell in zip(("index", "title", "status", "message", "seconds"), cells, strict=True):
+                table.update_cell(step, key, cell)
+        else:
+            table.add_row(*cells, key=step)
+            table.move_cursor(row=table.row_count - 1)
+            table.set_class(False, "-empty")
+        self.steps[step] = event
+        self.show_figures()
+
+    @on(DataTable.RowHighlighted, "#steps")
+    def _highlighted(self) -> None:
+        self.show_figures()
+
+    def show_figures(self) -> None:
+        table = self.query_one("#steps", DataTable)
+        names = list(self.steps)
+        if not names or table.cursor_row is None or table.cursor_row >= len(names):
+            return
+        event = self.steps[names[table.cursor_row]]
+        lines = figure_lines(event)
+        text = Text.assemble((f"{event.get('title')}: ", "bold"))
+        text.append("figures\n" if lines else "no figures\n")
+        text.append("\n".join(f"  {line}" for line in lines[:14]))
+        self.query_one("#figures", Static).update(text)

@@ -1,0 +1,230 @@
+"""Weight transfer: the original (or a .pth) narrowed/deepened to the small network, as a job.
+
+Runs `srcockpit weights transfer ... --report FILE -o OUT.pth` as an engine job (tui.jobs wraps it: its
+progress bars become progress events, the report the result event) and shows the per-layer share of
+L2 energy kept, and, with a validation set, PSNR/SSIM of the source, the transferred network and the
+nearest/bicubic baselines (design.md section 7).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Checkbox, Footer, Input, Label, Select, Static
+
+from engine.protocol import FINISHED
+from tui.widgets.job_progress import JobProgress, JobScreen
+
+DEFAULT_OUTPUT = "weights/small-realesr-animevideox2v3.pth"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+ORDER = ("nearest", "bicubic", "source", "transferred")
+
+
+def _positive(text: str) -> int | None:
+    return int(text) if text.strip().isdigit() and int(text) > 0 else None
+
+
+def arch_label(arch: Any) -> str:
+    """'64 feat / 16 conv / x2' from an SrvggArch as a dict (asdict drops its label property)."""
+    if not isinstance(arch, dict):
+        return str(arch or "?")
+    if arch.get("label"):
+        return str(arch["label"])
+    return f"{arch.get('num_feat')} feat / {arch.get('num_conv')} conv / x{arch.get('upscale')}"
+
+
+def layer_table(report: dict[str, Any]) -> Table:
+    title = f"{arch_label(report.get('source'))} -> {arch_label(report.get('target'))}, deepen: {report.get('deepen')}"
+    table = Table(title=title, title_justify="left", expand=False)
+    table.add_column("source layer")
+    table.add_column("kept", justify="right")
+    table.add_column("L2 energy kept", justify="right")
+    table.add_column("after input slicing", justify="right")
+    refit = any(layer.get("refit") for layer in report.get("layers", []))
+    if refit:
+        table.add_column("refit error before -> after", justify="right")
+    table.add_column("target layers", overflow="fold")
+    for layer in report.get("layers", []):
+        kept, out = len(layer.get("kept") or []), layer.get("out_channels")
+        row = [f"{layer.get('layer')} ({layer.get('role')})", f"{kept}/{out}",
+               f"{layer.get('energy_kept', 0):.1%}", f"{layer.get('energy_kept_sliced', 0):.1%}"]
+        if refit:
+            figures = layer.get("refit")
+            row.append(f"{figures['error_before']:.3f} -> {figures['error_after']:.3f}" if figures else "-")
+        targets = layer.get("targets") or []
+        row.append(", ".join(targets[:4]) + (f" +{len(targets) - 4}" if len(targets) > 4 else ""))
+        table.add_row(*row)
+    return table
+
+
+def score_table(validation: dict[str, Any]) -> Table:
+    first = next(iter(validation.values()))
+    channel = "Y" if first.get("test_y_channel", True) else "RGB"
+    images = len(first.get("images") or [])
+    title = f"validation: {images} images, x{first.get('scale')}, {channel}, crop {first.get('crop_border')}"
+    table = Table(title=title, title_justify="left", expand=False)
+    table.add_column("model")
+    table.add_column("params", justify="right")
+    table.add_column("PSNR", justify="right")
+    table.add_column("SSIM", justify="right")
+    names = [n for n in ORDER if n in validation] + [n for n in validation if n not in ORDER]
+    for name in names:
+        scored = validation[name]
+        params = scored.get("parameters")
+        table.add_row(name, f"{params:,}" if params else "-", f"{scored['psnr']:.2f}", f"{scored['ssim']:.4f}",
+                      style="bold" if name == "transferred" else None)
+    return table
+
+
+class TransferScreen(JobScreen):
+    KIND = "transfer"
+    TITLE_TEXT = "Weight transfer: the 64-feature original to the small network"
+    DEFAULT_CSS = """
+    TransferScreen #result { height: auto; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = []
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.report: dict[str, Any] | None = None
+
+    def compose(self) -> ComposeResult:
+        valset = "datasets/demo/val" if (self.root / "datasets/demo/val/GTmod12").is_dir() else ""
+        yield from self.compose_title()
+        with VerticalScroll(id="form"):
+            with Horizontal(classes="row"):
+                with Vertical(classes="field"):
+                    yield Label("source: 'original' (shipped realesr-animevideov3) or a .pth")
+                    yield Input("original", id="source", classes="validated")
+                with Vertical(classes="field"):
+                    yield Label("output .pth")
+                    yield Input(DEFAULT_OUTPUT, id="output", classes="validated")
+            with Horizontal(classes="row"):
+                with Vertical(classes="field"):
+                    yield Label("target width (features)")
+                    yield Input("32", id="feat", classes="validated", type="integer")
+                with Vertical(classes="field"):
+                    yield Label("target body convs")
+                    yield Input("32", id="conv", classes="validated", type="integer")
+                with Vertical(classes="field"):
+                    yield Label("deepen by")
+                    yield Select([("duplicate (the plan)", "duplicate"), ("identity blocks", "identity")],
+                                 value="duplicate", allow_blank=False, id="deepen")
+                with Vertical(classes="field"):
+                    yield Label(" ")
+                    yield Checkbox("overwrite the output", id="force")
+            with Horizontal(classes="row"):
+                with Vertical(classes="field"):
+                    yield Label("refit folder (optional; needs identity blocks)")
+                    yield Input("", placeholder="e.g. datasets/demo/train/GTmod12", id="refit", classes="validated")
+                with Vertical(classes="field"):
+                    yield Label("validation set (optional; GTmod12/ + LRbicx<scale>/)")
+                    yield Input(valset, placeholder="e.g. datasets/Set5", id="valset", classes="validated")
+            yield self.problems_widget()
+            yield JobProgress(id="job")
+            yield Static(Text("ctrl+r runs the transfer; the per-layer share of L2 energy kept and, with a validation "
+                              "set, PSNR/SSIM of source, transfer, nearest and bicubic show here", style="dim"),
+                         id="result")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#source", Input).focus()
+        self.reattach()
+
+    def values(self) -> dict[str, Any]:
+        return {name: self.query_one(f"#{name}", Input).value.strip()
+                for name in ("source", "output", "feat", "conv", "refit", "valset")} | {
+            "deepen": self.query_one("#deepen", Select).value, "force": self.query_one("#force", Checkbox).value}
+
+    def validate(self) -> bool:
+        v = self.values()
+        problems: list[tuple[str | None, str]] = []
+        if v["source"].lower() != "original":
+            source = self.resolve(v["source"]) if v["source"] else None
+            if source is None or not source.is_file():
+                problems.append(("source", f"source {v['source'] or '(empty)'}: write 'original' or the path of "
+                                           "an existing .pth"))
+        if _positive(v["feat"]) is None:
+            problems.append(("feat", "target width: a positive number of feature channels (the plan: 32)"))
+        if _positive(v["conv"]) is None:
+            problems.append(("conv", "target convs: a positive number of body convs (the plan: 32)"))
+        if v["refit"]:
+            folder = self.resolve(v["refit"])
+            if not folder.is_dir():
+                problems.append(("refit", f"refit folder {v['refit']}: not a folder"))
+            elif not any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
+                problems.append(("refit", f"refit folder {v['refit']}: no images in it"))
+            if v["deepen"] != "identity":
+                problems.append(("refit", "a refit needs 'deepen by identity blocks' (duplicating a refit model "
+                                          "breaks it)"))
+        if v["valset"]:
+            folder = self.resolve(v["valset"])
+            if not folder.is_dir():
+                problems.append(("valset", f"validation set {v['valset']}: not a folder"))
+            elif not (folder / "GTmod12").is_dir() or not any(folder.glob("LRbicx*")):
+                problems.append(("valset", f"validation set {v['valset']}: needs GTmod12/ and LRbicx<scale>/ "
+                                           "(srcockpit data valset makes them)"))
+        if not v["output"]:
+            problems.append(("output", "output: the .pth file to write"))
+        elif self.resolve(v["output"]).exists() and not v["force"]:
+            problems.append(("output", f"output {v['output']} exists: tick 'overwrite' or choose another name"))
+        return self.show_problems(problems)
+
+    def action_start(self) -> None:
+        if self.progress.running:
+            self.notify("a transfer is running: wait for it (escape leaves it running)", severity="warning")
+            return
+        if not self.validate():
+            return
+        from tui.jobs import job_folder
+
+        v = self.values()
+        folder = job_folder(self.root, self.KIND)
+        argv = ["weights", "transfer"] + (["--original"] if v["source"].lower() == "original" else [v["source"]])
+        argv += ["--feat", v["feat"], "--conv", v["conv"], "--deepen", str(v["deepen"])]
+        if v["refit"]:
+            argv += ["--refit", v["refit"]]
+        if v["valset"]:
+            argv += ["--valset", v["valset"]]
+        if v["force"]:
+            argv.append("--force")
+        report = folder / "transfer_report.json"
+        argv += ["--report", str(report), "-o", v["output"]]
+        self.report = None
+        self.query_one("#result", Static).update("")
+        self.launch(argv, folder=folder, wrap=True, report=report)
+
+    @on(JobProgress.Ended)
+    def _finished(self, message: JobProgress.Ended) -> None:
+        if message.status != FINISHED:
+            return
+        reports = [r for r in message.results if "layers" in r]
+        if not reports:
+            return
+        self.report = reports[-1]
+        self.query_one("#result", Static).update(self.render_report(self.report))
+
+    def render_report(self, report: dict[str, Any]) -> Group:
+        parts: list[Any] = []
+        head = Text()
+        head.append(f"{report.get('output')}", style="bold")
+        head.append(f": {arch_label(report.get('target'))}, {report.get('parameters', 0):,} parameters; "
+                    "load with param_key_g: params_ema")
+        parts.append(head)
+        parts.append(layer_table(report))
+        for note in report.get("notes") or []:
+            parts.append(Text(f"  {note}", style="dim"))
+        if report.get("validation"):
+            parts.append(score_table(report["validation"]))
+        else:
+            parts.append(Text("no validation set given: no PSNR figures (add one to compare with nearest/bicubic)",
+                              style="dim"))
+        return Group(*parts)
