@@ -108,7 +108,14 @@ KEYS_RUNS = [
     ("R", "refresh the list"),
     ("q", "quit"),
 ]
-KEYS_ALL = [("t", "cycle the theme (remembered)"), ("?", "this help")]
+KEYS_ALL = [
+    ("w", "dataset subset wizard"),
+    ("T", "weight transfer"),
+    ("k", "checkpoint ranking"),
+    ("x", "export for QCS8550"),
+    ("t", "cycle the theme (remembered)"),
+    ("?", "this help"),
+]
 
 
 class HelpScreen(ModalScreen[None]):
