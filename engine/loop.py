@@ -201,6 +201,10 @@ class Trainer:
         resume_state = self._prepare()
         log_file = Path(opt["path"]["log"]) / f"train_{opt['name']}_{get_time_str()}.log"
         logger = get_root_logger(logger_name="basicsr", log_level=logging.INFO, log_file=str(log_file))
+        if self.events.listener is not None:  # a console renders the events: basicsr's lines go to the log only
+            for handler in logger.handlers:
+                if type(handler) is logging.StreamHandler:
+                    handler.setLevel(logging.WARNING)
         tb_logger = init_tb_loggers(opt)
         data = build_loaders(opt, logger)
         model = self._build_model()
