@@ -13,6 +13,7 @@ finished steps and resumes an interrupted training stage from its newest state.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any
 
 from engine.jobs import Job
 from engine.protocol import LOG, RunPaths, UserError, read_events
+from engine.stages import best_checkpoint, describe
 
 OPTIONS_DIR = Path(__file__).resolve().parent.parent / "options"
 STAGE1_OPTIONS = OPTIONS_DIR / "demo_stage1_l1.yml"
@@ -47,8 +49,8 @@ class DemoSettings:
     timing_frame: tuple[int, int]
 
 
-FULL = DemoSettings(warmup_iters=1500, warmup_every=250, gan_iters=100, gan_every=50, export_size=(270, 480),
-                    sim_size=(64, 64), calib_frames=8, refit_patches=64, val_crop=None, timing_runs=3,
+FULL = DemoSettings(warmup_iters=1200, warmup_every=300, gan_iters=40, gan_every=20, export_size=(270, 480),
+                    sim_size=(64, 64), calib_frames=4, refit_patches=64, val_crop=None, timing_runs=2,
                     timing_frame=(270, 480))
 FAST = DemoSettings(warmup_iters=40, warmup_every=20, gan_iters=2, gan_every=2, export_size=(48, 64),
                     sim_size=(32, 32), calib_frames=2, refit_patches=16, val_crop=96, timing_runs=1,
@@ -150,8 +152,17 @@ class Demo:
         ]
 
     def run(self) -> dict[str, Any]:
+        from engine.launch import acquire_lock
+
         steps = self.steps()
         self.paths.root.mkdir(parents=True, exist_ok=True)
+        lock = acquire_lock(RunPaths(self.paths.job))  # one demo per folder; released with the process
+        try:
+            return self._run_steps(steps)
+        finally:
+            os.close(lock)
+
+    def _run_steps(self, steps: list[tuple[str, str, Callable[[Job], dict[str, Any]]]]) -> dict[str, Any]:
         with Job(self.paths.job, "demo", listener=self.listener, root=str(self.paths.root), fast=self.fast) as job:
             for number, (name, title, step) in enumerate(steps, start=1):
                 done = self.record["steps"].get(name)
@@ -251,45 +262,29 @@ class Demo:
 
     def step_stage2(self, job: Job) -> dict[str, Any]:
         s = self.settings
-        best = self._describe(self._best_of("demo_stage1_l1")[1])
+        best = describe(best_checkpoint(self.paths.stage("demo_stage1_l1").root)[1])
         data = self.record["steps"]["data"]
         overrides = [f"datasets.train.dataroot_gt={data['train_dir']}", f"datasets.train.meta_info={data['meta_info']}",
                      "gt_size=64", "datasets.train.gt_size=64", "queue_size=8", "datasets.train.batch_size_per_gpu=4",
-                     "datasets.train.num_worker_per_gpu=0", f"path.pretrain_network_g={best['file']}",
-                     f"path.param_key_g={best['entry']}", "path.strict_load_g=true",
-                     f"train.total_iter={s.gan_iters}", f"val.val_freq={s.gan_every}",
+                     "datasets.train.num_worker_per_gpu=0", *best.overrides(), f"train.total_iter={s.gan_iters}",
+                     f"val.val_freq={s.gan_every}",
                      f"logger.save_checkpoint_freq={s.gan_every}", f"logger.print_freq={s.gan_every}",
                      "logger.use_tb_logger=false", *self._val_overrides()]
         if self.vgg_weights is None:
             overrides.append("train.perceptual_opt=null")
             job.events.emit(LOG, level="warning", message=PERCEPTUAL_OFF)
         figures = self._train(PLAN_OPTIONS, overrides, "demo_stage2_gan")
-        figures["start"] = best
+        figures["start"] = best.to_dict()
         figures["perceptual"] = self.vgg_weights is not None
         return figures
-
-    def _best_of(self, *runs: str) -> tuple[Any, Any]:
-        """The best checkpoint (net_g or EMA) of the given runs by the plan's rule: PSNR, then SSIM.
-        Returns (the RankResult of its run, the candidate)."""
-        from engine.rank import rank_run
-
-        ranked = [(result, candidate) for result in (rank_run(self.paths.stage(run).root) for run in runs)
-                  for candidate in result.ranked]
-        if not ranked:
-            raise UserError(f"no checkpoint of {', '.join(runs)} could be scored")
-        return max(ranked, key=lambda pair: (pair[1].psnr, pair[1].ssim))
-
-    @staticmethod
-    def _describe(candidate: Any) -> dict[str, Any]:
-        return {"file": str(candidate.file), "entry": candidate.entry, "iter": candidate.iter,
-                "psnr": candidate.psnr, "ssim": candidate.ssim, "run": candidate.file.parent.parent.name}
 
     def step_rank(self, job: Job) -> dict[str, Any]:
         from engine.rank import promote
 
-        result, best = self._best_of("demo_stage1_l1", "demo_stage2_gan")
+        stages = (self.paths.stage(name).root for name in ("demo_stage1_l1", "demo_stage2_gan"))
+        result, best = best_checkpoint(*stages)
         promote(result, self.paths.finetuned, best)
-        return {"best": self._describe(best), "path": str(self.paths.finetuned)}
+        return {"best": describe(best).to_dict(), "path": str(self.paths.finetuned)}
 
     def step_report(self, job: Job) -> dict[str, Any]:
         from engine.report import build_report

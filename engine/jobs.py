@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -31,6 +32,7 @@ class Job:
         self._last_progress = 0.0
 
     def __enter__(self) -> Job:
+        self.paths.announce(job=self.kind, argv=sys.argv, root=str(Path.cwd()))
         self.events.emit(STATUS, status=RUNNING, job=self.kind, pid=os.getpid(), host=socket.gethostname(),
                          params=self.params)
         return self

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import fcntl
-import json
 import os
 import signal
 import socket
@@ -91,13 +90,10 @@ def vgg_weights_problem(opt: dict[str, Any], vgg_weights: Path | None) -> str | 
             f"this machine (looked in {vgg_arch.VGG_PRETRAIN_PATH} and {cached})")
 
 
-def write_engine_json(paths: RunPaths, opt: dict[str, Any], argv: Sequence[str]) -> None:
-    info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), "name": opt["name"],
-            "root": opt["root_path"],
-            "socket": str(paths.socket()), "argv": list(argv), "options": str(paths.cockpit / "options.yml")}
-    partial = paths.engine_json.with_suffix(".partial")
-    partial.write_text(json.dumps(info, indent=2))
-    partial.replace(paths.engine_json)
+def write_engine_json(paths: RunPaths, opt: dict[str, Any], argv: Sequence[str],
+                      extra: dict[str, Any] | None = None) -> None:
+    paths.announce(name=opt["name"], root=opt["root_path"], socket=str(paths.socket()), argv=list(argv),
+                   options=str(paths.cockpit / "options.yml"), **(extra or {}))
 
 
 def keep_options(paths: RunPaths, options: Path, overrides: Sequence[str]) -> None:
@@ -138,29 +134,61 @@ def install_signal_handlers(request_stop: Callable[[str], None]) -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # an SSH hang-up must not end a run
 
 
+def claim_run(opt: dict[str, Any], paths: RunPaths, world: Any) -> tuple[Path | None, int]:
+    """Rank 0 (or the only process) moves an earlier run aside and takes the lock; the other ranks hear
+    how that went, so a refusal ends every rank with the same message. Returns (archived, lock fd or -1)."""
+    archived, lock_fd, problem = None, -1, None
+    if world is None or world.is_main:
+        try:
+            archived = None if resumable(opt) else archive_old_run(paths)
+            lock_fd = acquire_lock(paths)
+        except UserError as error:
+            problem = error
+    if world is not None:
+        shared = world.share((problem.message, problem.hint) if problem else None)
+        problem = problem or (UserError(*shared) if shared else None)
+        if problem:
+            world.close()
+    if problem:
+        raise problem
+    return archived, lock_fd
+
+
+def torchrun_info(world: Any, ranks: list[dict[str, Any]]) -> dict[str, Any]:
+    """engine.json under torchrun: pid is torchrun's (rank 0's parent: it lives as long as the run and
+    `srcockpit train` waits for it), with every rank's pid and host and how to launch the run again."""
+    return {"pid": os.getppid(), "engine_pid": os.getpid(), "world_size": world.world_size,
+            "backend": world.backend, "ranks": ranks,
+            "torchrun": {"nproc_per_node": world.local_world_size,
+                         "nnodes": max(1, world.world_size // max(1, world.local_world_size))}}
+
+
 def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto_resume: bool = False,
                debug: bool = False, vgg_weights: Path | None = None,
-               listener: Callable[[dict[str, Any]], None] | None = None, argv: Sequence[str] = ()) -> str:
+               listener: Callable[[dict[str, Any]], None] | None = None, argv: Sequence[str] = (),
+               stage: str | None = None) -> str:
     """Train one run to its end, a stop, or a failure; returns the final status."""
     import torch
 
+    from engine import dist
     from engine.control import ControlServer
     from engine.events import EventWriter
     from engine.loop import Commands, Trainer
     from engine.protocol import SYSTEM
-    from engine.telemetry import TelemetryThread
+    from engine.telemetry import TelemetryThread, own_gpu_readings
 
     opt = load_options(options, root=root, overrides=overrides, debug=debug, auto_resume=auto_resume,
                        num_gpu=torch.cuda.device_count())
     paths = experiment_paths(opt)
-    archived = None if resumable(opt) else archive_old_run(paths)
-    lock_fd = acquire_lock(paths)
-    events = EventWriter(paths.events, source="engine", listener=listener)
+    world = dist.start(opt, dist.torchrun_env()) if opt["dist"] else None  # launched by torchrun
+    archived, lock_fd = claim_run(opt, paths, world)
+    main = world is None or world.is_main  # rank 0 owns the lock, events, engine.json, the socket
+    events = EventWriter(paths.events, source="engine", listener=listener) if main else dist.NullEvents()
     redirect_output(os.environ.pop(ENGINE_LOG_ENV, None))
     if archived:
         events.emit(LOG, level="info", message=f"an earlier run of this name was moved to {archived}")
-    commands = Commands(control=None)
-    trainer = Trainer(opt, events, commands)
+    commands = Commands(control=None, world=world)
+    trainer = Trainer(opt, events, commands, stage=stage)
     install_signal_handlers(commands.request_stop)
     control = telemetry = None
     try:
@@ -169,19 +197,32 @@ def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto
         if problem:
             raise UserError(problem, "download vgg19-dcbb9e9d.pth on a machine with internet (torchvision "
                             "model zoo) and pass --vgg-weights FILE, or remove train.perceptual_opt")
-        keep_options(paths, options, overrides)
-        write_engine_json(paths, opt, argv)
-        control = ControlServer(paths.socket(), trainer.state)
-        commands.control = control
-        telemetry = TelemetryThread(lambda **fields: events.emit(SYSTEM, **fields)).start()
-        events.emit(SYSTEM, **telemetry.sample())
-        return trainer.run()
+        ranks = world.gather({"rank": world.rank, "pid": os.getpid(), "host": socket.gethostname()}) if world else []
+        if main:
+            keep_options(paths, options, overrides)
+            write_engine_json(paths, opt, argv, torchrun_info(world, ranks) if world else None)
+            control = ControlServer(paths.socket(), trainer.state)
+            commands.control = control
+            telemetry = TelemetryThread(lambda **fields: events.emit(SYSTEM, **fields),
+                                        gpus=world.gpu_readings if world else None).start()
+            events.emit(SYSTEM, **telemetry.sample())
+        if world:
+            world.watch_gpus(own_gpu_readings())
+        status = trainer.run()
+        dist.dump_networks(getattr(trainer, "model", None), opt["rank"], trainer.current_iter)  # tests only
+        return status
     except UserError as error:
         events.emit(STATUS, status=FAILED, iter=trainer.current_iter, error=error.message, hint=error.hint)
         raise
     except BaseException as error:
-        events.emit(STATUS, status=FAILED, iter=trainer.current_iter, error=f"{error.__class__.__name__}: {error}",
-                    traceback=traceback.format_exc())
+        if world and dist.is_collective_failure(error):  # a rank died mid-iteration: no consistent state to save
+            events.emit(STATUS, status=FAILED, iter=trainer.current_iter,
+                        error=dist.describe_loss(error, f" during iteration {trainer.current_iter}"),
+                        hint=f"`srcockpit resume {opt['name']}` continues from the newest checkpoint",
+                        traceback=traceback.format_exc())
+        else:
+            events.emit(STATUS, status=FAILED, iter=trainer.current_iter,
+                        error=f"{error.__class__.__name__}: {error}", traceback=traceback.format_exc())
         raise
     finally:
         if telemetry:
@@ -189,12 +230,30 @@ def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto
         if control:
             control.close()
         events.close()
-        os.close(lock_fd)
+        if lock_fd >= 0:
+            os.close(lock_fd)
+        if world:
+            world.close()
+
+
+def run_stages(options: Sequence[Path], *, root: Path, overrides: Sequence[str] = (), auto_resume: bool = False,
+               **engine_args: Any) -> str:
+    """Train the option files in turn, each stage from the best checkpoint of the one before (engine/stages.py)."""
+    from engine.stages import run_chain
+
+    def experiment_dir(path: Path, stage_overrides: Sequence[str]) -> Path:
+        return experiment_paths(load_options(path, root=root, overrides=stage_overrides)).root
+
+    def start(path: Path, *, overrides: Sequence[str], stage: str) -> str:
+        return run_engine(path, root=root, overrides=overrides, stage=stage, auto_resume=auto_resume, **engine_args)
+
+    return run_chain(options, overrides=overrides, keep_finished=auto_resume, start=start,
+                     experiment_dir=experiment_dir)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m engine.launch", description="Run one srcockpit engine.")
-    parser.add_argument("options", type=Path)
+    parser.add_argument("options", type=Path, nargs="+", help="one options file, or several to train as stages")
     parser.add_argument("--root", type=Path, default=Path.cwd())
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--auto-resume", action="store_true")
@@ -207,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
-        status = run_engine(args.options, root=args.root, overrides=args.overrides, auto_resume=args.auto_resume,
+        status = run_stages(args.options, root=args.root, overrides=args.overrides, auto_resume=args.auto_resume,
                             debug=args.debug, vgg_weights=args.vgg_weights, argv=argv)
     except UserError as error:
         print(f"srcockpit engine: error: {error}", file=sys.stderr)

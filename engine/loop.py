@@ -28,8 +28,10 @@ from engine.events import EventWriter
 from engine.health import HealthMonitor
 from engine.options import MODEL_SUBSTITUTES
 from engine.protocol import ALERT, CHECKPOINT, ITER, PAUSED, RUN, RUNNING, STATUS, STOPPING, VAL, UserError
+from engine.speed import apply_speed_options
 
 load_basicsr()
+import basicsr.utils.logger as basicsr_logger  # noqa: E402
 from basicsr.data import build_dataloader, build_dataset  # noqa: E402
 from basicsr.data.data_sampler import EnlargedSampler  # noqa: E402
 from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher  # noqa: E402
@@ -41,6 +43,17 @@ from basicsr.utils.misc import check_resume, set_random_seed  # noqa: E402
 # An iter event goes out every print_freq iterations, and at least this often in seconds.
 ITER_EVENT_SECONDS = 2.0
 SPEED_WINDOW = 50
+
+
+def fresh_root_logger(log_file: Path) -> logging.Logger:
+    """basicsr's root logger writing to this run's log. basicsr sets it up once per process; a second run in
+    the same process (stages, the demo) would log into the first run's file, so its handlers are dropped first."""
+    logger = logging.getLogger("basicsr")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    basicsr_logger.initialized_logger.pop("basicsr", None)
+    return get_root_logger(logger_name="basicsr", log_level=logging.INFO, log_file=str(log_file))
 
 
 class ResumableSampler(EnlargedSampler):
@@ -128,19 +141,57 @@ class Speed:
 
 
 class Commands:
-    """Where the loop gets its commands: the control socket, plus stop requests from signals."""
+    """Where the loop gets its commands: the control socket, plus stop requests from signals.
 
-    def __init__(self, control: Any | None) -> None:
+    With several ranks (`world`, engine/dist.py) only rank 0 has the socket; `sync()`, once per
+    iteration, and `wait()`, while paused, are where all ranks agree on rank 0's commands and on any
+    rank's stop request, so every rank acts on the same iteration. A rank lost in that exchange
+    becomes a stop request: rank 0 then saves what it holds, alone.
+    """
+
+    def __init__(self, control: Any | None, world: Any | None = None) -> None:
         self.control = control
-        self.stop_reason: str | None = None
+        self.world = world
+        self.requested: str | None = None  # a signal's stop request on this rank
+        self._agreed_stop: str | None = None
+        self._agreed: list[str] = []
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self.requested if self.world is None else self._agreed_stop
 
     def request_stop(self, reason: str) -> None:
-        self.stop_reason = self.stop_reason or reason
+        self.requested = self.requested or reason
+
+    def _exchange(self, verdict: str | None, commands: list[str]) -> tuple[str | None, list[str]]:
+        from engine.dist import RankLost
+
+        try:
+            verdict, stop, commands = self.world.agree(verdict, self.requested, commands)
+        except RankLost as lost:
+            self._agreed_stop = str(lost)
+            return verdict, []
+        self._agreed_stop = self._agreed_stop or stop
+        return verdict, commands
+
+    def sync(self, verdict: str | None = None) -> str | None:
+        """Between iterations: rank 0's health verdict and commands become every rank's."""
+        if self.world is None:
+            return verdict
+        verdict, self._agreed = self._exchange(verdict, self.control.pending() if self.control else [])
+        return verdict
 
     def pending(self) -> list[str]:
+        if self.world is not None:
+            agreed, self._agreed = self._agreed, []
+            return agreed
         return self.control.pending() if self.control else []
 
     def wait(self, timeout: float) -> str | None:
+        if self.world is not None:  # the other ranks wait for rank 0's answer in the exchange
+            cmd = self.control.wait(timeout) if self.control else None
+            _, agreed = self._exchange(None, [cmd] if cmd else [])
+            return agreed[0] if agreed else None
         if self.control:
             return self.control.wait(timeout)
         time.sleep(timeout)
@@ -150,8 +201,9 @@ class Commands:
 class Trainer:
     """One run of the loop. `status` is read by the control socket's thread."""
 
-    def __init__(self, opt: dict[str, Any], events: EventWriter, commands: Commands) -> None:
+    def __init__(self, opt: dict[str, Any], events: EventWriter, commands: Commands, stage: str | None = None) -> None:
         self.opt = opt
+        self.stage = stage
         self.events = events
         self.commands = commands
         self.status = "starting"
@@ -182,7 +234,7 @@ class Trainer:
         if resume_state is not None:
             opt["path"]["resume_state"] = opt["path"].get("resume_state") or "auto"
             check_resume(opt, resume_state["iter"])
-        elif opt["logger"].get("use_tb_logger") and "debug" not in opt["name"]:
+        elif opt["logger"].get("use_tb_logger") and "debug" not in opt["name"] and opt["rank"] == 0:
             mkdir_and_rename(str(Path(opt["root_path"]) / "tb_logger" / opt["name"]))
         # basicsr's make_exp_dirs would archive the experiment folder, cockpit/ and its lock included;
         # engine.launch archives an old run before it takes the lock, so only the sub-folders are made
@@ -192,7 +244,7 @@ class Trainer:
 
     def _build_model(self) -> Any:
         model_opt = dict(self.opt, model_type=MODEL_SUBSTITUTES.get(self.opt["model_type"], self.opt["model_type"]))
-        return build_model(model_opt)
+        return apply_speed_options(build_model(model_opt), self.opt)  # the opt-in `srcockpit:` speed-ups
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -200,7 +252,7 @@ class Trainer:
         opt = self.opt
         resume_state = self._prepare()
         log_file = Path(opt["path"]["log"]) / f"train_{opt['name']}_{get_time_str()}.log"
-        logger = get_root_logger(logger_name="basicsr", log_level=logging.INFO, log_file=str(log_file))
+        logger = fresh_root_logger(log_file)
         if self.events.listener is not None:  # a console renders the events: basicsr's lines go to the log only
             for handler in logger.handlers:
                 if type(handler) is logging.StreamHandler:
@@ -220,7 +272,7 @@ class Trainer:
         prefetcher = (CUDAPrefetcher(data.loader, opt) if opt["datasets"]["train"].get("prefetch_mode") == "cuda"
                       else CPUPrefetcher(data.loader))
         total_epochs = math.ceil(self.total_iter / data.batches_per_epoch) + 1
-        self.events.emit(RUN, name=opt["name"], model_type=opt["model_type"], start_iter=start_iter,
+        self.events.emit(RUN, name=opt["name"], stage=self.stage, model_type=opt["model_type"], start_iter=start_iter,
                          total_iter=self.total_iter, world_size=opt["world_size"], device=str(model.device),
                          batches_per_epoch=data.batches_per_epoch, versions=versions(), options=opt,
                          experiments_root=opt["path"]["experiments_root"], log_file=str(log_file))
@@ -258,7 +310,7 @@ class Trainer:
                 if self.current_iter % print_freq == 0 or done - last_emit >= ITER_EVENT_SECONDS:
                     self._emit_iter(model, losses, speed)
                     last_emit = done
-                verdict = health.after_iter(self.current_iter, losses, speed.figures()["it_s"])
+                verdict = self.commands.sync(health.after_iter(self.current_iter, losses, speed.figures()["it_s"]))
                 if verdict:
                     return self._stop(model, reason=verdict, save=False)
                 if self.current_iter % opt["logger"]["save_checkpoint_freq"] == 0:
@@ -297,7 +349,7 @@ class Trainer:
 
     def _validate(self, model: Any, data: TrainData, tb_logger: Any, health: HealthMonitor) -> None:
         val_opt = self.opt.get("val")
-        if not val_opt or not data.val_loaders:
+        if not val_opt or not data.val_loaders or self.opt["rank"] != 0:  # basicsr validates on rank 0 only
             return
         settings = {name: {k: v for k, v in metric.items() if k != "type"}
                     for name, metric in (val_opt.get("metrics") or {}).items()}

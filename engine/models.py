@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.parallel import DataParallel, DistributedDataParallel
 
 from engine.compat import load_basicsr
 
@@ -113,7 +114,20 @@ class _CockpitMixin:
             self.queue_ptr = 0
         super()._dequeue_and_enqueue()
 
+    def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
+        """basicsr's, except that DDP gets device_ids only on CUDA: gloo on CPU takes none (engine/dist.py)."""
+        net = net.to(self.device)
+        if self.opt["dist"]:
+            device_ids = [torch.cuda.current_device()] if self.device.type == "cuda" else None
+            return DistributedDataParallel(net, device_ids=device_ids,
+                                           find_unused_parameters=self.opt.get("find_unused_parameters", False))
+        if self.opt["num_gpu"] > 1:
+            return DataParallel(net)
+        return net
+
     def save_network(self, net: Any, net_label: str, current_iter: int, param_key: Any = "params") -> None:
+        if self.opt.get("rank", 0) != 0:  # every rank holds the same weights; rank 0 writes them
+            return
         current_iter = "latest" if current_iter == -1 else current_iter
         path = Path(self.opt["path"]["models"]) / f"{net_label}_{current_iter}.pth"
         nets = net if isinstance(net, list) else [net]

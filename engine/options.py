@@ -77,8 +77,11 @@ def apply_override(opt: dict[str, Any], entry: str) -> None:
 
 def resolve(opt: dict[str, Any], *, root: Path, debug: bool, auto_resume: bool, num_gpu: int) -> dict[str, Any]:
     """Fill in what basicsr's parse_options adds for training (paths, dist, seed, phases)."""
-    opt["dist"] = False
-    opt["rank"], opt["world_size"] = 0, 1
+    from engine.dist import torchrun_env  # no torch: the CLI checks options before launch
+
+    launched = torchrun_env()  # several ranks under torchrun (engine/dist.py), else one process
+    opt["dist"] = launched is not None
+    opt["rank"], opt["world_size"] = (launched.rank, launched.world_size) if launched else (0, 1)
     if opt.get("manual_seed") is None:
         opt["manual_seed"] = random.randint(1, 10000)
     opt["auto_resume"] = auto_resume
@@ -212,7 +215,7 @@ datasets network_g network_d path train val logger dist_params find_unused_param
 gt_size queue_size high_order_degradation l1_gt_usm percep_gt_usm gan_gt_usm gt_usm
 resize_prob resize_range gaussian_noise_prob noise_range poisson_scale_range gray_noise_prob jpeg_range
 second_blur_prob resize_prob2 resize_range2 gaussian_noise_prob2 noise_range2 poisson_scale_range2
-gray_noise_prob2 jpeg_range2
+gray_noise_prob2 jpeg_range2 srcockpit
 """)
 DATASET_KEYS = _words("""
 name type phase scale dataroot_gt dataroot_lq dataroot_flow meta_info meta_info_file filename_tmpl io_backend
@@ -233,7 +236,10 @@ ignore_resume_networks experiments_root models training_states log visualization
 """)
 LOGGER_KEYS = _words("print_freq save_checkpoint_freq use_tb_logger wandb")
 VAL_KEYS = _words("val_freq save_img suffix pbar metrics num_val_samples flip_seq center_frame_only")
-SECTIONS = {"": TOP_KEYS, "train": TRAIN_KEYS, "path": PATH_KEYS, "logger": LOGGER_KEYS, "val": VAL_KEYS}
+# srcockpit's own opt-in speed-ups (engine/speed.py); basicsr ignores this top-level section.
+SRCOCKPIT_KEYS = _words("channels_last autocast compile usm crop_pad_size")
+SECTIONS = {"": TOP_KEYS, "train": TRAIN_KEYS, "path": PATH_KEYS, "logger": LOGGER_KEYS, "val": VAL_KEYS,
+            "srcockpit": SRCOCKPIT_KEYS}
 OPTIMIZERS = ("Adam",)  # basicsr 1.4.2 BaseModel.get_optimizer knows no other
 SCHEDULERS = {"MultiStepLR": {"milestones", "gamma", "restarts", "restart_weights"},
               "MultiStepRestartLR": {"milestones", "gamma", "restarts", "restart_weights"},

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -154,6 +155,14 @@ class RunPaths:
         runtime = Path(os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/srcockpit-{os.getuid()}")
         digest = hashlib.sha1(os.fsencode(path.resolve())).hexdigest()[:12]
         return runtime / f"{digest}.sock"
+
+    def announce(self, **info: Any) -> None:
+        """Write engine.json (atomically): who works on this run now, so clients find and probe it."""
+        self.cockpit.mkdir(parents=True, exist_ok=True)
+        fields = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), **info}
+        partial = self.engine_json.with_suffix(".partial")
+        partial.write_text(json.dumps(fields, indent=2, default=str))
+        partial.replace(self.engine_json)
 
     def engine_info(self) -> dict[str, Any]:
         """engine.json, or {} when the run never started an engine."""

@@ -77,17 +77,30 @@ def gpu_readings(nvml: NvmlReader) -> list[dict[str, Any]]:
     """One entry per CUDA device this process uses; [] on a CPU-only machine."""
     if not torch.cuda.is_available():
         return []
-    gpus = []
-    for index in range(torch.cuda.device_count()):
-        gpus.append({
-            "index": index,
-            "name": torch.cuda.get_device_name(index),
-            "mem_alloc": torch.cuda.memory_allocated(index),
-            "mem_reserved": torch.cuda.memory_reserved(index),
-            "mem_peak": torch.cuda.max_memory_allocated(index),
-            **nvml.read(_nvml_index(index)),
-        })
-    return gpus
+    return [gpu_reading(nvml, index) for index in range(torch.cuda.device_count())]
+
+
+def gpu_reading(nvml: NvmlReader, index: int) -> dict[str, Any]:
+    return {
+        "index": index,
+        "name": torch.cuda.get_device_name(index),
+        "mem_alloc": torch.cuda.memory_allocated(index),
+        "mem_reserved": torch.cuda.memory_reserved(index),
+        "mem_peak": torch.cuda.max_memory_allocated(index),
+        **nvml.read(_nvml_index(index)),
+    }
+
+
+def own_gpu_readings() -> Callable[[], list[dict[str, Any]]]:
+    """Under torchrun: a reader of this rank's own CUDA device only ([] on CPU), gathered to rank 0."""
+    nvml = NvmlReader()
+
+    def read() -> list[dict[str, Any]]:
+        if not torch.cuda.is_available():
+            return []
+        return [gpu_reading(nvml, torch.cuda.current_device())]
+
+    return read
 
 
 def host_readings(process: psutil.Process) -> dict[str, Any]:
@@ -101,10 +114,13 @@ def host_readings(process: psutil.Process) -> dict[str, Any]:
 
 
 class TelemetryThread:
-    """Calls emit(**readings) every `interval` seconds until stopped."""
+    """Calls emit(**readings) every `interval` seconds until stopped. `gpus`, under torchrun, returns
+    every rank's readings (each entry with its rank and host) instead of this process's own."""
 
-    def __init__(self, emit: Callable[..., Any], interval: float = 2.0) -> None:
+    def __init__(self, emit: Callable[..., Any], interval: float = 2.0,
+                 gpus: Callable[[], list[dict[str, Any]]] | None = None) -> None:
         self._emit = emit
+        self._gpus = gpus
         self._interval = interval
         self._stop = threading.Event()
         self._nvml = NvmlReader()
@@ -112,7 +128,8 @@ class TelemetryThread:
         self._thread = threading.Thread(target=self._run, name="srcockpit-telemetry", daemon=True)
 
     def sample(self) -> dict[str, Any]:
-        return {"gpus": gpu_readings(self._nvml), **host_readings(self._process)}
+        gpus = self._gpus() if self._gpus is not None else gpu_readings(self._nvml)
+        return {"gpus": gpus, **host_readings(self._process)}
 
     def _run(self) -> None:
         psutil.cpu_percent(interval=None)  # the first call only sets the reference point

@@ -118,7 +118,8 @@ def test_manifest_lists_every_artefact_with_matching_hashes(exported):
     out, manifest = exported["out"], exported["manifest"]
     listed = {entry["path"] for entry in manifest["artefacts"]}
     on_disk = {path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file()}
-    assert on_disk - listed == {"manifest.json", "cockpit/events.jsonl"}
+    # besides the artefacts: the manifest itself and the job's own files (event log, engine.json)
+    assert on_disk - listed == {"manifest.json", "cockpit/events.jsonl", "cockpit/engine.json"}
     assert listed <= on_disk
     for entry in manifest["artefacts"]:
         path = out / entry["path"]

@@ -58,7 +58,9 @@ def describe(event: dict[str, Any]) -> str | None:
         return text
     if kind == RUN:
         start = f", resumed at iter {event['start_iter']}" if event.get("start_iter") else ""
-        return (f"run {event.get('name')}: {event.get('model_type')} on {event.get('device')}, "
+        stage = f" (stage {event['stage']})" if event.get("stage") else ""
+        world = f" x{event['world_size']} ranks" if (event.get("world_size") or 1) > 1 else ""
+        return (f"run {event.get('name')}{stage}: {event.get('model_type')} on {event.get('device')}{world}, "
                 f"{event.get('total_iter')} iterations{start}")
     if kind == VAL:
         metrics = "  ".join(f"{k} {_number(v, '.4f')}" for k, v in (event.get("metrics") or {}).items())

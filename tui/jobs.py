@@ -228,12 +228,8 @@ class _Adopter:
             if self.done.is_set():
                 return
             self.done.set()
-            self.paths.cockpit.mkdir(parents=True, exist_ok=True)
-            info = {"pid": os.getpid(), "host": socket.gethostname(), "started": self.started, "job": self.kind,
-                    "argv": ["srcockpit", *self.argv], "root": str(Path.cwd())}
-            partial = self.paths.engine_json.with_suffix(".partial")
-            partial.write_text(json.dumps(info, indent=2))
-            partial.replace(self.paths.engine_json)
+            self.paths.announce(started=self.started, job=self.kind, argv=["srcockpit", *self.argv],
+                                root=str(Path.cwd()))
             early = _early_log(self.paths.root)
             for stream in (sys.stdout, sys.stderr):
                 with contextlib.suppress(Exception):

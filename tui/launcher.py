@@ -16,15 +16,16 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.options import load_options
+from engine.options import load_options, read_yaml
 from engine.protocol import FAILED, STATUS, RunPaths, UserError, read_events
 
 START_TIMEOUT_S = 120.0
 
 
-def engine_command(options: Path, *, overrides: Sequence[str] = (), root: Path, auto_resume: bool = False,
-                   debug: bool = False, vgg_weights: Path | None = None) -> list[str]:
-    cmd = [sys.executable, "-m", "engine.launch", str(options.resolve()), "--root", str(root.resolve())]
+def engine_command(options: Path | Sequence[Path], *, overrides: Sequence[str] = (), root: Path,
+                   auto_resume: bool = False, debug: bool = False, vgg_weights: Path | None = None) -> list[str]:
+    stages = [options] if isinstance(options, Path) else list(options)
+    cmd = [sys.executable, "-m", "engine.launch", *(str(p.resolve()) for p in stages), "--root", str(root.resolve())]
     for entry in overrides:
         cmd += ["--set", entry]
     if auto_resume:
@@ -75,11 +76,15 @@ def start_failure(paths: RunPaths, early_log: Path, started: float, returncode: 
     return UserError(last, f"its output: {early_log}")
 
 
-def start_run(options: Path, *, overrides: Sequence[str] = (), root: Path | None = None, auto_resume: bool = False,
-              debug: bool = False, vgg_weights: Path | None = None) -> RunPaths:
-    """Check the options here (fast, clear errors), then start their engine detached."""
+def start_run(options: Path | Sequence[Path], *, overrides: Sequence[str] = (), root: Path | None = None,
+              auto_resume: bool = False, debug: bool = False, vgg_weights: Path | None = None) -> RunPaths:
+    """Check the options here (fast, clear errors), then start their engine detached.
+    Several option files train as stages (engine/stages.py); the first stage's run is returned."""
     root = (root or Path.cwd()).resolve()
-    opt = load_options(options, root=root, overrides=overrides, debug=debug, auto_resume=auto_resume)
+    stages = [options] if isinstance(options, Path) else list(options)
+    opt = load_options(stages[0], root=root, overrides=overrides, debug=debug, auto_resume=auto_resume)
+    for later in stages[1:]:  # their pretrained weights come from the stage before: checked when it ends
+        read_yaml(later)
     paths = RunPaths(Path(opt["path"]["experiments_root"]))
     cmd = engine_command(options, overrides=overrides, root=root, auto_resume=auto_resume, debug=debug,
                          vgg_weights=vgg_weights)
@@ -97,7 +102,7 @@ def resume_run(paths: RunPaths, overrides: Sequence[str] = ()) -> None:
 
 
 def start_demo(root: Path | None = None) -> RunPaths:
-    """The demo journey as a detached job (see tui/commands/demo.py)."""
+    """The demo journey as a detached job in root (default: the current folder); see tui/commands/demo.py."""
     from tui.commands.demo import start_demo_detached
 
     return start_demo_detached(root or Path.cwd())

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.protocol import ITER, LIVE_STATUSES, RUN, STATUS, VAL, RunPaths, UserError, decode_line
+from engine.protocol import ITER, LIVE_STATUSES, PROGRESS, RUN, STATUS, VAL, RunPaths, UserError, decode_line
 
 EXPERIMENTS = "experiments"
 HEAD_BYTES = 64 << 10
@@ -190,7 +190,7 @@ def summarise(paths: RunPaths) -> RunSummary:
     summary = RunSummary(name=paths.root.name, paths=paths)
     try:
         head = _head_events(paths.events)
-        tail = _tail_events(paths.events, {STATUS, ITER, VAL, RUN})
+        tail = _tail_events(paths.events, {STATUS, ITER, VAL, RUN, PROGRESS})
     except OSError as error:
         summary.error = str(error)
         return summary
@@ -211,6 +211,9 @@ def summarise(paths: RunPaths) -> RunSummary:
         summary.total_iter = int(it.get("total_iter") or summary.total_iter)
     if status.get("iter") is not None:
         summary.iter = max(summary.iter, int(status["iter"]))
+    progress = tail.get(PROGRESS)
+    if progress and not it:  # a job (subset, export, demo): its steps stand in for iterations
+        summary.iter, summary.total_iter = int(progress.get("done") or 0), int(progress.get("total") or 0)
     val = tail.get(VAL)
     if val:
         best = (val.get("best") or {}).get("psnr")

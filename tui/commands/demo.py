@@ -33,10 +33,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     if args.no_ui or args.demo_no_ui:
         return demo_foreground(args.root, fast=args.fast, vgg_weights=args.vgg_weights)
-    paths = start_demo_detached(args.root, fast=args.fast, vgg_weights=args.vgg_weights)
+    from tui.runs import engine_alive
+
+    if not engine_alive(RunPaths(args.root.resolve() / "experiments" / "demo")):
+        start_demo_detached(args.root, fast=args.fast, vgg_weights=args.vgg_weights)
     from tui.app import make_app
 
-    make_app(root=args.root.resolve(), run=paths).run()
+    # the run list of the demo's folder: the demo job, then each training stage as it starts
+    make_app(root=args.root.resolve()).run()
+    print(f"the demo goes on in the background (log: {args.root / 'demo.log'}); `srcockpit demo --root {args.root}` "
+          "opens it again")
     return 0
 
 

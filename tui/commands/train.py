@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from engine.protocol import COMMANDS, LIVE_STATUSES, UserError
 
@@ -19,6 +23,108 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="torchvision's vgg19-dcbb9e9d.pth for the perceptual loss (not available offline)")
 
 
+def add_torchrun_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "several GPUs or nodes (torchrun, DDP)",
+        "The engine runs under torchrun, one rank per GPU; rank 0 writes the events and owns the control "
+        "socket. Without CUDA the ranks train on the CPU with the gloo backend.")
+    group.add_argument("--gpus", "--nproc", dest="gpus", type=int, metavar="N",
+                       help="ranks on this node: one per GPU (torchrun --nproc-per-node); CPU ranks without CUDA")
+    group.add_argument("--nnodes", type=int, default=1, metavar="N", help="nodes taking part (default 1)")
+    group.add_argument("--node-rank", type=int, default=0, metavar="R",
+                       help="this node's number, 0 to nnodes-1; node 0 holds rank 0 and the run's cockpit")
+    group.add_argument("--rdzv-endpoint", metavar="HOST:PORT",
+                       help="where the nodes meet: node 0's address and a free port (several nodes only)")
+
+
+def torchrun_plan(args: argparse.Namespace, recorded: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The torchrun layout the arguments ask for (or the one a resumed run had), None for one process."""
+    gpus, nnodes = getattr(args, "gpus", None), getattr(args, "nnodes", 1)
+    if gpus is None and nnodes == 1 and recorded and recorded.get("nnodes", 1) == 1:
+        gpus = recorded.get("nproc_per_node")
+    if gpus is None:
+        if nnodes > 1:
+            raise UserError("--nnodes needs --gpus N (the ranks on each node)")
+        return None
+    if gpus < 1 or nnodes < 1 or not 0 <= args.node_rank < nnodes:
+        raise UserError(f"bad layout: --gpus {gpus} --nnodes {nnodes} --node-rank {args.node_rank}",
+                        "--gpus and --nnodes are at least 1; --node-rank is 0 to nnodes-1")
+    if nnodes > 1 and not args.rdzv_endpoint:
+        raise UserError("several nodes need --rdzv-endpoint HOST:PORT", "node 0's address and a free port")
+    if gpus == 1 and nnodes == 1:
+        return None
+    return {"nproc": gpus, "nnodes": nnodes, "node_rank": args.node_rank, "rdzv_endpoint": args.rdzv_endpoint}
+
+
+def start_torchrun(options: Path, plan: dict[str, Any], *, overrides: list[str], auto_resume: bool,
+                   foreground: bool, root: Path | None = None, debug: bool = False,
+                   vgg_weights: Path | None = None) -> int:
+    """`python -m torch.distributed.run ... -m engine.launch ...`, detached as usual or in the foreground."""
+    from engine.dist import torchrun_command
+    from engine.launch import resumable
+    from engine.options import load_options
+    from engine.protocol import RunPaths
+    from tui.launcher import engine_command, spawn_detached
+
+    root = (root or Path.cwd()).resolve()
+    opt = load_options(options, root=root, overrides=overrides, debug=debug, auto_resume=auto_resume)
+    paths = RunPaths(Path(opt["path"]["experiments_root"]))
+    engine_args = engine_command(options, overrides=overrides, root=root, auto_resume=auto_resume, debug=debug,
+                                 vgg_weights=vgg_weights)[3:]
+    cmd = torchrun_command(engine_args, **plan)
+    ranks = plan["nproc"] * plan["nnodes"]
+    if foreground:
+        return torchrun_foreground(cmd, paths, root=root, fresh=not resumable(opt))
+    if plan["node_rank"] > 0:  # rank 0, the lock and the cockpit are on node 0
+        log = root / f"srcockpit-{paths.root.name}-node{plan['node_rank']}.log"
+        with open(log, "ab") as out:
+            process = subprocess.Popen(cmd, cwd=root, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                       start_new_session=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        print(f"node {plan['node_rank']} of {paths.root.name} started (torchrun pid {process.pid}, log {log}); "
+              "the run's cockpit is on node 0")
+        return 0
+    spawn_detached(cmd, paths, root=root)
+    name = paths.root.name
+    print(f"started {name} on {ranks} ranks (torchrun pid {paths.engine_info().get('pid')}, log {paths.engine_log})")
+    print(f"  watch: srcockpit attach {name}   stop: srcockpit stop {name}   text: srcockpit watch {name}")
+    return 0
+
+
+def torchrun_foreground(cmd: list[str], paths: Any, *, root: Path, fresh: bool) -> int:
+    """torchrun as a child; its rank 0's events are printed as --no-ui prints them. Ctrl-C reaches torchrun,
+    which asks every rank to stop (graceful: they agree on the iteration and rank 0 saves)."""
+    from engine.protocol import STATUS, EventFollower
+    from tui.console import ConsoleRenderer
+
+    started = time.time()
+    offset = 0 if fresh or not paths.events.exists() else paths.events.stat().st_size
+    follower = EventFollower(paths.events, offset)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", SRCOCKPIT_ENGINE_LOG=str(paths.engine_log))
+    process = subprocess.Popen(cmd, cwd=root, env=env)
+    final: str | None = None
+    forward = lambda signum, _frame: process.send_signal(signum)  # noqa: E731 (SIGTERM from Slurm or kill)
+    previous = {sig: signal.signal(sig, handler) for sig, handler in
+                ((signal.SIGINT, signal.SIG_IGN), (signal.SIGTERM, forward))}  # the terminal's ^C reaches torchrun
+    try:
+        with ConsoleRenderer() as renderer:
+            while True:
+                running = process.poll() is None
+                for event in follower.poll():
+                    if event.get("t", 0) >= started - 1:  # an archived run's old log is not ours
+                        renderer(event)
+                        if event["type"] == STATUS:
+                            final = event.get("status")
+                if not running:
+                    break
+                time.sleep(0.2)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if final is None:  # a node other than 0 without the run folder shared: torchrun's word is all there is
+        return process.returncode
+    return 0 if final in ("finished", "stopped") else (process.returncode or 1)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser(
         "train", help="start a training run from a basicsr/Real-ESRGAN options file",
@@ -26,8 +132,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "hang-ups) and the command returns; `srcockpit attach NAME` shows it. With --no-ui it runs "
                     "in the foreground and prints its progress; Ctrl-C stops it gracefully (saving net_g, EMA "
                     "and the training state), a second Ctrl-C within 3 s aborts.")
-    train.add_argument("options", type=Path,
-                       help="the options YAML, e.g. options/finetune_small_realesr_animevideox2v3.yml")
+    train.add_argument("options", type=Path, nargs="+",
+                       help="the options YAML, e.g. options/finetune_small_realesr_animevideox2v3.yml; several files "
+                            "train as stages, each from the best checkpoint of the one before (e.g. "
+                            "..._stage1_l1.yml then finetune_small_realesr_animevideox2v3.yml)")
     add_run_options(train)
     train.add_argument("--auto-resume", action="store_true",
                        help="continue from the newest valid training state of this run "
@@ -35,6 +143,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--debug", action="store_true",
                        help="basicsr's debug mode: name prefixed debug_, print every iteration, val/save every 8")
     train.add_argument("--no-ui", dest="train_no_ui", action="store_true", help="run in the foreground, headless")
+    add_torchrun_options(train)
     train.set_defaults(handler=run_train)
 
     status = sub.add_parser("status", help="list runs, or show one run's state",
@@ -58,6 +167,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="override an option for the resumed run, e.g. --set train.total_iter=400000")
     resume.add_argument("--no-ui", dest="train_no_ui", action="store_true",
                         help="resume in the foreground, headless")
+    add_torchrun_options(resume)
     resume.set_defaults(handler=run_resume)
 
     send = sub.add_parser("send", help="send a control command to a live run",
@@ -75,6 +185,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    plan = torchrun_plan(args)
+    if plan and len(args.options) > 1:
+        raise UserError("stages and --gpus together are not supported",
+                        "train the stages one at a time with --gpus; stage 2's path.pretrain_network_g is stage 1's "
+                        "promoted checkpoint (`srcockpit rank --promote`)")
+    if plan:
+        return start_torchrun(args.options[0], plan, overrides=args.overrides, auto_resume=args.auto_resume,
+                              foreground=args.no_ui or args.train_no_ui, debug=args.debug,
+                              vgg_weights=args.vgg_weights)
     if args.no_ui or args.train_no_ui:
         return train_foreground(args.options, overrides=args.overrides, auto_resume=args.auto_resume,
                                 debug=args.debug, vgg_weights=args.vgg_weights)
@@ -88,13 +207,14 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def train_foreground(options: Path, *, overrides: list[str], auto_resume: bool, debug: bool = False,
+def train_foreground(options: Path | list[Path], *, overrides: list[str], auto_resume: bool, debug: bool = False,
                      vgg_weights: Path | None = None) -> int:
-    from engine.launch import run_engine
+    from engine.launch import run_stages
     from tui.console import ConsoleRenderer
 
+    stages = [options] if isinstance(options, Path) else options
     with ConsoleRenderer() as renderer:
-        status = run_engine(options, root=Path.cwd(), overrides=overrides, auto_resume=auto_resume, debug=debug,
+        status = run_stages(stages, root=Path.cwd(), overrides=overrides, auto_resume=auto_resume, debug=debug,
                             vgg_weights=vgg_weights, listener=renderer, argv=sys.argv[1:])
     return 0 if status in ("finished", "stopped") else 1
 
@@ -155,6 +275,11 @@ def run_resume(args: argparse.Namespace) -> int:
     if summary.status == "finished" and not args.overrides:
         raise UserError(f"{paths.root.name} has finished ({summary.iter} iterations)",
                         "to train longer: srcockpit resume NAME --set train.total_iter=N")
+    plan = torchrun_plan(args, paths.engine_info().get("torchrun"))  # a torchrun run resumes on as many ranks
+    if plan:
+        root = Path(paths.engine_info().get("root") or paths.root.parent.parent)
+        return start_torchrun(paths.cockpit / "options.yml", plan, overrides=args.overrides, auto_resume=True,
+                              foreground=args.no_ui or args.train_no_ui, root=root)
     if args.no_ui or args.train_no_ui:
         return train_foreground(paths.cockpit / "options.yml", overrides=args.overrides, auto_resume=True)
     from tui.launcher import resume_run

@@ -388,12 +388,13 @@ class DashboardScreen(Screen):
         self.redraw()
 
     def action_images(self) -> None:
-        images = [p for v in self.state.vals.values() for p in v.images]
-        if not images:
-            self.notify("no validation images in the log yet", severity="warning")
+        from tui.screens.images import ImagesScreen, ValImages  # pulls in PIL and textual-image: only on i
+
+        catalog = ValImages.from_run(self.paths.root, self.state, Path(getattr(self.app, "root", None) or Path.cwd()))
+        if not catalog.names:
+            self.notify("no validation images yet (basicsr saves them with val.save_img: true)", severity="warning")
             return
-        listing = "\n".join(f"{p}{'' if Path(p).exists() else '  (missing)'}" for p in images[-12:])
-        self.app.push_screen(HelpScreen([("", listing)], "validation images (open them with an image viewer)"))
+        self.app.push_screen(ImagesScreen(catalog))
 
     def action_tool(self, kind: str) -> None:
         self.app.open_tool(kind, self.paths)

@@ -166,7 +166,9 @@ class RunListScreen(Screen):
             self.app.call_from_thread(self.notify, f"{type(error).__name__}: {error}",
                                       title="demo not started", severity="error", timeout=12)
             return
-        self.app.call_from_thread(self.app.attach, paths)
+        self.app.call_from_thread(self.notify, f"the demo runs in {paths.root.parent.parent}: its stages appear "
+                                  "here as they start (enter attaches)", title="demo started", timeout=10)
+        self.app.call_from_thread(self.action_refresh)
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(KEYS_RUNS, "keys: run list"))

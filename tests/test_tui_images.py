@@ -1,0 +1,254 @@
+"""The validation-image viewer (dashboard key i): LR | output | GT panes, keys, missing files, lazy import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "runs"))
+
+from tui_helpers import FIXTURE_ROOT, fixture_run, frozen_clock, settle_dashboard, sync, wait_for
+
+from engine.protocol import SCHEMA_VERSION, RunPaths, encode_event
+from tui.app import make_app
+from tui.screens.dashboard import DashboardScreen
+
+SIZE = (150, 46)
+NAMES = ("astronaut", "chelsea")
+ITERS = (100, 200)
+
+
+@pytest.fixture(autouse=True)
+def _config_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("SRCOCKPIT_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.delenv("SRCOCKPIT_IMAGES", raising=False)
+
+
+def write_image_run(root: Path, name: str = "vis_run") -> RunPaths:
+    """A finished run with real PNGs: an x2 validation set of two photo crops and outputs at two iterations."""
+    import skimage.data as data
+
+    photos = {"astronaut": data.astronaut()[40:104, 180:276], "chelsea": data.chelsea()[60:140, 150:230]}
+    gt_dir, lq_dir = root / "datasets" / "tiny" / "GT", root / "datasets" / "tiny" / "LR"
+    paths = RunPaths(root / "experiments" / name)
+    for folder in (gt_dir, lq_dir):
+        folder.mkdir(parents=True)
+    for image_name, pixels in photos.items():
+        gt = Image.fromarray(pixels)
+        lq = gt.resize((gt.width // 2, gt.height // 2), Image.Resampling.BICUBIC)
+        gt.save(gt_dir / f"{image_name}.png")
+        lq.save(lq_dir / f"{image_name}.png")
+        for it, resample in zip(ITERS, (Image.Resampling.BILINEAR, Image.Resampling.BICUBIC), strict=True):
+            out = paths.root / "visualization" / image_name / f"{image_name}_{it}.png"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            lq.resize(gt.size, resample).save(out)
+    options = {"scale": 2, "root_path": str(root), "datasets": {
+        "train": {"name": "train", "dataroot_gt": "datasets/train"},
+        "val": {"name": "tiny", "dataroot_gt": "datasets/tiny/GT", "dataroot_lq": "datasets/tiny/LR"}}}
+    events = [{"type": "header", "schema_version": SCHEMA_VERSION, "source": "engine"},
+              {"type": "run", "name": name, "stage": "l1", "start_iter": 0, "total_iter": 200, "world_size": 1,
+               "device": "cpu", "options": options},
+              {"type": "status", "status": "running", "iter": 0}]
+    for it, value in zip(ITERS, (27.5, 28.25), strict=True):
+        events.append({"type": "val", "iter": it, "dataset": "tiny", "metrics": {"psnr": value, "ssim": 0.8},
+                       "settings": {"psnr": {"crop_border": 2, "test_y_channel": True}},
+                       "images": [f"experiments/{name}/visualization/{n}/{n}_{it}.png" for n in NAMES]})
+    events.append({"type": "status", "status": "finished", "iter": 200})
+    paths.events.parent.mkdir(parents=True, exist_ok=True)
+    paths.events.write_bytes(b"".join(encode_event({"v": SCHEMA_VERSION, "t": 1767261600.0 + k, **e})
+                                      for k, e in enumerate(events)))
+    return paths
+
+
+async def open_viewer(pilot):
+    from tui.screens.images import ImagesScreen
+
+    await settle_dashboard(pilot)
+    await pilot.press("i")
+    assert await wait_for(pilot, lambda: isinstance(pilot.app.screen, ImagesScreen) and pilot.app.screen.frame)
+    await pilot.pause()
+    return pilot.app.screen
+
+
+async def shown(pilot, name: str, iteration: int):
+    assert await wait_for(pilot, lambda: (f := pilot.app.screen.frame) and (f.name, f.iter) == (name, iteration))
+    await pilot.pause()
+    return pilot.app.screen.frame
+
+
+@sync
+async def test_viewer_shows_lr_output_gt_and_keys_cycle(tmp_path):
+    pytest.importorskip("textual_image")
+    from textual_image.widget import HalfcellImage
+
+    paths = write_image_run(tmp_path)
+    app = make_app(tmp_path, paths, clock=frozen_clock, save_settings=False)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_viewer(pilot)
+        assert screen.renderer == "halfcell"  # headless: no terminal to ask, no escape sequences
+        frame = await shown(pilot, "astronaut", 200)  # opens on the first image at the latest iteration
+        visual = paths.root / "visualization"
+        assert frame.out.path == visual / "astronaut" / "astronaut_200.png"
+        assert frame.gt.path == tmp_path / "datasets" / "tiny" / "GT" / "astronaut.png"
+        assert frame.lr.path == tmp_path / "datasets" / "tiny" / "LR" / "astronaut.png"
+        assert frame.scale == 2 and frame.dataset_psnr == 28.25
+        assert frame.psnr is not None and 20 < frame.psnr < 60
+        for kind in ("lr", "out", "gt"):
+            image = screen.query_one(f"#image-{kind}", HalfcellImage)
+            assert image.display and isinstance(image.image, Image.Image)
+            assert not screen.query_one(f"#missing-{kind}").display
+            assert image.region.width > 10 and image.region.height > 5  # it really takes room on screen
+        sizes = {screen.query_one(f"#image-{k}", HalfcellImage).image.size for k in ("lr", "out", "gt")}
+        assert len(sizes) == 1  # the same crop in all three panes
+        assert "iter 200" in str(screen.query_one("#label-out").content)
+        title = str(screen.query_one("#img-title").content)
+        assert "astronaut (1/2)" in title and "PSNR" in title and "tiny mean 28.25" in title
+
+        await pilot.press("down")  # already the latest
+        await shown(pilot, "astronaut", 200)
+        await pilot.press("up")
+        frame = await shown(pilot, "astronaut", 100)
+        assert frame.out.path == visual / "astronaut" / "astronaut_100.png"
+        assert frame.dataset_psnr == 27.5
+        await pilot.press("right")  # next image, same iteration
+        frame = await shown(pilot, "chelsea", 100)
+        assert frame.gt.path.name == "chelsea.png" and frame.out.path.name == "chelsea_100.png"
+        await pilot.press("n")  # wraps around
+        await shown(pilot, "astronaut", 100)
+        await pilot.press("p", "down")
+        await shown(pilot, "chelsea", 200)
+
+        before = screen.query_one("#image-out", HalfcellImage).image.size
+        await pilot.press("plus")
+        assert screen.zoom == 2.0
+        after = screen.query_one("#image-out", HalfcellImage).image.size
+        assert after[0] <= before[0] and after[1] <= before[1]
+        await pilot.press("minus", "minus")
+        assert screen.zoom == 0.5
+
+        await pilot.press("escape")
+        assert isinstance(app.screen, DashboardScreen)
+
+
+@sync
+async def test_missing_files_give_a_message_in_place():
+    from tui.screens.images import ImagesScreen
+
+    app = make_app(FIXTURE_ROOT, fixture_run("finetune_x2_gan"), clock=frozen_clock, save_settings=False)
+    async with app.run_test(size=SIZE) as pilot:  # the recorded log names PNGs that were never written
+        screen = await open_viewer(pilot)
+        assert isinstance(screen, ImagesScreen)
+        frame = screen.frame
+        assert frame.name == "baby" and frame.out.image is None
+        out = str(screen.query_one("#missing-out").content)
+        assert screen.query_one("#missing-out").display
+        assert "missing" in out and f"baby_{frame.iter}.png" in out
+        assert "dataroot_gt" in str(screen.query_one("#missing-gt").content)
+        assert "dataroot_lq" in str(screen.query_one("#missing-lr").content)
+        for kind in ("lr", "out", "gt"):
+            assert not screen.query(f"#image-{kind}") or not screen.query_one(f"#image-{kind}").display
+        latest = frame.iter
+        await pilot.press("up")  # the earlier val iterations are listed all the same
+        frame = await shown(pilot, "baby", latest - 500)
+        assert f"baby_{latest - 500}.png" in str(screen.query_one("#missing-out").content)
+        await pilot.press("escape")
+        assert isinstance(app.screen, DashboardScreen)
+
+
+def test_crop_is_shared_and_lr_is_nearest_upscaled():
+    from tui.screens.images import Frame, Pane, crop_box, crop_pictures
+
+    lr = Image.new("RGB", (20, 10))
+    lr.putdata([(x * 12, y * 25, 0) for y in range(10) for x in range(20)])
+    gt = lr.resize((40, 20), Image.Resampling.BICUBIC)
+    frame = Frame("a", "set", 1, Pane(None, image=lr), Pane(None, image=gt), Pane(None, image=gt), scale=2)
+    assert crop_box((40, 20), (10, 8), 1.0) == (15, 6, 25, 14)
+    pictures = crop_pictures(frame, (10, 8), 1.0)
+    assert pictures["out"].tobytes() == gt.crop((15, 6, 25, 14)).tobytes()
+    up = pictures["lr"]
+    assert up.size == (10, 8)
+    assert up.tobytes() == lr.resize((40, 20), Image.Resampling.NEAREST).crop((15, 6, 25, 14)).tobytes()
+    zoomed = crop_pictures(frame, (12, 12), 4.0)["lr"]  # 3x3 output pixels, each 4x4 on screen; LR 2x2 -> 8x8
+    assert zoomed.size == (12, 12) and len({zoomed.getpixel((x, y)) for x in range(8) for y in range(8)}) == 1
+
+
+def test_psnr_matches_scikit_image():
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from tui.screens.images import psnr
+
+    a = Image.effect_noise((32, 24), 40).convert("RGB")
+    b = Image.effect_noise((32, 24), 60).convert("RGB")
+    import numpy as np
+
+    expected = peak_signal_noise_ratio(np.asarray(a), np.asarray(b), data_range=255)
+    assert psnr(a, b) == pytest.approx(expected)
+    assert psnr(a, a) == float("inf")
+    assert psnr(a, b.resize((30, 24))) is None
+    assert psnr(a, b, crop_border=2, y_channel=True) != pytest.approx(expected)
+
+
+def test_renderer_is_chosen_without_asking_the_terminal():
+    from tui.screens.images import pick_renderer
+
+    assert pick_renderer(True, {}) == "halfcell"
+    assert pick_renderer(True, {"SRCOCKPIT_IMAGES": "unicode"}) == "unicode"
+    assert pick_renderer(False, {"TERM": "xterm-kitty"}) == "tgp"
+    assert pick_renderer(False, {"TERM": "xterm-kitty", "TMUX": "/tmp/tmux"}) == "halfcell"
+    assert pick_renderer(False, {"TERM_PROGRAM": "WezTerm"}) == "sixel"
+    assert pick_renderer(False, {"TERM": "xterm-256color"}) == "halfcell"
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_cockpit_start_never_imports_textual_image():
+    code = ("import sys\nimport tui.app, tui.screens.dashboard, tui.screens.run_list\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual_image', 'PIL')\n"
+            "             or m == 'tui.screens.images'))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def run_on_a_pty(code: str) -> tuple[str, str]:
+    """Run python code with a pseudo-terminal as stdin/stdout: (what it wrote to the terminal, its stderr)."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # no pixel size, like many
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], stdin=slave, stdout=slave, stderr=subprocess.PIPE,
+                              text=True, cwd=ROOT, timeout=60)
+        chunks = []
+        while select.select([master], [], [], 0.05)[0]:
+            try:
+                chunks.append(os.read(master, 65536))
+            except OSError:
+                break
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert proc.returncode == 0, proc.stderr
+    return b"".join(chunks).decode(errors="replace"), proc.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_loading_textual_image_on_a_terminal_sends_no_query():
+    """On a tty textual-image asks the terminal about Sixel/TGP and its cell size when imported (each question
+    waits up to 0.1 s for an answer); once Textual reads stdin those answers would arrive as keys. Ours asks nothing."""
+    pytest.importorskip("textual_image")
+    ours = ("from tui.screens.images import load_image_widget\n"
+            "import sys\nprint(load_image_widget('halfcell').__name__, file=sys.stderr)\n")
+    written, stderr = run_on_a_pty(ours)
+    assert "\x1b" not in written and stderr.split() == ["HalfcellImage"]
+    plain, _ = run_on_a_pty("import textual_image.widget\n")  # the check itself can see a query
+    assert "\x1b[" in plain
