@@ -97,6 +97,7 @@ KEYS_DASHBOARD = [
     ("c", "save a checkpoint now"),
     ("v", "validate now"),
     ("m", "cycle the smoothing of the loss curves"),
+    ("i", "validation images: LR | output | GT, by image and iteration"),
     ("d", "detach: leave the cockpit, training goes on"),
     ("escape", "back to the run list"),
     ("q", "quit (asks whether to stop a live run)"),
