@@ -31,7 +31,8 @@ from engine.protocol import (
 )
 
 # The losses drawn by default, in the order the plan names them.
-GEN_LOSSES = ("l_g_pix", "l_g_percep", "l_g_gan")
+# RealESRGANModel logs l_g_*; RealESRNetModel and SRModel (the L1 warm-up) log l_pix / l_percep.
+GEN_LOSSES = ("l_g_pix", "l_g_percep", "l_g_gan", "l_pix", "l_percep")
 DIS_LOSSES = ("l_d_real", "l_d_fake")
 SERIES_CAPACITY = 512  # buckets per curve: more than any terminal is wide in braille dots / 2
 VAL_CAPACITY = 400

@@ -63,6 +63,7 @@ class ValTable(Static):
                       Text(f"{SSIM_TARGET:.4f}", style="dim"))
         note = Text()
         if settings:
+            settings = settings.get("psnr", settings)  # the engine states them per metric
             crop = settings.get("crop_border", "?")
             y = "Y channel" if settings.get("test_y_channel") else "RGB"
             note = Text(f"\ncrop {crop}, {y}", style="dim")
