@@ -65,6 +65,8 @@ def apply_override(opt: dict[str, Any], entry: str) -> None:
     keys = dotted.strip().replace(":", ".").split(".")
     node = opt
     for key in keys[:-1]:
+        if node.get(key) is None and node is opt and key == "srcockpit":
+            node[key] = {}  # the srcockpit: speed section is optional; --set srcockpit.usm=separable adds it
         if not isinstance(node.get(key), dict):
             raise UserError(f"override {dotted!r}: no section {key!r} in the options")
         node = node[key]
