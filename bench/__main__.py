@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(highlight=False, stderr=False)
 
     def log(message: str) -> None:
-        console.print(message, markup=False, highlight=False)
+        console.print(message, markup=False, highlight=False, soft_wrap=True)
 
     import torch
 

@@ -58,10 +58,10 @@ class Profile:
     @classmethod
     def make(cls, device: str, quick: bool) -> Profile:
         if device == "cuda":  # the plan's sizes (gt 256, batch 16, queue 180, 5 workers)
-            return cls(device, quick, 256, 16, 160, 5, 10, 20 if quick else 60, 2 if quick else 3, 10)
+            return cls(device, quick, 256, 16, 160, 5, 5, 10 if quick else 30, 2 if quick else 3, 1)
         # CPU: the same recipe on 64 px crops, batch 2 (2 cores: ~2-4 s per iteration, mostly the dense USM
         # on the 400 px window and the discriminator); every iteration emits (print_freq 1)
-        return cls(device, quick, 64, 2, 4, 0, 1, 2 if quick else 4, 2, 1)
+        return cls(device, quick, 64, 2, 4, 0, 1, 3 if quick else 8, 2, 1)
 
     @property
     def crop_pad_size(self) -> int:

@@ -6,8 +6,10 @@ optimize_parameters, MessageLogger at print_freq). Both sides build the cockpit 
 (engine/models.py): the stock RealESRGANModel calls .cuda() in its constructor and cannot run on a
 CPU; on CUDA the subclasses run the same code as the stock model.
 
-Iterations per second are steady-state: timed from the end of iteration `warmup` to the end of the
-last iteration (the engine's times come from its own iter events, seen by an event listener).
+Contenders run in lockstep, one iteration each in turn (A B A B ...), each with its own random-number
+streams (so each draws the crops and degradations it would draw alone): a shared machine's load, which
+swings by several times here within a minute, then falls on every contender alike. Iterations per second
+are steady-state (the first `warmup` iterations are not timed).
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from __future__ import annotations
 import gc
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.common import Profile, Row, bench_options, clone, interleave, paired_ratio, write_options
+from bench.common import Profile, Row, bench_options, clone, write_options
 
 
 def _basicsr():
@@ -29,8 +32,9 @@ def _basicsr():
     import engine.models  # noqa: F401  (registers the cockpit models)
 
 
-def plain_loop(opt: dict[str, Any], on_iter: Callable[[int], None]) -> None:
-    """basicsr's train loop, nothing added: the reference every ratio is taken against."""
+def plain_steps(opt: dict[str, Any]) -> Iterator[int]:
+    """basicsr's train loop, nothing added: the reference every ratio is taken against. A generator:
+    the first next() builds everything, each next() after it runs one iteration and yields its number."""
     _basicsr()
     from basicsr.data import build_dataloader, build_dataset
     from basicsr.data.data_sampler import EnlargedSampler
@@ -53,6 +57,7 @@ def plain_loop(opt: dict[str, Any], on_iter: Callable[[int], None]) -> None:
     msg_logger = MessageLogger(opt, 0, None)
     prefetcher = CUDAPrefetcher(loader, opt) if train_opt.get("prefetch_mode") == "cuda" else CPUPrefetcher(loader)
     total, print_freq, current_iter = int(opt["train"]["total_iter"]), opt["logger"]["print_freq"], 0
+    yield 0
     for epoch in range(10 ** 6):
         sampler.set_epoch(epoch)
         prefetcher.reset()
@@ -65,28 +70,31 @@ def plain_loop(opt: dict[str, Any], on_iter: Callable[[int], None]) -> None:
             if current_iter % print_freq == 0:
                 msg_logger({"epoch": epoch, "iter": current_iter, "lrs": model.get_current_learning_rate(),
                             "time": 0.0, "data_time": 0.0, **model.get_current_log()})
-            on_iter(current_iter)
+            yield current_iter
             if current_iter >= total:
                 return
             train_data = prefetcher.next()
 
 
-class Clock:
-    """End time of each iteration; rate() is the steady-state iterations per second."""
+class Stream:
+    """One contender's own random-number streams (python, numpy, torch), swapped in around each of its
+    steps: contenders stepped in turn each draw what they would draw alone (same crops, degradations)."""
 
-    def __init__(self, device: str) -> None:
-        self.device = device
-        self.times: dict[int, float] = {}
+    def __init__(self) -> None:
+        self.state: dict[str, Any] | None = None
 
-    def __call__(self, iteration: int) -> None:
-        self.times[iteration] = time.perf_counter()
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        from engine.models import restore_rng_states, rng_states
 
-    def rate(self, warmup: int) -> float:
-        seen = sorted(i for i in self.times if i >= warmup)
-        if len(seen) < 2:
-            raise RuntimeError(f"too few timed iterations ({seen})")
-        first, last = seen[0], seen[-1]
-        return (last - first) / (self.times[last] - self.times[first])
+        outer = rng_states()
+        if self.state is not None:
+            restore_rng_states(self.state)
+        try:
+            yield
+        finally:
+            self.state = rng_states()
+            restore_rng_states(outer)
 
 
 def _sync(device: str) -> None:
@@ -96,52 +104,74 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_plain(opt: dict[str, Any], profile: Profile) -> float:
-    clock = Clock(profile.device)
-    plain_loop(opt, lambda i: (_sync(profile.device), clock(i)))
-    gc.collect()
-    return clock.rate(profile.warmup)
+class Contender:
+    """A plain loop (with or without speed options) that can be stepped one timed iteration at a time."""
 
+    def __init__(self, opt: dict[str, Any], device: str) -> None:
+        self.device, self.stream, self.times = device, Stream(), []
+        with self.stream.active():
+            self.steps = plain_steps(opt)
+            next(self.steps)
 
-def time_engine(options_file: Path, root: Path, profile: Profile) -> float:
-    """The real engine (events, telemetry thread, control socket, health checks), in this process."""
-    from engine.launch import run_engine
-    from engine.protocol import ITER
+    def step(self) -> float:
+        with self.stream.active():
+            started = time.perf_counter()
+            next(self.steps)
+            _sync(self.device)
+            seconds = time.perf_counter() - started
+        self.times.append(seconds)
+        return seconds
 
-    clock = Clock(profile.device)
-
-    def listener(event: dict[str, Any]) -> None:
-        if event.get("type") == ITER:
-            clock(event["iter"])  # on CUDA the engine's loss.item() has synchronised already
-
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    try:
-        status = run_engine(options_file, root=root, listener=listener)
-    finally:
-        for sig, handler in handlers.items():  # run_engine installs its own; the bench keeps Ctrl-C
-            signal.signal(sig, handler)
-    if status != "finished":
-        raise RuntimeError(f"the engine ended {status}")
-    gc.collect()
-    return clock.rate(profile.warmup)
+    def close(self) -> None:
+        self.steps.close()
 
 
 def engine_overhead(profile: Profile, folder: Path, photos: Path, meta: Path, log: Callable[[str], None]) -> Row:
-    total = profile.warmup + profile.timed
-    opt_plain = bench_options(profile, photos, meta, name="bench_plain", total_iter=total)
-    options_file = write_options(bench_options(profile, photos, meta, name="bench_engine", total_iter=total), folder)
+    """The engine and the plain loop in lockstep: after each engine iteration (its iter event) the plain
+    loop runs one iteration, so both see the same machine at the same moment, iteration by iteration.
+    The engine's time for iteration k runs from the end of the plain step after k-1 to its iter event for
+    k: its health checks, control commands, events and logging are all inside."""
+    from engine.launch import run_engine
     from engine.options import load_options
+    from engine.protocol import ITER
 
-    resolved = load_options(write_options(opt_plain, folder), root=folder, num_gpu=opt_plain["num_gpu"])
-    rounds = profile.rounds + (0 if profile.quick else 1)
-    found = interleave({"engine": lambda: time_engine(options_file, folder, profile),
-                        "plain": lambda: time_plain(clone(resolved), profile)}, rounds, log)
-    ratio = paired_ratio(found["engine"], found["plain"], higher_is_faster=True)
-    return Row("1 engine", "srcockpit engine vs plain basicsr loop (it/s)", ratio, "plain basicsr loop",
-               f"engine {_median(found['engine']):.3f} it/s, plain {_median(found['plain']):.3f} it/s; "
-               f"{rounds} rounds x {profile.timed} timed iterations",
-               [e / p for e, p in zip(found["engine"], found["plain"], strict=True)],
-               "goal >= 0.99; events, telemetry thread, control socket and health checks on")
+    total = profile.warmup + profile.timed * (2 if profile.quick else 3)
+    opt_plain = bench_options(profile, photos, meta, name="bench_plain", total_iter=total + 1)
+    options_file = write_options(bench_options(profile, photos, meta, name="bench_engine", total_iter=total), folder)
+    plain = Contender(load_options(write_options(opt_plain, folder), root=folder, num_gpu=opt_plain["num_gpu"]),
+                      profile.device)
+    engine_times: list[float] = []
+    last = [0.0]
+
+    def listener(event: dict[str, Any]) -> None:
+        if event.get("type") != ITER:
+            return
+        arrived = time.perf_counter()  # on CUDA the engine's loss .item() has synchronised already
+        if event["iter"] > 1:
+            engine_times.append(arrived - last[0])
+        seconds = plain.step()
+        if event["iter"] > 1:
+            log(f"  iter {event['iter']}: engine {engine_times[-1]:.3f} s, plain {seconds:.3f} s")
+        last[0] = time.perf_counter()
+
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        status = run_engine(options_file, root=folder, listener=listener)
+    finally:
+        for sig, handler in handlers.items():  # run_engine installs its own; the bench keeps Ctrl-C
+            signal.signal(sig, handler)
+        plain.close()
+    if status != "finished":
+        raise RuntimeError(f"the engine ended {status}")
+    # engine_times[j] is iteration j + 2; plain.times[j] is iteration j + 1
+    engine = engine_times[profile.warmup - 1:]
+    reference = plain.times[profile.warmup:profile.warmup + len(engine)]
+    pairs = [p / e for p, e in zip(reference, engine, strict=False)]
+    gc.collect()
+    return Row("1 engine", "srcockpit engine vs plain basicsr loop (it/s)", _median(pairs), "plain basicsr loop",
+               f"median of {len(pairs)} lockstep iterations; ratio of totals {sum(reference) / sum(engine):.3f}; "
+               f"engine {len(engine) / sum(engine):.3f} it/s, plain {len(reference) / sum(reference):.3f} it/s",
+               pairs, "goal >= 0.99; events every iteration, telemetry thread, control socket, health checks on")
 
 
 def _median(values: list[float]) -> float:
@@ -204,22 +234,31 @@ def levers(profile: Profile, folder: Path, photos: Path, meta: Path, sub: tuple[
     resolved = {}
     for name, (speed, dataset, _) in variants.items():
         opt = bench_options(profile, photos, meta, name="bench_" + "".join(c if c.isalnum() else "_" for c in name),
-                            total_iter=total, speed=speed, dataset=dataset)
+                            total_iter=10 ** 6, speed=speed, dataset=dataset)
         resolved[name] = load_options(write_options(opt, folder), root=folder, num_gpu=opt["num_gpu"])
-    if "compile" in resolved:  # compile time is not training speed: warm inductor's cache once, untimed
-        warm = clone(resolved["compile"])
-        warm["train"]["total_iter"] = 2
-        started = time.perf_counter()
-        plain_loop(warm, lambda i: None)
-        log(f"  compile warm-up (untimed): {time.perf_counter() - started:.1f} s")
-    found = interleave({name: (lambda o=opt: time_plain(clone(o), profile)) for name, opt in resolved.items()},
-                       profile.rounds, log)
+    warmup = profile.warmup + (1 if "compile" in resolved else 0)
+    contenders = {name: Contender(clone(opt), profile.device) for name, opt in resolved.items()}
+    names = list(contenders)
+    try:
+        for index in range(warmup + total - profile.warmup):
+            order = names if index % 2 == 0 else names[::-1]  # no contender always first or last
+            line = []
+            for name in order:
+                line.append(f"{name} {contenders[name].step():.2f}")
+            log(f"  iter {index + 1}: " + ", ".join(line) + " s")
+    finally:
+        for contender in contenders.values():
+            contender.close()
+    timed = {name: contender.times[warmup:] for name, contender in contenders.items()}
     rows = []
+    plain = timed["plain"]
     for name, (_, _, note) in variants.items():
         if name == "plain":
             continue
-        ratio = paired_ratio(found[name], found["plain"], higher_is_faster=True)
-        rows.append(Row("2 lever", name, ratio, "plain basicsr loop",
-                        f"{_median(found[name]):.3f} vs {_median(found['plain']):.3f} it/s",
-                        [v / p for v, p in zip(found[name], found["plain"], strict=True)], note))
+        pairs = [p / v for p, v in zip(plain, timed[name], strict=True)]
+        rows.append(Row("2 lever", name, _median(pairs), "plain basicsr loop",
+                        f"{len(timed[name]) / sum(timed[name]):.3f} vs {len(plain) / sum(plain):.3f} it/s; median of "
+                        f"{len(pairs)} lockstep iterations, ratio of totals {sum(plain) / sum(timed[name]):.2f}",
+                        pairs, note))
+    gc.collect()
     return rows + skipped

@@ -269,7 +269,10 @@ class Demo:
                      "datasets.train.num_worker_per_gpu=0", *best.overrides(), f"train.total_iter={s.gan_iters}",
                      f"val.val_freq={s.gan_every}",
                      f"logger.save_checkpoint_freq={s.gan_every}", f"logger.print_freq={s.gan_every}",
-                     "logger.use_tb_logger=false", *self._val_overrides()]
+                     "logger.use_tb_logger=false", *self._val_overrides(),
+                     # the same Gaussian as Real-ESRGAN's dense 51x51 USM, done separably (engine/speed.py;
+                     # tests/test_speed.py bounds the difference): the dense one dominates a CPU iteration
+                     "srcockpit.usm=separable"]
         if self.vgg_weights is None:
             overrides.append("train.perceptual_opt=null")
             job.events.emit(LOG, level="warning", message=PERCEPTUAL_OFF)

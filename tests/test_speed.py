@@ -216,3 +216,14 @@ def test_compile_keeps_the_losses(gan_case):
     opt["network_d"].update(num_feat=8)
     worst = _worst(_losses(opt, batches[:2], None), _losses(opt, batches[:2], {"compile": True}))
     assert worst < COMPILE_TOL, worst
+
+
+def test_the_engine_applies_the_section(run_root: Path):
+    """engine/loop.py builds the model through apply_speed_options: a run with the section trains, and an
+    impossible setting stops the run with its message instead of being ignored."""
+    from engine.launch import run_engine
+
+    assert run_engine(TINY_OPTIONS, root=run_root, overrides=[
+        "train.total_iter=2", "val.val_freq=1000", "srcockpit={usm: separable, channels_last: true}"]) == "finished"
+    with pytest.raises(UserError, match="fp16 needs a CUDA device"):
+        run_engine(TINY_OPTIONS, root=run_root, overrides=["train.total_iter=2", "srcockpit={autocast: fp16}"])
