@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,13 @@ def srcockpit(*args: str, cwd: Path, timeout: float = 300, check: bool = True) -
     if check and result.returncode != 0:
         raise AssertionError(f"srcockpit {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def wait_for(predicate, timeout: float = 120.0, what: str = "condition") -> None:
+    """Poll predicate until it holds; fail with what was awaited (a bound, not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -14,19 +13,10 @@ import torch
 from engine.dist import DUMP_ENV, choose_backend, torchrun_command, torchrun_env
 from engine.options import load_options
 from engine.protocol import RunPaths, read_events
-from tests.conftest import TINY_OPTIONS, srcockpit
+from tests.conftest import TINY_OPTIONS, srcockpit, wait_for
 from tui.runs import pid_alive
 
 NETS = ("net_g", "net_g_ema", "net_d")
-
-
-def wait_for(predicate, timeout: float = 120.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def dumps(folder: Path, iteration: int) -> list[dict]:

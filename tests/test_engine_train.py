@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from engine.protocol import RunPaths, read_events
-from tests.conftest import TINY_OPTIONS, srcockpit
+from tests.conftest import TINY_OPTIONS, srcockpit, wait_for
 
 TRAINING_EVENTS = {"header", "status", "run", "iter", "system", "val", "checkpoint"}
 LOSSES = {"l_g_pix", "l_g_gan", "l_d_real", "l_d_fake", "out_d_real", "out_d_fake"}
@@ -44,15 +43,6 @@ def test_headless_training_writes_every_event_type(run_root: Path):
     assert "\x1b[" not in result.stdout
     assert "status finished at iter 8" in result.stdout
     assert "val demo_val @ iter 8: psnr" in result.stdout
-
-
-def wait_for(predicate, timeout: float = 120.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_detached_stop_then_resume_continues_at_next_iteration(run_root: Path):
