@@ -35,14 +35,19 @@ def run_demo(args: argparse.Namespace) -> int:
         return demo_foreground(args.root, fast=args.fast, vgg_weights=args.vgg_weights)
     from tui.runs import engine_alive
 
-    if not engine_alive(RunPaths(args.root.resolve() / "experiments" / "demo")):
+    job = RunPaths(args.root.resolve() / "experiments" / "demo")
+    if not engine_alive(job):
         start_demo_detached(args.root, fast=args.fast, vgg_weights=args.vgg_weights)
     from tui.app import make_app
 
     # the run list of the demo's folder: the demo job, then each training stage as it starts
     make_app(root=args.root.resolve()).run()
-    print(f"the demo goes on in the background (log: {args.root / 'demo.log'}); `srcockpit demo --root {args.root}` "
-          "opens it again")
+    if engine_alive(job):
+        print(f"the demo goes on in the background (log: {args.root / 'demo.log'}); "
+              f"`srcockpit demo --root {args.root}` opens it again")
+    else:
+        print(f"the demo has stopped; its report: {args.root / 'report' / 'report.html'}, everything else under "
+              f"{args.root} (log: {args.root / 'demo.log'})")
     return 0
 
 
