@@ -172,10 +172,11 @@ class RunPaths:
             return {}
 
 
-class EventFollower:
-    """Incremental reader of a growing log: each poll() returns the events appended since the last.
+class LineFollower:
+    """Incremental reader of a growing file: each lines() returns the complete lines appended since the last.
 
-    A partial last line is kept until its newline arrives, so a reader never sees half an event.
+    A partial last line is kept until its newline arrives, so a reader never sees half a line; a file that
+    shrank (replaced) is read again from the start.
     """
 
     def __init__(self, path: Path, offset: int = 0) -> None:
@@ -183,11 +184,11 @@ class EventFollower:
         self.offset = offset
         self._partial = b""
 
-    def poll(self, max_bytes: int = 8 << 20) -> list[dict[str, Any]]:
+    def lines(self, max_bytes: int) -> list[bytes]:
         try:
             with open(self.path, "rb") as handle:
                 if handle.seek(0, os.SEEK_END) < self.offset:
-                    self.offset, self._partial = 0, b""  # the file was replaced: start over
+                    self.offset, self._partial = 0, b""
                 handle.seek(self.offset)
                 chunk = handle.read(max_bytes)
         except FileNotFoundError:
@@ -195,4 +196,11 @@ class EventFollower:
         self.offset += len(chunk)
         lines = (self._partial + chunk).split(b"\n")
         self._partial = lines.pop()
-        return [event for event in map(decode_line, lines) if event is not None]
+        return lines
+
+
+class EventFollower(LineFollower):
+    """The events appended to an event log since the last poll()."""
+
+    def poll(self, max_bytes: int = 8 << 20) -> list[dict[str, Any]]:
+        return [event for event in map(decode_line, self.lines(max_bytes)) if event is not None]

@@ -8,7 +8,6 @@ the receiver's queue is deep, so a 200k-iteration history cannot flood the scree
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +26,7 @@ from engine.protocol import (
     SYSTEM,
     VAL,
     EventFollower,
+    LineFollower,
     RunPaths,
 )
 from tui.messages import (
@@ -46,33 +46,24 @@ from tui.state import LOG_LINES, IterColumns
 ENGINE_LOG_TAIL = 32 << 10  # bytes of engine.log shown on attach
 
 
-class TextFollower:
+class TextFollower(LineFollower):
     """engine.log: new complete lines since the last poll; starts near the end of a long file."""
 
     def __init__(self, path: Path, tail_bytes: int = ENGINE_LOG_TAIL) -> None:
-        self.path = path
-        self.offset: int | None = None
+        super().__init__(path)
         self.tail_bytes = tail_bytes
-        self._partial = b""
+        self._started = False
 
     def poll(self, max_bytes: int = 1 << 20) -> list[str]:
-        try:
-            with open(self.path, "rb") as handle:
-                size = handle.seek(0, os.SEEK_END)
-                if self.offset is None:
-                    self.offset = max(0, size - self.tail_bytes)
-                    skip_first = self.offset > 0
-                else:
-                    skip_first = False
-                if size < self.offset:
-                    self.offset, self._partial = 0, b""
-                handle.seek(self.offset)
-                chunk = handle.read(max_bytes)
-        except FileNotFoundError:
-            return []
-        self.offset += len(chunk)
-        lines = (self._partial + chunk).split(b"\n")
-        self._partial = lines.pop()
+        skip_first = False
+        if not self._started:  # the file may not exist yet: place the start when it does
+            try:
+                size = self.path.stat().st_size
+            except FileNotFoundError:
+                return []
+            self.offset, self._started = max(0, size - self.tail_bytes), True
+            skip_first = self.offset > 0
+        lines = self.lines(max_bytes)
         if skip_first and lines:
             lines.pop(0)  # we started mid-line
         return [line.decode("utf-8", "replace").rstrip("\r") for line in lines]
