@@ -392,15 +392,20 @@ class Trainer:
         for cmd in self.commands.pending():
             if cmd == "stop":
                 return self._stop(model, reason="stop command")
-            if cmd == "save":
-                self._save(model)
-            elif cmd == "validate":
-                self._validate(model, data, tb_logger, health)
-            elif cmd == "pause":
+            if cmd == "pause":
                 outcome = self._pause(model, data, tb_logger, health)
                 if outcome:
                     return outcome
+            self._save_or_validate(cmd, model, data, tb_logger, health)
         return None
+
+    def _save_or_validate(self, cmd: str | None, model: Any, data: TrainData, tb_logger: Any,
+                          health: HealthMonitor) -> None:
+        """The commands that act at once, running or paused."""
+        if cmd == "save":
+            self._save(model)
+        elif cmd == "validate":
+            self._validate(model, data, tb_logger, health)
 
     def _pause(self, model: Any, data: TrainData, tb_logger: Any, health: HealthMonitor) -> str | None:
         self.set_status(PAUSED)
@@ -413,10 +418,7 @@ class Trainer:
                 return None
             if cmd == "stop":
                 return self._stop(model, reason="stop command")
-            if cmd == "save":
-                self._save(model)
-            elif cmd == "validate":
-                self._validate(model, data, tb_logger, health)
+            self._save_or_validate(cmd, model, data, tb_logger, health)
 
     def _stop(self, model: Any, *, reason: str, save: bool = True) -> str:
         self.set_status(STOPPING, reason=reason)

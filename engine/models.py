@@ -14,7 +14,6 @@ resumed run continues where it stopped instead of restarting its randomness.
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ import torch
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
 from engine.compat import load_basicsr
+from engine.files import atomic_torch_save
 
 load_basicsr()
 import basicsr.utils.img_process_util as img_process_util  # noqa: E402
@@ -51,22 +51,6 @@ def _contiguous_filter2d(img: torch.Tensor, kernel: torch.Tensor) -> torch.Tenso
 
 for _module in (realesrgan_model_module, realesrnet_model_module):
     _module.filter2D = _contiguous_filter2d
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """torch.save through a temporary name, fsynced, then renamed over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    with open(partial, "wb") as handle:
-        torch.save(obj, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    partial.replace(path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 def rng_states() -> dict[str, Any]:

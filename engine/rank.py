@@ -31,6 +31,7 @@ import torch
 
 from engine.data.images import list_images, require_folder
 from engine.evaluate import METRIC_CONVENTION, EvalResult, PairedImages, evaluate_baselines, evaluate_model, load_pairs
+from engine.files import sha256_file
 from engine.protocol import ProgressFn, RunPaths, UserError
 from engine.srvgg import StateDict, count_parameters, infer_arch, read_checkpoint, save_checkpoint
 
@@ -197,14 +198,6 @@ class RankResult:
 
 
 # ---------------------------------------------------------------------------------------------- inputs
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def valset_hash(spec: ValSpec) -> str:

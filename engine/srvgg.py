@@ -7,7 +7,6 @@ through here, so a `.pth` is understood the same way everywhere: basicsr's {"par
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import torch
 
 from engine.compat import load_basicsr
+from engine.files import atomic_torch_save
 from engine.protocol import UserError
 
 load_basicsr()
@@ -100,14 +100,8 @@ def load_network(path: Path, param_key: str | None = None) -> tuple[SRVGGNetComp
 
 def save_checkpoint(path: Path, state: StateDict, **extra: Any) -> Path:
     """Write {"params", "params_ema", **extra} atomically (temporary name, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in state.items()}
-    partial = path.with_name(f".{path.name}.partial")
-    with open(partial, "wb") as handle:
-        torch.save({"params": tensors, "params_ema": tensors, **extra}, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    partial.replace(path)
+    atomic_torch_save({"params": tensors, "params_ema": tensors, **extra}, path)
     return path
 
 

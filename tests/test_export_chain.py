@@ -113,7 +113,8 @@ def test_htp_context_binary_compiled_and_simulated(exported):
 
 
 def test_manifest_lists_every_artefact_with_matching_hashes(exported):
-    from engine.export.manifest import check_manifest, sha256
+    from engine.export.manifest import check_manifest
+    from engine.files import sha256_file as sha256
 
     out, manifest = exported["out"], exported["manifest"]
     listed = {entry["path"] for entry in manifest["artefacts"]}

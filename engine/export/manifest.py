@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
 import platform
 from pathlib import Path
 from typing import Any
+
+from engine.files import sha256_file
 
 MANIFEST = "manifest.json"
 
@@ -23,16 +24,8 @@ REFERENCE = {
 }
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def artefact(path: Path, root: Path, role: str) -> dict[str, Any]:
-    return {"path": path.relative_to(root).as_posix(), "role": role, "sha256": sha256(path),
+    return {"path": path.relative_to(root).as_posix(), "role": role, "sha256": sha256_file(path),
             "bytes": path.stat().st_size}
 
 
@@ -105,6 +98,6 @@ def check_manifest(root: Path) -> list[str]:
         path = root / entry["path"]
         if not path.is_file():
             problems.append(f"{entry['path']}: missing")
-        elif path.stat().st_size != entry["bytes"] or sha256(path) != entry["sha256"]:
+        elif path.stat().st_size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
             problems.append(f"{entry['path']}: changed since export")
     return problems

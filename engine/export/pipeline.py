@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.files import sha256_file
 from engine.protocol import ProgressFn, UserError
 
 STEPS = (
@@ -373,7 +374,7 @@ def export_checkpoint(
     content = {
         "format": "srcockpit-export/1",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "checkpoint": {"path": str(checkpoint.resolve()), "sha256": mf.sha256(checkpoint),
+        "checkpoint": {"path": str(checkpoint.resolve()), "sha256": sha256_file(checkpoint),
                        "bytes": checkpoint.stat().st_size},
         "target": {"device": "Qualcomm QCS8550", "soc_model": 43, "htp_arch": "v73", "backend": "QNN HTP"},
         "opset": OPSET,
