@@ -85,9 +85,16 @@ class CockpitApp(App):
 
     # ----------------------------------------------------------------- screens
     def attach(self, paths: RunPaths) -> None:
-        from tui.screens.dashboard import DashboardScreen
+        from tui.runs import summarise
 
         self.sub_title = paths.root.name
+        if summarise(paths).source.startswith("job:"):  # a job has progress and results, no losses to chart
+            from tui.screens.job_view import JobViewScreen
+
+            self.push_screen(JobViewScreen(paths))
+            return
+        from tui.screens.dashboard import DashboardScreen
+
         self.push_screen(DashboardScreen(paths, replay_speed=self.replay_speed))
 
     def open_tool(self, kind: str, run: RunPaths | None = None) -> None:

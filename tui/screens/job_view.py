@@ -1,0 +1,59 @@
+"""Attach to a job (demo, subset, export, ranking...): its progress and each result as it lands.
+
+A training run opens the dashboard; a job has no losses to chart, so the run list opens this view
+for logs whose header says `source: job:<kind>`. It follows the same event log with JobProgress.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import Footer, RichLog, Static
+
+from engine.protocol import RunPaths
+from tui.widgets.job_progress import JobProgress
+
+
+def result_line(event: dict[str, Any]) -> Text:
+    """One result event as a line: its step or title, then its scalar figures."""
+    label = event.get("title") or event.get("step") or event.get("job") or "result"
+    figures = [f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+               for key, value in event.items()
+               if key not in ("v", "t", "type", "job", "step", "title") and isinstance(value, (int, float, str))]
+    return Text.assemble((f"{label}: ", "bold"), "  ".join(figures))
+
+
+class JobViewScreen(Screen[None]):
+    DEFAULT_CSS = """
+    JobViewScreen #job-view-title { height: 1; padding: 0 1; text-style: bold; }
+    JobViewScreen #job-results { height: 1fr; border: round $primary 40%; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "runs"),
+        Binding("q", "app.quit", "quit"),
+    ]
+
+    def __init__(self, paths: RunPaths) -> None:
+        super().__init__()
+        self.paths = paths
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"job {self.paths.root.name}  ({self.paths.root})", id="job-view-title")
+        yield JobProgress(id="job")
+        yield RichLog(id="job-results", wrap=True, markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(JobProgress).follow(self.paths.root)
+
+    @on(JobProgress.Result)
+    def _result(self, message: JobProgress.Result) -> None:
+        self.query_one(RichLog).write(result_line(message.event))
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
