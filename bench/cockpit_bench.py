@@ -47,20 +47,11 @@ def cold_start(folder: Path, repeat: int = 5) -> list[float]:
 
 
 def replay_store(paths) -> tuple[float, int, int]:
-    from tui.messages import IterBatch
     from tui.state import RunState
-    from tui.tailer import Tailer
+    from tui.tailer import Tailer, read_all
 
-    tailer, state = Tailer(paths, engine_log=False), RunState()
     started = time.perf_counter()
-    while not tailer.caught_up:
-        for message in tailer.poll():
-            if isinstance(message, IterBatch):
-                state.apply_iters(message.columns)
-            elif hasattr(message, "event"):
-                state.apply(message.event)
-            elif isinstance(getattr(message, "events", None), list):
-                state.apply_all(message.events)
+    state = read_all(Tailer(paths, engine_log=False), RunState())
     return time.perf_counter() - started, state.events, state.stored_points()
 
 

@@ -253,7 +253,7 @@ async def test_transfer_validates_then_transfers_the_original_with_scores(run_ro
         assert progress.status == "finished", (progress.error, progress.output)
         assert (root / "weights" / "small.pth").is_file()
         result = shown(pilot, "#result")
-        assert "64 feat / 16 conv / x2 -> 8 feat / 4 conv / x2" in result and "L2 energy kept" in result
+        assert "64 feat / 16 conv / x2 / prelu -> 8 feat / 4 conv / x2 / prelu" in result and "L2 energy kept" in result
         assert "body.0 (first)" in result and "8/64" in result
         for model in ("nearest", "bicubic", "source", "transferred"):
             assert model in result

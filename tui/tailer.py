@@ -41,7 +41,7 @@ from tui.messages import (
     TailCaughtUp,
     ValResults,
 )
-from tui.state import LOG_LINES, IterColumns
+from tui.state import LOG_LINES, IterColumns, RunState
 
 ENGINE_LOG_TAIL = 32 << 10  # bytes of engine.log shown on attach
 
@@ -173,3 +173,16 @@ class Tailer:
                 deadline = time.monotonic() + interval
                 while time.monotonic() < deadline and not cancelled():
                     time.sleep(0.05)
+
+
+def read_all(tailer: Tailer, state: RunState) -> RunState:
+    """Fold a whole log into state without a UI, as attaching does (tests and the bench replay this way)."""
+    while not tailer.caught_up:
+        for message in tailer.poll():
+            if isinstance(message, IterBatch):
+                state.apply_iters(message.columns)
+            elif hasattr(message, "event"):
+                state.apply(message.event)
+            elif isinstance(getattr(message, "events", None), list):
+                state.apply_all(message.events)
+    return state

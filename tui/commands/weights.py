@@ -196,27 +196,44 @@ def run_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def layer_table(result: Any) -> Any:
+def arch_label(arch: Any) -> str:
+    """SRVGGArch.label ('64 feat / 16 conv / x2 / prelu') from the architecture as a report stores it (a dict)."""
+    if not isinstance(arch, dict):
+        return str(arch or "?")
+    label = f"{arch.get('num_feat')} feat / {arch.get('num_conv')} conv / x{arch.get('upscale')}"
+    return f"{label} / {arch['act_type']}" if arch.get("act_type") else label
+
+
+def layer_table(report: dict[str, Any], *, compact: bool = False) -> Any:
+    """The per-layer transfer report (TransferResult.to_dict()). compact, for the cockpit's narrower pane:
+    no channel-index column and at most four target layers per row."""
     from rich.table import Table
 
-    table = Table(title=f"{result.source_arch.label} -> {result.arch.label}, deepen: {result.deepen}")
+    title = f"{arch_label(report.get('source'))} -> {arch_label(report.get('target'))}, deepen: {report.get('deepen')}"
+    table = Table(title=title, title_justify="left", expand=False)
     table.add_column("source layer")
     table.add_column("kept", justify="right")
     table.add_column("L2 energy kept", justify="right")
     table.add_column("after input slicing", justify="right")
-    refit = any(layer.refit for layer in result.layers)
+    layers = report.get("layers", [])
+    refit = any(layer.get("refit") for layer in layers)
     if refit:
         table.add_column("refit error before -> after", justify="right")
-    table.add_column("target layers")
-    table.add_column("kept channel indices", overflow="fold")
-    for layer in result.layers:
-        indices = "all" if len(layer.kept) == layer.out_channels else _ranges(layer.kept)
-        row = [f"{layer.layer} ({layer.role})", f"{len(layer.kept)}/{layer.out_channels}",
-               f"{layer.energy_kept:.1%}", f"{layer.energy_kept_sliced:.1%}"]
+    table.add_column("target layers", overflow="fold")
+    if not compact:
+        table.add_column("kept channel indices", overflow="fold")
+    for layer in layers:
+        kept, out = layer.get("kept") or [], layer.get("out_channels")
+        row = [f"{layer.get('layer')} ({layer.get('role')})", f"{len(kept)}/{out}",
+               f"{layer.get('energy_kept', 0):.1%}", f"{layer.get('energy_kept_sliced', 0):.1%}"]
         if refit:
-            figures = layer.refit
+            figures = layer.get("refit")
             row.append(f"{figures['error_before']:.3f} -> {figures['error_after']:.3f}" if figures else "-")
-        row += [", ".join(layer.targets), indices]
+        targets = layer.get("targets") or []
+        if compact:
+            row.append(", ".join(targets[:4]) + (f" +{len(targets) - 4}" if len(targets) > 4 else ""))
+        else:
+            row += [", ".join(targets), "all" if len(kept) == out else _ranges(kept)]
         table.add_row(*row)
     return table
 
@@ -283,7 +300,7 @@ def run_transfer(args: argparse.Namespace) -> int:
         result = transfer(state, num_feat=args.feat, num_conv=args.conv, deepen=args.deepen, refit=refit,
                           source=label, progress=progress)
     save_checkpoint(args.output, result.state, source=label, transfer=result.to_dict())
-    console.print(layer_table(result))
+    console.print(layer_table(result.to_dict()))
     for note in result.notes:
         console.print(f"  {note}")
     if result.refit:

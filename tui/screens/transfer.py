@@ -21,6 +21,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Checkbox, Footer, Input, Label, Select, Static
 
 from engine.protocol import FINISHED
+from tui.commands.weights import arch_label, layer_table
 from tui.widgets.job_progress import JobProgress, JobScreen
 
 DEFAULT_OUTPUT = "weights/small-realesr-animevideox2v3.pth"
@@ -30,39 +31,6 @@ ORDER = ("nearest", "bicubic", "source", "transferred")
 
 def _positive(text: str) -> int | None:
     return int(text) if text.strip().isdigit() and int(text) > 0 else None
-
-
-def arch_label(arch: Any) -> str:
-    """'64 feat / 16 conv / x2' from an SrvggArch as a dict (asdict drops its label property)."""
-    if not isinstance(arch, dict):
-        return str(arch or "?")
-    if arch.get("label"):
-        return str(arch["label"])
-    return f"{arch.get('num_feat')} feat / {arch.get('num_conv')} conv / x{arch.get('upscale')}"
-
-
-def layer_table(report: dict[str, Any]) -> Table:
-    title = f"{arch_label(report.get('source'))} -> {arch_label(report.get('target'))}, deepen: {report.get('deepen')}"
-    table = Table(title=title, title_justify="left", expand=False)
-    table.add_column("source layer")
-    table.add_column("kept", justify="right")
-    table.add_column("L2 energy kept", justify="right")
-    table.add_column("after input slicing", justify="right")
-    refit = any(layer.get("refit") for layer in report.get("layers", []))
-    if refit:
-        table.add_column("refit error before -> after", justify="right")
-    table.add_column("target layers", overflow="fold")
-    for layer in report.get("layers", []):
-        kept, out = len(layer.get("kept") or []), layer.get("out_channels")
-        row = [f"{layer.get('layer')} ({layer.get('role')})", f"{kept}/{out}",
-               f"{layer.get('energy_kept', 0):.1%}", f"{layer.get('energy_kept_sliced', 0):.1%}"]
-        if refit:
-            figures = layer.get("refit")
-            row.append(f"{figures['error_before']:.3f} -> {figures['error_after']:.3f}" if figures else "-")
-        targets = layer.get("targets") or []
-        row.append(", ".join(targets[:4]) + (f" +{len(targets) - 4}" if len(targets) > 4 else ""))
-        table.add_row(*row)
-    return table
 
 
 def score_table(validation: dict[str, Any]) -> Table:
@@ -219,7 +187,7 @@ class TransferScreen(JobScreen):
         head.append(f": {arch_label(report.get('target'))}, {report.get('parameters', 0):,} parameters; "
                     "load with param_key_g: params_ema")
         parts.append(head)
-        parts.append(layer_table(report))
+        parts.append(layer_table(report, compact=True))
         for note in report.get("notes") or []:
             parts.append(Text(f"  {note}", style="dim"))
         if report.get("validation"):
