@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+STORE_ENV = "SRCOCKPIT_DIST_STORE"  # set by engine/ranks.py: the rendezvous file of a one-node run
 # Test-only: every rank saves its bare networks here when the loop ends (`dump_networks`).
 DUMP_ENV = "SRCOCKPIT_TEST_DUMP_DIR"
 # Per-rank GPU readings ride on the per-iteration agreement at most this often.
@@ -197,6 +198,9 @@ def start(opt: dict[str, Any], env: TorchrunEnv) -> World:
     kwargs: dict[str, Any] = {"backend": backend, "timeout": COLLECTIVE_TIMEOUT}
     if backend == "nccl":
         kwargs["device_id"] = torch.device("cuda", torch.cuda.current_device())
+    store = os.environ.get(STORE_ENV)  # one node (engine/ranks.py): a file, no TCP listener
+    if store:
+        kwargs.update(store=dist.FileStore(store, env.world_size), rank=env.rank, world_size=env.world_size)
     if not dist.is_initialized():
         dist.init_process_group(**kwargs)
     group = dist.new_group(backend="gloo") if backend != "gloo" else None
@@ -237,16 +241,16 @@ def dump_networks(model: Any, rank: int, current_iter: int, environ: Mapping[str
 
 def torchrun_command(engine_args: list[str], *, nproc: int, nnodes: int = 1, node_rank: int = 0,
                      rdzv_endpoint: str | None = None, python: str | None = None) -> list[str]:
-    """`python -m torch.distributed.run ... -m engine.launch ARGS`: one node stands alone (a free port on
-    localhost); several meet at rdzv_endpoint (static rendezvous, node 0 holds rank 0)."""
+    """One node: `python -m engine.ranks --nproc N -- ARGS` (no network listener, see engine/ranks.py).
+    Several: `python -m torch.distributed.run ... -m engine.launch ARGS`, meeting at rdzv_endpoint (static
+    rendezvous, node 0 holds rank 0), on the addresses the user gives."""
     import sys
 
-    cmd = [python or sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}"]
-    if nnodes > 1:
-        if not rdzv_endpoint:
-            raise ValueError("several nodes need --rdzv-endpoint HOST:PORT (the node with --node-rank 0)")
-        cmd += [f"--nnodes={nnodes}", f"--node-rank={node_rank}", "--rdzv-backend=static",
-                f"--rdzv-endpoint={rdzv_endpoint}"]
-    else:
-        cmd.append("--standalone")
-    return [*cmd, "-m", "engine.launch", *engine_args]
+    python = python or sys.executable
+    if nnodes <= 1:
+        return [python, "-m", "engine.ranks", f"--nproc={nproc}", "--", *engine_args]
+    if not rdzv_endpoint:
+        raise ValueError("several nodes need --rdzv-endpoint HOST:PORT (the node with --node-rank 0)")
+    return [python, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", f"--nnodes={nnodes}",
+            f"--node-rank={node_rank}", "--rdzv-backend=static", f"--rdzv-endpoint={rdzv_endpoint}",
+            "-m", "engine.launch", *engine_args]

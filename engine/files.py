@@ -1,4 +1,4 @@
-"""Files a crash must never tear, and content hashes: the two file habits every engine part shares."""
+"""Files a crash must never tear, who may read them, and content hashes: the file habits every engine part shares."""
 
 from __future__ import annotations
 
@@ -6,6 +6,36 @@ import hashlib
 import os
 from pathlib import Path
 from typing import Any
+
+# A run is private to its user (folders 0700, files 0600) whatever the umask, since a world-writable
+# training_states/ lets another local user plant what the next resume reads. SRCOCKPIT_SHARE=group opts in
+# to letting the group read it (0750 / 0640); nobody else ever gets access.
+SHARE_ENV = "SRCOCKPIT_SHARE"
+
+
+def run_umask() -> int:
+    return 0o027 if os.environ.get(SHARE_ENV, "").strip().lower() == "group" else 0o077
+
+
+def dir_mode() -> int:
+    return 0o777 & ~run_umask()
+
+
+def file_mode() -> int:
+    return 0o666 & ~run_umask()
+
+
+def restrict_new_files() -> None:
+    """Set the process umask to the run's: what basicsr, torch, TensorBoard and OpenCV create gets it too."""
+    os.umask(run_umask())
+
+
+def private_dir(path: Path) -> Path:
+    """Create a folder (and its missing parents) with the run's mode, and narrow it if it was wider."""
+    path.mkdir(parents=True, exist_ok=True, mode=dir_mode())
+    if os.stat(path).st_mode & 0o777 != dir_mode():
+        os.chmod(path, dir_mode())
+    return path
 
 
 def sha256_file(path: Path) -> str:
@@ -23,7 +53,7 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    with open(partial, "wb") as handle:
+    with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, file_mode()), "wb") as handle:
         torch.save(obj, handle)
         handle.flush()
         os.fsync(handle.fileno())

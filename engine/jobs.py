@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from engine.events import EventWriter
+from engine.files import private_dir, restrict_new_files
 from engine.protocol import FAILED, FINISHED, PROGRESS, RESULT, RUNNING, STATUS, RunPaths
 
 
@@ -28,6 +29,8 @@ class Job:
         self.paths = RunPaths(folder)
         self.kind = kind
         self.params = params
+        restrict_new_files()  # a job's folder and files are its user's alone, as a training run's are
+        private_dir(self.paths.cockpit)
         self.events = EventWriter(self.paths.events, source=f"job:{kind}", listener=listener)
         self._last_progress = 0.0
 

@@ -12,7 +12,6 @@ import fcntl
 import os
 import signal
 import socket
-import stat
 import sys
 import time
 import traceback
@@ -22,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from engine.files import private_dir, restrict_new_files
 from engine.options import apply_override, load_options, read_yaml
 from engine.protocol import FAILED, LOG, STARTING, STATUS, RunPaths, UserError
 
@@ -40,9 +40,8 @@ def experiment_paths(opt: dict[str, Any]) -> RunPaths:
 def acquire_lock(paths: RunPaths) -> int:
     """An exclusive flock on cockpit/engine.lock, held for the engine's life (the kernel drops it on
     any death, so a killed engine never leaves a stale lock)."""
-    paths.cockpit.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if stat.S_IMODE(paths.cockpit.stat().st_mode) & 0o077:  # another user must not read or steer the run
-        os.chmod(paths.cockpit, 0o700)
+    private_dir(paths.root)  # another user must not read or steer the run
+    private_dir(paths.cockpit)
     fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -61,8 +60,19 @@ def resumable(opt: dict[str, Any]) -> bool:
     return bool(opt["path"].get("resume_state")) or (opt["auto_resume"] and any(states.glob("*.state")))
 
 
+def check_contained(paths: RunPaths) -> None:
+    """A run folder is one plain folder inside an experiments/ folder; nothing else is ever archived or
+    written (the options' name must not reach outside it)."""
+    root = paths.root
+    if root.parent.name != "experiments" or root.name in ("", ".", "..") or root.resolve().parent != \
+            root.parent.resolve():
+        raise UserError(f"refusing to train in {root}: a run folder must be experiments/NAME with NAME one plain "
+                        "folder name", "set `name:` in the options to a name without '/' or '..'")
+
+
 def archive_old_run(paths: RunPaths) -> Path | None:
     """A fresh start moves an earlier run of the same name aside, as basicsr does (name_archived_TIME)."""
+    check_contained(paths)
     if not paths.root.is_dir() or not any(paths.root.iterdir()):
         return None
     os.close(acquire_lock(paths))  # refuses while an engine still trains it
@@ -140,6 +150,7 @@ def claim_run(opt: dict[str, Any], paths: RunPaths, world: Any) -> tuple[Path | 
     archived, lock_fd, problem = None, -1, None
     if world is None or world.is_main:
         try:
+            check_contained(paths)
             archived = None if resumable(opt) else archive_old_run(paths)
             lock_fd = acquire_lock(paths)
         except UserError as error:
@@ -177,6 +188,7 @@ def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto
     from engine.protocol import SYSTEM
     from engine.telemetry import TelemetryThread, own_gpu_readings
 
+    restrict_new_files()
     opt = load_options(options, root=root, overrides=overrides, debug=debug, auto_resume=auto_resume,
                        num_gpu=torch.cuda.device_count())
     paths = experiment_paths(opt)

@@ -25,10 +25,12 @@ import engine.models  # registers the cockpit models
 from engine.compat import load_basicsr
 from engine.evaluate import evaluate_baselines
 from engine.events import EventWriter
+from engine.files import private_dir
 from engine.health import HealthMonitor
 from engine.options import MODEL_SUBSTITUTES
 from engine.protocol import ALERT, CHECKPOINT, ITER, PAUSED, RUN, RUNNING, STATUS, STOPPING, VAL, UserError
 from engine.speed import apply_speed_options
+from engine.states import load_state
 
 load_basicsr()
 import basicsr.utils.logger as basicsr_logger  # noqa: E402
@@ -112,7 +114,7 @@ def newest_resume_state(opt: dict[str, Any], warn: Callable[[str], None]) -> dic
     for path in candidates:
         network = Path(opt["path"]["models"]) / f"net_g_{path.stem}.pth"
         try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
+            state = load_state(path)
             torch.load(network, map_location="cpu", weights_only=True)
         except Exception as error:  # a torn or missing file: any loader error means "not usable"
             warn(f"skipped training state {path.name}: {error.__class__.__name__}: {error}")
@@ -239,7 +241,7 @@ class Trainer:
         # basicsr's make_exp_dirs would archive the experiment folder, cockpit/ and its lock included;
         # engine.launch archives an old run before it takes the lock, so only the sub-folders are made
         for key in ("models", "training_states", "visualization"):
-            Path(opt["path"][key]).mkdir(parents=True, exist_ok=True)
+            private_dir(Path(opt["path"][key]))
         return resume_state
 
     def _build_model(self) -> Any:

@@ -26,6 +26,7 @@ from torch.nn.parallel import DataParallel, DistributedDataParallel
 
 from engine.compat import load_basicsr
 from engine.files import atomic_torch_save
+from engine.states import plain_metrics, plain_numpy_state
 
 load_basicsr()
 import basicsr.utils.img_process_util as img_process_util  # noqa: E402
@@ -109,6 +110,19 @@ class _CockpitMixin:
             return DataParallel(net)
         return net
 
+    def load_network(self, net: torch.nn.Module, load_path: str, strict: bool = True,
+                     param_key: str | None = "params") -> None:
+        """basicsr's, with weights_only=True stated: basicsr relies on torch's default, which older torch
+        builds (TORCH_SPEC) set to a full unpickler that runs code from the file."""
+        blob = torch.load(load_path, map_location="cpu", weights_only=True)
+        if param_key is not None:
+            param_key = param_key if param_key in blob or "params" not in blob else "params"
+            blob = blob[param_key]
+        weights = {name.removeprefix("module."): value for name, value in blob.items()}
+        bare = self.get_bare_model(net)
+        self._print_different_keys_loading(bare, weights, strict)
+        bare.load_state_dict(weights, strict=strict)
+
     def save_network(self, net: Any, net_label: str, current_iter: int, param_key: Any = "params") -> None:
         if self.opt.get("rank", 0) != 0:  # every rank holds the same weights; rank 0 writes them
             return
@@ -129,8 +143,8 @@ class _CockpitMixin:
             "optimizers": [o.state_dict() for o in self.optimizers],
             "schedulers": [s.state_dict() for s in self.schedulers],
             "epoch_iter": getattr(self, "epoch_iter", 0),
-            "rng": rng_states(),
-            "best_metric_results": getattr(self, "best_metric_results", {}),
+            "rng": {**rng_states(), "numpy": plain_numpy_state(np.random.get_state())},
+            "best_metric_results": plain_metrics(getattr(self, "best_metric_results", {})),
         }
         if hasattr(self, "queue_lr") and (self.queue_lr.nbytes + self.queue_gt.nbytes) <= QUEUE_SAVE_LIMIT:
             state["queue"] = {"lr": self.queue_lr.cpu(), "gt": self.queue_gt.cpu(), "ptr": self.queue_ptr}

@@ -1,7 +1,9 @@
-"""Two CPU ranks under torchrun (gloo) train the tiny run for real: same weights, same stop, resume."""
+"""Two CPU ranks (gloo) train the tiny run for real: same weights, same stop, resume; torchrun for several nodes."""
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import json
 import os
 import signal
@@ -38,8 +40,7 @@ def test_torchrun_environment_layout_and_command(tmp_path: Path, tiny_data: Path
     assert choose_backend(None, cuda=False) == "gloo" and choose_backend("gloo", cuda=True) == "gloo"
 
     one = torchrun_command(["opt.yml"], nproc=2, python="py")
-    assert one == ["py", "-m", "torch.distributed.run", "--nproc-per-node=2", "--standalone", "-m", "engine.launch",
-                   "opt.yml"]
+    assert one == ["py", "-m", "engine.ranks", "--nproc=2", "--", "opt.yml"]  # one node: no TCP listener
     two = torchrun_command(["opt.yml"], nproc=4, nnodes=2, node_rank=1, rdzv_endpoint="head:29500", python="py")
     assert "--nnodes=2" in two and "--node-rank=1" in two and "--rdzv-endpoint=head:29500" in two
     with pytest.raises(ValueError):
@@ -52,6 +53,27 @@ def test_torchrun_environment_layout_and_command(tmp_path: Path, tiny_data: Path
         monkeypatch.setenv(key, value)
     opt = load_options(TINY_OPTIONS, root=tmp_path)
     assert (opt["dist"], opt["rank"], opt["world_size"]) == (True, 1, 2)
+
+
+def listening_addresses(pids: list[int]) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The addresses the given processes listen on (TCP, from /proc/net/tcp and tcp6)."""
+    inodes = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            fields = row.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                raw = bytes.fromhex(fields[1].split(":")[0])
+                words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))  # /proc stores host order
+                found.append(ipaddress.ip_address(words))
+    return found
 
 
 def test_cli_refuses_bad_layouts(run_root: Path):
@@ -72,8 +94,11 @@ def test_two_gloo_ranks_train_alike_stop_together_and_resume(run_root: Path, mon
     assert info["torchrun"] == {"nproc_per_node": 2, "nnodes": 1}
     wait_for(lambda: any(e["type"] == "iter" and e["iter"] >= 3 for e in read_events(paths.events)),
              what="three iterations")
+    # a one-node run listens on the loopback only (torchrun's agent listened on every interface)
+    listening = listening_addresses([info["pid"], *[rank["pid"] for rank in info["ranks"]]])
+    assert listening and all(address.is_loopback for address in listening), listening
     srcockpit("stop", "tiny_cpu", cwd=run_root)
-    wait_for(lambda: not pid_alive(info["pid"]), timeout=60, what="torchrun to exit")
+    wait_for(lambda: not pid_alive(info["pid"]), timeout=60, what="the ranks to exit")
 
     events = list(read_events(paths.events))
     run = next(e for e in events if e["type"] == "run")

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.files import file_mode, run_umask
 from engine.protocol import FAILED, FINISHED, PROGRESS, RESULT, STATUS, STOPPED, RunPaths, decode_line
 
 EXPERIMENTS = "experiments"
@@ -97,10 +98,10 @@ def start_job(root: Path, kind: str, argv: Sequence[str], *, folder: Path | None
     early = _early_log(folder)
     env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="160")
     env.pop("TEXTUAL", None)
-    with open(early, "wb") as log:
+    with os.fdopen(os.open(early, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, file_mode()), "wb") as log:
         process = subprocess.Popen(job_command(folder, kind, argv, wrap=wrap, report=report), cwd=root,
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True, env=env)
+                                   start_new_session=True, env=env, umask=run_umask())
     _STARTED[(str(root.resolve()), kind)] = folder
     return StartedJob(folder, kind, process.pid, process)
 
@@ -235,7 +236,7 @@ class _Adopter:
                 with contextlib.suppress(Exception):
                     stream.flush()
             try:
-                fd = os.open(self.paths.engine_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                fd = os.open(self.paths.engine_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, file_mode())
             except OSError:
                 return
             with contextlib.suppress(OSError):

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from engine.files import run_umask
 from engine.options import load_options, read_yaml
 from engine.protocol import FAILED, STATUS, RunPaths, UserError, read_events
 
@@ -46,7 +47,7 @@ def spawn_detached(cmd: list[str], paths: RunPaths, *, root: Path, timeout: floa
         env = dict(os.environ, SRCOCKPIT_ENGINE_LOG=str(paths.engine_log), PYTHONUNBUFFERED="1")
         started = time.time()
         process = subprocess.Popen(cmd, cwd=root, stdin=subprocess.DEVNULL, stdout=early, stderr=subprocess.STDOUT,
-                                   start_new_session=True, env=env)
+                                   start_new_session=True, env=env, umask=run_umask())
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if paths.engine_info().get("pid") == process.pid:
