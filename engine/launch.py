@@ -173,7 +173,7 @@ def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto
     from engine import dist
     from engine.control import ControlServer
     from engine.events import EventWriter
-    from engine.loop import Commands, Trainer
+    from engine.loop import Commands, Trainer, copy_options_file
     from engine.protocol import SYSTEM
     from engine.telemetry import TelemetryThread, own_gpu_readings
 
@@ -200,6 +200,7 @@ def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto
         ranks = world.gather({"rank": world.rank, "pid": os.getpid(), "host": socket.gethostname()}) if world else []
         if main:
             keep_options(paths, options, overrides)
+            copy_options_file(options, paths.root)
             write_engine_json(paths, opt, argv, torchrun_info(world, ranks) if world else None)
             control = ControlServer(paths.socket(), trainer.state)
             commands.control = control
