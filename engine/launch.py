@@ -81,7 +81,9 @@ def vgg_weights_problem(opt: dict[str, Any], vgg_weights: Path | None) -> str | 
     if vgg_weights is not None:
         if not vgg_weights.is_file():
             return f"--vgg-weights {vgg_weights} does not exist"
-        vgg_arch.VGG_PRETRAIN_PATH = str(vgg_weights)
+        from engine.perceptual import with_weights_file
+
+        opt["train"]["perceptual_opt"] = with_weights_file(opt["train"]["perceptual_opt"], vgg_weights)
         return None
     cached = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
     if Path(vgg_arch.VGG_PRETRAIN_PATH).is_file() or cached.is_file():

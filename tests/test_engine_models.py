@@ -48,3 +48,53 @@ def test_second_order_degradations_run_on_cpu(tmp_path: Path, tiny_data: Path, m
         model.feed_data({"gt": torch.rand(2, 3, 128, 128), "kernel1": kernel, "kernel2": kernel,
                          "sinc_kernel": kernel})
         assert tuple(model.lq.shape) == (2, 3, 16, 16) and tuple(model.gt.shape) == (2, 3, 32, 32)
+
+
+# ---- the perceptual loss's VGG weights come from --vgg-weights, not from basicsr's global ----------
+
+def vgg19_start(path: Path) -> dict[str, torch.Tensor]:
+    """The first two convolutions of a random torchvision VGG19, saved as its state dict's features.N keys."""
+    import torchvision
+
+    torch.manual_seed(0)
+    state = {f"features.{k}": v for k, v in torchvision.models.vgg19(weights=None).features[:4].state_dict().items()}
+    torch.save(state, path)
+    return state
+
+
+def test_vgg_weights_file_builds_the_perceptual_loss_without_basicsr_global(tmp_path: Path):
+    import basicsr.archs.vgg_arch as vgg_arch
+    from basicsr.losses import build_loss
+
+    from engine.launch import vgg_weights_problem
+
+    state = vgg19_start(tmp_path / "vgg19.pth")
+    before = vgg_arch.VGG_PRETRAIN_PATH
+    opt = {"train": {"perceptual_opt": {"type": "PerceptualLoss", "layer_weights": {"conv1_2": 1.0},
+                                        "vgg_type": "vgg19", "use_input_norm": True, "perceptual_weight": 1.0,
+                                        "style_weight": 0, "range_norm": False, "criterion": "l1"}}}
+    assert vgg_weights_problem(opt, tmp_path / "vgg19.pth") is None
+    assert before == vgg_arch.VGG_PRETRAIN_PATH  # basicsr's global stays as it was
+    loss = build_loss(dict(opt["train"]["perceptual_opt"]))
+    assert [name for name, _ in loss.vgg.vgg_net.named_children()] == ["conv1_1", "relu1_1", "conv1_2"]
+    assert torch.equal(loss.vgg.vgg_net.conv1_2.weight, state["features.2.weight"])
+    x = torch.rand(1, 3, 16, 16)
+    normed = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(
+        1, 3, 1, 1)
+    expected = torch.nn.functional.conv2d(torch.relu(torch.nn.functional.conv2d(
+        normed, state["features.0.weight"], state["features.0.bias"], padding=1)),
+        state["features.2.weight"], state["features.2.bias"], padding=1)
+    assert torch.allclose(loss.vgg(x)["conv1_2"], expected, atol=1e-5)
+    percep, style = loss(x, x)
+    assert percep.item() == 0 and style is None
+
+
+def test_a_file_that_is_not_vgg_weights_is_a_user_error(tmp_path: Path):
+    from engine.perceptual import FileVGGPerceptualLoss
+    from engine.protocol import UserError
+
+    torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "other.pth")
+    (tmp_path / "text.pth").write_text("not weights")
+    for name in ("other.pth", "text.pth"):
+        with pytest.raises(UserError, match="state dict"):
+            FileVGGPerceptualLoss({"conv1_2": 1.0}, str(tmp_path / name))
