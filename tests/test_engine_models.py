@@ -98,3 +98,19 @@ def test_a_file_that_is_not_vgg_weights_is_a_user_error(tmp_path: Path):
     for name in ("other.pth", "text.pth"):
         with pytest.raises(UserError, match="state dict"):
             FileVGGPerceptualLoss({"conv1_2": 1.0}, str(tmp_path / name))
+
+
+@pytest.mark.slow
+def test_training_with_vgg_weights_logs_the_perceptual_loss(run_root: Path):
+    from engine.protocol import RunPaths, read_events
+    from tests.conftest import srcockpit
+
+    vgg19_start(run_root / "vgg19.pth")
+    perceptual = "{type: PerceptualLoss, layer_weights: {conv1_2: 1.0}, perceptual_weight: 1.0, style_weight: 0}"
+    srcockpit("--no-ui", "train", str(TINY_OPTIONS), "--vgg-weights", str(run_root / "vgg19.pth"),
+              "--set", f"train.perceptual_opt={perceptual}", "--set", "train.total_iter=2", "--set", "val.val_freq=2",
+              "--set", "logger.save_checkpoint_freq=2", cwd=run_root)
+    events = list(read_events(RunPaths(run_root / "experiments" / "tiny_cpu").events))
+    iters = [e for e in events if e["type"] == "iter"]
+    assert [e["iter"] for e in iters] == [1, 2] and all(e["losses"]["l_g_percep"] > 0 for e in iters)
+    assert events[-1]["status"] == "finished"

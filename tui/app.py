@@ -1,7 +1,8 @@
 """The cockpit App: themes, screens and worker lifetimes. Build it with make_app() (tests do too).
 
 Opens on the run list of a folder, or straight on one run's dashboard. Imports only Textual, the
-standard library, PyYAML and engine.protocol: the first frame comes in well under a second.
+standard library, PyYAML, engine.protocol and engine.files: the first frame comes in well under a
+second. run() imports textual-image first (its terminal queries need stdin before Textual reads it).
 """
 
 from __future__ import annotations
