@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.files import shipped_folder
 from engine.jobs import Job
 from engine.protocol import LOG, RunPaths, UserError, read_events
 from engine.stages import best_checkpoint, describe
 
-OPTIONS_DIR = Path(__file__).resolve().parent.parent / "options"
+OPTIONS_DIR = shipped_folder("engine", "options_files", "options")
 STAGE1_OPTIONS = OPTIONS_DIR / "demo_stage1_l1.yml"
 PLAN_OPTIONS = OPTIONS_DIR / "finetune_small_realesr_animevideox2v3.yml"
 SCALE = 2

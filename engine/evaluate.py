@@ -135,10 +135,6 @@ def load_pairs(gt_dir: Path, lq_dir: Path) -> PairedImages:
     return PairedImages(tuple(names), tuple(gts), tuple(lqs), scales.pop(), gt_dir, lq_dir)
 
 
-def as_pairs(data: PairedImages | tuple[Path, Path]) -> PairedImages:
-    return data if isinstance(data, PairedImages) else load_pairs(Path(data[0]), Path(data[1]))
-
-
 def score(sr: np.ndarray, gt: np.ndarray, *, crop_border: int, test_y_channel: bool) -> tuple[float, float]:
     """basicsr PSNR and SSIM of two uint8 RGB images (converted to BGR as basicsr's metrics expect)."""
     if sr.shape != gt.shape:

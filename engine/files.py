@@ -1,9 +1,10 @@
-"""Files a crash must never tear, who may read them, and content hashes: the file habits every engine part shares."""
+"""Files a crash must never tear, who may read them, content hashes, and the data files the package ships."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +64,10 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def shipped_folder(package: str, installed: str, checkout: str) -> Path:
+    """A data folder of the project: `package`/`installed` in an installed wheel (setup.py maps it there),
+    else, run from a source checkout, the top-level `checkout` folder the wheel is built from."""
+    here = Path(str(resources.files(package)))
+    return here / installed if (here / installed).is_dir() else here.parent / checkout

@@ -91,7 +91,9 @@ def vgg_weights_problem(opt: dict[str, Any], vgg_weights: Path | None) -> str | 
     if vgg_weights is not None:
         if not vgg_weights.is_file():
             return f"--vgg-weights {vgg_weights} does not exist"
-        vgg_arch.VGG_PRETRAIN_PATH = str(vgg_weights)
+        from engine.perceptual import with_weights_file
+
+        opt["train"]["perceptual_opt"] = with_weights_file(opt["train"]["perceptual_opt"], vgg_weights)
         return None
     cached = Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
     if Path(vgg_arch.VGG_PRETRAIN_PATH).is_file() or cached.is_file():
@@ -184,7 +186,7 @@ def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto
     from engine import dist
     from engine.control import ControlServer
     from engine.events import EventWriter
-    from engine.loop import Commands, Trainer
+    from engine.loop import Commands, Trainer, copy_options_file
     from engine.protocol import SYSTEM
     from engine.telemetry import TelemetryThread, own_gpu_readings
 
@@ -212,6 +214,7 @@ def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto
         ranks = world.gather({"rank": world.rank, "pid": os.getpid(), "host": socket.gethostname()}) if world else []
         if main:
             keep_options(paths, options, overrides)
+            copy_options_file(options, paths.root)
             write_engine_json(paths, opt, argv, torchrun_info(world, ranks) if world else None)
             control = ControlServer(paths.socket(), trainer.state)
             commands.control = control

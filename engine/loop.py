@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import math
-import shutil
+import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -446,6 +446,13 @@ def versions() -> dict[str, str]:
 
 
 def copy_options_file(source: Path, experiments_root: Path) -> None:
-    """basicsr copies the YAML into the experiment folder; keep that habit."""
-    experiments_root.mkdir(parents=True, exist_ok=True)
-    shutil.copy(source, experiments_root / source.name)
+    """basicsr's habit: the options YAML, as written, in the experiment folder (experiments/NAME/FILE.yml).
+
+    A resume from the run's own kept copy (cockpit/options.yml) adds nothing."""
+    if source.resolve().is_relative_to(experiments_root.resolve()):
+        return
+    experiments_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target = experiments_root / source.name
+    with os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
+        handle.write(source.read_bytes())
+    os.chmod(target, 0o600)  # a file there from an earlier start keeps its mode through O_CREAT

@@ -24,14 +24,12 @@ import numpy as np
 import torch
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
+import engine.perceptual  # noqa: F401  (registers the perceptual loss that takes --vgg-weights)
 from engine.compat import load_basicsr
 from engine.files import atomic_torch_save
 from engine.states import plain_metrics, plain_numpy_state
 
 load_basicsr()
-import basicsr.utils.img_process_util as img_process_util  # noqa: E402
-import realesrgan.models.realesrgan_model as realesrgan_model_module  # noqa: E402
-import realesrgan.models.realesrnet_model as realesrnet_model_module  # noqa: E402
 from basicsr.models.sr_model import SRModel  # noqa: E402
 from basicsr.models.srgan_model import SRGANModel  # noqa: E402
 from basicsr.utils import DiffJPEG, USMSharp  # noqa: E402
@@ -44,14 +42,16 @@ from realesrgan.models.realesrnet_model import RealESRNetModel  # noqa: E402
 QUEUE_SAVE_LIMIT = 64 << 20
 
 
-def _contiguous_filter2d(img: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    # basicsr's filter2D calls .view() on its input, which fails for the non-contiguous tensors
-    # that CPU interpolation can return; on CUDA they happen to be contiguous.
-    return img_process_util.filter2D(img.contiguous(), kernel)
+class ContiguousDiffJPEG(DiffJPEG):
+    """basicsr's DiffJPEG, whose output is made contiguous.
 
+    DiffJPEG returns a channels-last-strided tensor; Real-ESRGAN's feed_data resizes it (the layout
+    stays) and hands it to basicsr's filter2D, whose .view() fails on such strides
+    ("view size is not compatible with input tensor's size and stride").
+    """
 
-for _module in (realesrgan_model_module, realesrnet_model_module):
-    _module.filter2D = _contiguous_filter2d
+    def forward(self, x: torch.Tensor, quality: Any) -> torch.Tensor:
+        return super().forward(x, quality).contiguous()
 
 
 def rng_states() -> dict[str, Any]:
@@ -83,7 +83,7 @@ class _CockpitMixin:
     """What both cockpit models add to Real-ESRGAN's: device-safe set-up, atomic and complete saves."""
 
     def _init_degraders(self, opt: dict[str, Any]) -> None:
-        self.jpeger = DiffJPEG(differentiable=False).to(self.device)
+        self.jpeger = ContiguousDiffJPEG(differentiable=False).to(self.device)
         self.usm_sharpener = USMSharp().to(self.device)
         self.queue_size = opt.get("queue_size", 180)
 

@@ -37,6 +37,8 @@ def test_headless_training_writes_every_event_type(run_root: Path):
     assert system["gpus"] == [] and system["rss"] > 0 and system["ram_total"] > 0
     assert [e["iter"] for e in events if e["type"] == "checkpoint"] == [4, 8]
     assert events[-1]["type"] == "status" and events[-1]["status"] == "finished"
+    copied = run_root / "experiments/tiny_cpu" / TINY_OPTIONS.name  # basicsr's habit, kept
+    assert copied.read_bytes() == TINY_OPTIONS.read_bytes() and copied.stat().st_mode & 0o777 == 0o600
     models = run_root / "experiments/tiny_cpu/models"
     assert {"net_g_4.pth", "net_g_8.pth", "net_g_latest.pth", "net_d_8.pth"} <= {p.name for p in models.iterdir()}
     # piped output: plain timestamped lines, no escape codes

@@ -1,7 +1,14 @@
-"""The install works: basicsr and realesrgan import on today's torchvision through engine/compat.py."""
+"""The install works: basicsr and realesrgan import on today's torchvision through engine/compat.py; the
+two rooms hold (the cockpit's modules start without torch, basicsr or OpenCV)."""
 
+import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAVY = ("torch", "basicsr", "cv2")
 
 
 def test_basicsr_and_realesrgan_import_and_register_models():
@@ -38,3 +45,35 @@ def test_engine_never_imports_textual_and_tui_never_imports_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def tui_modules() -> list[str]:
+    return sorted(".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+                  for p in (ROOT / "tui").rglob("*.py"))
+
+
+def heavy_imports_of(module: str) -> str:
+    """What importing `module` alone, in a fresh interpreter, brings of torch, basicsr and cv2."""
+    code = (f"import importlib, sys\nimportlib.import_module({module!r})\n"
+            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r}))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    return result.stdout.strip() if result.returncode == 0 else f"exit {result.returncode}: {result.stderr[-300:]}"
+
+
+def test_every_tui_module_starts_without_torch_basicsr_or_cv2():
+    modules = tui_modules()
+    assert {"tui.app", "tui.jobs", "tui.launcher", "tui.screens.dashboard", "tui.widgets.job_progress"} <= set(modules)
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        found = dict(zip(modules, pool.map(heavy_imports_of, modules), strict=True))
+    assert {module: heavy for module, heavy in found.items() if heavy != "[]"} == {}
+
+
+def test_help_lists_only_command_modules_that_exist():
+    import pkgutil
+
+    import tui.cli
+    import tui.commands
+
+    found = {info.name for info in pkgutil.iter_modules(tui.commands.__path__)}
+    assert set(tui.cli.PREFERRED_ORDER) <= found
+    assert tui.cli.command_modules() == [*tui.cli.PREFERRED_ORDER, *sorted(found - set(tui.cli.PREFERRED_ORDER))]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -206,7 +207,7 @@ def test_renderer_is_chosen_without_asking_the_terminal():
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_cockpit_start_never_imports_textual_image():
+def test_importing_the_cockpit_never_imports_textual_image():
     code = ("import sys\nimport tui.app, tui.screens.dashboard, tui.screens.run_list\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual_image', 'PIL')\n"
             "             or m == 'tui.screens.images'))\n")
@@ -214,8 +215,9 @@ def test_cockpit_start_never_imports_textual_image():
     assert out.strip().splitlines()[-1] == "[]"
 
 
-def run_on_a_pty(code: str) -> tuple[str, str]:
-    """Run python code with a pseudo-terminal as stdin/stdout: (what it wrote to the terminal, its stderr)."""
+def run_on_a_pty(code: str, stderr_too: bool = False) -> tuple[str, str]:
+    """Run python code with a pseudo-terminal as stdin/stdout (and stderr, where Textual draws, if stderr_too):
+    (what it wrote to the terminal, its stderr)."""
     import fcntl
     import os
     import pty
@@ -225,30 +227,52 @@ def run_on_a_pty(code: str) -> tuple[str, str]:
 
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # no pixel size, like many
+    chunks = []
     try:
-        proc = subprocess.run([sys.executable, "-c", code], stdin=slave, stdout=slave, stderr=subprocess.PIPE,
-                              text=True, cwd=ROOT, timeout=60)
-        chunks = []
-        while select.select([master], [], [], 0.05)[0]:
-            try:
-                chunks.append(os.read(master, 65536))
-            except OSError:
+        proc = subprocess.Popen([sys.executable, "-c", code], stdin=slave, stdout=slave,
+                                stderr=slave if stderr_too else subprocess.PIPE, text=True, cwd=ROOT)
+        os.close(slave)  # the child's copy stays open: reading the master ends (EIO) when the child exits
+        slave = -1
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # read as it writes: a full terminal buffer would block the child
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    chunks.append(os.read(master, 65536))
+                except OSError:
+                    break
+            elif proc.poll() is not None:
                 break
+        else:
+            proc.kill()
+        _, stderr = proc.communicate(timeout=10)
     finally:
-        os.close(slave)
+        if slave >= 0:
+            os.close(slave)
         os.close(master)
-    assert proc.returncode == 0, proc.stderr
-    return b"".join(chunks).decode(errors="replace"), proc.stderr
+    assert proc.returncode == 0, stderr
+    return b"".join(chunks).decode(errors="replace"), stderr or ""
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
-def test_loading_textual_image_on_a_terminal_sends_no_query():
+def test_loading_textual_image_on_a_terminal_sends_no_query_once_prepared():
     """On a tty textual-image asks the terminal about Sixel/TGP and its cell size when imported (each question
-    waits up to 0.1 s for an answer); once Textual reads stdin those answers would arrive as keys. Ours asks nothing."""
+    waits up to 0.1 s for an answer); once Textual reads stdin those answers would arrive as keys. So the
+    questions are asked by prepare_image_widgets, before Textual starts, and the viewer's load asks nothing."""
     pytest.importorskip("textual_image")
-    ours = ("from tui.screens.images import load_image_widget\n"
-            "import sys\nprint(load_image_widget('halfcell').__name__, file=sys.stderr)\n")
+    ours = ("import sys\nfrom tui.screens.images import load_image_widget, prepare_image_widgets\n"
+            "prepare_image_widgets()\nsys.stdout.write('PREPARED')\nsys.stdout.flush()\n"
+            "print(load_image_widget('halfcell').__name__, file=sys.stderr)\n")
     written, stderr = run_on_a_pty(ours)
-    assert "\x1b" not in written and stderr.split() == ["HalfcellImage"]
-    plain, _ = run_on_a_pty("import textual_image.widget\n")  # the check itself can see a query
-    assert "\x1b[" in plain
+    asked, _, after = written.partition("PREPARED")
+    assert "\x1b[" in asked and "\x1b" not in after and stderr.split() == ["HalfcellImage"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_the_cockpit_asks_textual_image_questions_before_textual_takes_the_terminal(tmp_path: Path):
+    pytest.importorskip("textual_image")
+    code = ("import sys\nfrom pathlib import Path\nfrom tui.app import make_app\n"
+            "async def leave(pilot):\n    await pilot.exit(None)\n"
+            f"make_app(Path({str(tmp_path)!r}), save_settings=False).run(auto_pilot=leave)\n")
+    written, _ = run_on_a_pty(code, stderr_too=True)
+    alternate_screen = written.index("\x1b[?1049h")  # Textual starts: from here on it reads stdin
+    assert "\x1b[c" in written[:alternate_screen]  # textual-image's Sixel question (device attributes)

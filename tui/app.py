@@ -1,7 +1,8 @@
 """The cockpit App: themes, screens and worker lifetimes. Build it with make_app() (tests do too).
 
 Opens on the run list of a folder, or straight on one run's dashboard. Imports only Textual, the
-standard library, PyYAML and engine.protocol: the first frame comes in well under a second.
+standard library, PyYAML, engine.protocol and engine.files: the first frame comes in well under a
+second. run() imports textual-image first (its terminal queries need stdin before Textual reads it).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
@@ -48,6 +49,13 @@ class CockpitApp(App):
             self.push_screen(RunListScreen(self.root))
         else:
             self.attach(self.initial_run)
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """Textual's run, after textual-image's terminal queries: they need stdin before Textual reads it."""
+        from tui.screens.images import prepare_image_widgets
+
+        prepare_image_widgets()
+        return super().run(*args, **kwargs)
 
     # ----------------------------------------------------------------- themes
     def setup_themes(self) -> None:

@@ -12,7 +12,7 @@ import tui.commands
 from engine.protocol import UserError
 
 # Command groups listed first in `srcockpit --help`; any other module in tui/commands follows.
-PREFERRED_ORDER = ("demo", "train", "runs", "weights", "data", "rank", "report", "export")
+PREFERRED_ORDER = ("demo", "train", "attach", "weights", "data", "rank", "report", "export")
 
 
 def command_modules() -> list[str]:

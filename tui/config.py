@@ -17,8 +17,10 @@ from typing import Any
 
 import yaml
 
+from engine.files import shipped_folder
+
 ENV_DIR = "SRCOCKPIT_CONFIG_DIR"
-PROJECT_THEMES = Path(__file__).resolve().parent.parent / "themes"
+PROJECT_THEMES = shipped_folder("tui", "themes", "themes")
 DEFAULT_THEME = "srcockpit-dark"
 THEME_COLORS = ("primary", "secondary", "warning", "error", "success", "accent", "foreground",
                 "background", "surface", "panel", "boost")
@@ -131,7 +133,7 @@ def load_themes(dirs: list[Path] | None = None) -> tuple[list, list[str]]:
 
 
 def fallback_theme():
-    """Used when no theme file loads (a pip-installed copy without themes/, a broken file)."""
+    """Used when no theme file loads (a broken or deleted file)."""
     return theme_from_dict(dict(
         name=DEFAULT_THEME, dark=True, primary="#4FA3E0", secondary="#7C6FE0", accent="#F0A35E",
         warning="#E5C07B", error="#E06C75", success="#98C379", foreground="#D8DEE9",

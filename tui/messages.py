@@ -57,9 +57,6 @@ class SystemSample(RunMessage):
         return isinstance(message, SystemSample) and message.run == self.run
 
 
-GpuSample = SystemSample  # the style guide's name for it
-
-
 @dataclass
 class ValResults(RunMessage):
     events: list[dict[str, Any]]

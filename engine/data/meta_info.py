@@ -121,12 +121,6 @@ def generate_meta_info(inputs: Sequence[Path], meta_info: Path, roots: Sequence[
     return MetaInfo(meta_info, tuple(lines), tuple(skipped))
 
 
-def read_meta_info(path: Path) -> list[str]:
-    """The relative image paths, read as basicsr and Real-ESRGAN read them (first token of each line)."""
-    with open(path) as handle:
-        return [line.strip().split(" ")[0] for line in handle]
-
-
 # ---- checking an options file's datasets -------------------------------------------------------------
 
 # Datasets that read their file list from 'meta_info' (the others from 'meta_info_file').

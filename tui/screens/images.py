@@ -4,16 +4,17 @@ basicsr saves each validation output as visualization/<name>/<name>_<iter>.png w
 the val events list them and the run event's options name the validation set (datasets.val.dataroot_gt
 and dataroot_lq). The three panes show the same centre crop, sized to the terminal; +/- zoom it.
 
-Pictures are drawn by textual-image. It is imported only here (this module itself is imported only when
-the viewer opens), and with its terminal queries refused: it asks the terminal about Sixel/TGP support
-on import, which cannot work once Textual reads stdin (the answer would be read as keys, or the query
-would wait out its timeout). The renderer is chosen from the environment instead (`pick_renderer`):
-Kitty gets the graphics protocol, known Sixel terminals Sixel, anything else (tmux, headless tests)
-colored half blocks. SRCOCKPIT_IMAGES=tgp|sixel|halfcell|unicode overrides.
+Pictures are drawn by textual-image. On import it asks the terminal about Sixel/TGP support and its cell
+size, which cannot work once Textual reads stdin (the answers would be read as keys), so the cockpit
+imports it before Textual starts (`prepare_image_widgets`, called by CockpitApp.run), as textual-image's
+README says to (checked on textual-image 0.12.0). The renderer is chosen from the environment
+(`pick_renderer`): Kitty gets the graphics protocol, known Sixel terminals Sixel, anything else (tmux,
+headless tests) colored half blocks. SRCOCKPIT_IMAGES=tgp|sixel|halfcell|unicode overrides.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -22,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, ClassVar
 
 from PIL import Image as PILImage
@@ -66,27 +68,34 @@ def pick_renderer(headless: bool, environ: Mapping[str, str] | None = None) -> s
     return "halfcell"
 
 
-def load_image_widget(renderer: str) -> type[Widget]:
-    """textual-image's widget class for `renderer`, imported with its terminal queries refused.
+@functools.cache
+def prepare_image_widgets() -> ModuleType | Exception:
+    """textual_image.widget, imported once (its terminal queries run then), or the error its import met.
 
-    Raises ImportError (not installed) or another error it meets on import (no stdout, a changed API).
+    Call it before App.run(): textual-image 0.12.0's README asks for the import before the app starts,
+    as the queries cannot work once Textual reads stdin. A failed import is kept, not retried, so that
+    no query is sent while Textual runs.
     """
-    import textual_image._terminal as terminal
-
-    original = terminal.capture_terminal_response
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise terminal.TerminalError("srcockpit asks the terminal nothing while Textual runs")
-
     log = logging.getLogger("textual_image")
     level = log.level
-    terminal.capture_terminal_response = refuse  # sixel.py/tgp.py bind it on import: their queries fail fast
-    log.setLevel(logging.ERROR)  # its "assuming VT340 sizes" warning would land on the screen
+    log.setLevel(logging.ERROR)  # its "assuming VT340 sizes" warning is no news to the user
     try:
         import textual_image.widget as widgets
+    except Exception as error:  # not installed, no stdout (TerminalError), a changed textual-image
+        return error
     finally:
-        terminal.capture_terminal_response = original
         log.setLevel(level)
+    return widgets
+
+
+def load_image_widget(renderer: str) -> type[Widget]:
+    """textual-image's widget class for `renderer` (the module from prepare_image_widgets).
+
+    Raises ImportError (not installed) or another error its import met (no stdout, a changed API).
+    """
+    widgets = prepare_image_widgets()
+    if isinstance(widgets, Exception):
+        raise widgets
     return {"tgp": widgets.TGPImage, "sixel": widgets.SixelImage, "halfcell": widgets.HalfcellImage,
             "unicode": widgets.UnicodeImage}[renderer]
 
@@ -521,4 +530,5 @@ def short(path: Path | None, root: Path, width: int = 0) -> str:
     return "…" + text[len(text) - width + 1:] if 1 < width < len(text) else text
 
 
-__all__ = ["ImagesScreen", "ValImages", "crop_box", "crop_pictures", "load_image_widget", "pick_renderer", "psnr"]
+__all__ = ["ImagesScreen", "ValImages", "crop_box", "crop_pictures", "load_image_widget", "pick_renderer",
+           "prepare_image_widgets", "psnr"]

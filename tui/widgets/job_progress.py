@@ -22,7 +22,6 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
@@ -316,7 +315,3 @@ class JobScreen(Screen):
         else:
             self.notify(message.error or message.status, title=f"{kind} job {message.status}", severity="error",
                         timeout=8)
-
-
-def body_container(*children: Widget) -> Vertical:
-    return Vertical(*children, id="body")

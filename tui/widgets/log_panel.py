@@ -7,8 +7,6 @@ import time
 from rich.text import Text
 from textual.widgets import RichLog
 
-LEVEL_STYLES = {"error": "error", "warning": "warning", "engine": "", "info": "", "debug": "dim"}
-
 
 class LogPanel(RichLog):
     DEFAULT_CSS = """
