@@ -18,37 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import TINY_OPTIONS, write_tiny_dataset
-
-RUN = "tiny_cpu"
-
-
-def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real tiny run (8 iterations, checkpoints at 4 and 8), trained once per session and shared."""
-    from engine.launch import run_engine
-
-    base = tmp_path_factory.getbasetemp() / "rank-report-tiny-run"
-    if not (base / "experiments" / RUN / "models" / "net_g_8.pth").is_file():
-        base.mkdir(exist_ok=True)
-        write_tiny_dataset(base)
-        with pytest.MonkeyPatch.context() as patch:
-            patch.chdir(base)
-            assert run_engine(TINY_OPTIONS, root=base) == "finished"
-    return base
-
-
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return trained_run(tmp_path_factory)
-
-
-@pytest.fixture
-def run_copy(tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private copy of the run folder (its engine.json still points at the shared datasets)."""
-    target = tmp_path / "experiments" / RUN
-    shutil.copytree(tiny_run / "experiments" / RUN, target)
-    monkeypatch.chdir(tmp_path)
-    return target
+from tests.conftest import TINY_RUN as RUN
 
 
 def _bt601_y(rgb: np.ndarray) -> np.ndarray:

@@ -367,12 +367,9 @@ async def test_export_runs_as_a_job_that_outlives_the_screen(tiny_run, monkeypat
         # leave at once: the job goes on without the screen (and without this process's memory of it)
         await pilot.press("escape")
         assert not isinstance(pilot.app.screen, ExportScreen)
-        deadline = time.monotonic() + 30
-        while not (folder / "cockpit" / "engine.json").exists() and time.monotonic() < deadline:
-            await pilot.pause(0.1)
+        assert await wait_for(pilot, lambda: (folder / "cockpit" / "engine.json").exists(), timeout=30)
         assert job_alive(folder)
         monkeypatch.setattr(tui.jobs, "_STARTED", {})
-        await pilot.pause(1.0)
         await pilot.press("x")
         back = pilot.app.screen
         assert isinstance(back, ExportScreen) and back is not screen
