@@ -47,6 +47,17 @@ def live(tmp_path):
     run.close()
 
 
+def live_app(live: LiveRun):
+    return make_app(live.paths.root.parent.parent, live.paths, save_settings=False)
+
+
+async def engine_gets(pilot, live: LiveRun, command: str) -> list[str]:
+    """Wait until the test's engine has received command; returns every command it received meanwhile."""
+    got: list[str] = []
+    assert await wait_for(pilot, lambda: got.extend(live.received()) or command in got), f"{command} never arrived"
+    return got
+
+
 def notices(app) -> list[str]:
     """The notifications as the user reads them: title and message of each toast on the screen
     (Pilot shows toasts only when the test asks for them: run_test(notifications=True))."""
@@ -131,19 +142,18 @@ async def test_engine_lost_when_pid_is_dead(tmp_path):
 @pytest.mark.parametrize(("key", "command"), [("p", "pause"), ("c", "save"), ("v", "validate")])
 @sync
 async def test_control_keys_reach_the_engine(live, key, command):
-    app = make_app(live.paths.root.parent.parent, live.paths, save_settings=False)
+    app = live_app(live)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await settle_dashboard(pilot)
         assert app.screen.state.live and not app.screen.lost
         await pilot.press(key)
-        got: list[str] = []
-        assert await wait_for(pilot, lambda: got.extend(live.received()) or command in got)
+        await engine_gets(pilot, live, command)
         assert await wait_for(pilot, lambda: any("accepted" in n for n in notices(app)))
 
 
 @sync
 async def test_stop_asks_first_then_sends_stop(live):
-    app = make_app(live.paths.root.parent.parent, live.paths, save_settings=False)
+    app = live_app(live)
     async with app.run_test(size=SIZE) as pilot:
         await settle_dashboard(pilot)
         await pilot.press("s")
@@ -151,8 +161,7 @@ async def test_stop_asks_first_then_sends_stop(live):
         await pilot.press("escape")  # changed my mind
         assert isinstance(app.screen, DashboardScreen)
         await pilot.press("s", "y")
-        got: list[str] = []
-        assert await wait_for(pilot, lambda: got.extend(live.received()) or "stop" in got)
+        got = await engine_gets(pilot, live, "stop")
         # the channel keeps order: a command sent on escape would have arrived before this stop
         assert got == ["stop"]
 
@@ -161,19 +170,18 @@ async def test_stop_asks_first_then_sends_stop(live):
 async def test_r_unpauses_a_paused_run(live):
     live.status = "paused"
     live.append("status", status="paused", iter=800)
-    app = make_app(live.paths.root.parent.parent, live.paths, save_settings=False)
+    app = live_app(live)
     async with app.run_test(size=SIZE) as pilot:
         await settle_dashboard(pilot)
         assert app.screen.state.status == "paused"
         await pilot.press("r")
-        got: list[str] = []
-        assert await wait_for(pilot, lambda: got.extend(live.received()) or "resume" in got)
+        await engine_gets(pilot, live, "resume")
 
 
 @sync
 async def test_engine_refusal_is_reported(live):
     live.status = "paused"  # the engine is paused but the log still says running: pause is refused
-    app = make_app(live.paths.root.parent.parent, live.paths, save_settings=False)
+    app = live_app(live)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await settle_dashboard(pilot)
         await pilot.press("p")
@@ -191,7 +199,7 @@ async def test_control_key_without_engine_says_so():
 
 @sync
 async def test_d_detaches_and_training_goes_on(live):
-    app = make_app(live.paths.root.parent.parent, live.paths, save_settings=False)
+    app = live_app(live)
     async with app.run_test(size=SIZE) as pilot:
         await settle_dashboard(pilot)
         await pilot.press("d")
@@ -202,14 +210,13 @@ async def test_d_detaches_and_training_goes_on(live):
 
 @sync
 async def test_q_on_a_live_run_asks_whether_to_stop(live):
-    app = make_app(live.paths.root.parent.parent, live.paths, save_settings=False)
+    app = live_app(live)
     async with app.run_test(size=SIZE) as pilot:
         await settle_dashboard(pilot)
         await pilot.press("q")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.click("#stop")
-        got: list[str] = []
-        assert await wait_for(pilot, lambda: got.extend(live.received()) or "stop" in got)
+        await engine_gets(pilot, live, "stop")
         assert await wait_for(pilot, lambda: not app.is_running)
 
 
