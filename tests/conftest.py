@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_OPTIONS = REPO / "options" / "tiny_cpu.yml"
+TINY_RUN = "tiny_cpu"  # the run name in TINY_OPTIONS
 
 
 def _photos() -> list[tuple[str, object]]:
@@ -42,6 +44,30 @@ def run_root(tmp_path: Path, tiny_data: Path, monkeypatch: pytest.MonkeyPatch) -
     (tmp_path / "datasets").symlink_to(tiny_data / "datasets")
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real tiny run (8 iterations, checkpoints at 4 and 8), trained once per session and shared."""
+    from engine.launch import run_engine
+
+    base = tmp_path_factory.getbasetemp() / "rank-report-tiny-run"
+    if not (base / "experiments" / TINY_RUN / "models" / "net_g_8.pth").is_file():
+        base.mkdir(exist_ok=True)
+        write_tiny_dataset(base)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.chdir(base)
+            assert run_engine(TINY_OPTIONS, root=base) == "finished"
+    return base
+
+
+@pytest.fixture
+def run_copy(tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of the tiny run's folder (its engine.json still points at the shared datasets)."""
+    target = tmp_path / "experiments" / TINY_RUN
+    shutil.copytree(tiny_run / "experiments" / TINY_RUN, target)
+    monkeypatch.chdir(tmp_path)
+    return target
 
 
 def srcockpit(*args: str, cwd: Path, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:

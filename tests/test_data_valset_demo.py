@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import cv2
@@ -58,10 +57,10 @@ def test_valset_cli_shapes_and_lr_equal_basicsr_imresize(tmp_path, capsys):
 
 def test_demo_data_layout_reuse_and_options(tmp_path):
     root = tmp_path / "demo"
-    started = time.monotonic()
-    demo = build_demo_data(root)
-    built_in = time.monotonic() - started
-    assert built_in < 30
+    steps: list[tuple[int, int, str]] = []
+    demo = build_demo_data(root, progress=lambda done, total, message: steps.append((done, total, message)))
+    # a real build walks every photo (how long it takes is a benchmark figure, not a test assertion)
+    assert [done for done, _, _ in steps] == list(range(1, len(TRAIN_NAMES) + len(VAL_NAMES) + 1))
 
     assert demo == demo_paths(root)
     assert sorted(p.stem for p in demo.train_dir.glob("*.png")) == sorted(TRAIN_NAMES)
@@ -88,11 +87,11 @@ def test_demo_data_layout_reuse_and_options(tmp_path):
     reports = check_datasets(opt)
     assert [(r.ok, r.count) for r in reports] == [(True, 10), (True, 5)]
 
-    # idempotent: a second call finds the finished build and writes nothing
+    # idempotent: a second call finds the finished build, builds nothing and writes nothing
     mtimes = {p: p.stat().st_mtime_ns for p in demo.files()}
-    started = time.monotonic()
-    assert build_demo_data(root) == demo
-    assert time.monotonic() - started < 1
+    steps.clear()
+    assert build_demo_data(root, progress=lambda done, total, message: steps.append((done, total, message))) == demo
+    assert steps == [(1, 1, "demo data already built")]
     assert {p: p.stat().st_mtime_ns for p in demo.files()} == mtimes
     # an unfinished build (a file lost) is completed, not trusted
     (demo.val_lq / "rocket.png").unlink()

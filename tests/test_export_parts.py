@@ -148,6 +148,7 @@ def test_aihub_says_what_is_missing_without_crashing(tmp_path, monkeypatch):
 
     from engine.export import aihub
 
+    # test double for an absent service: qai-hub (Qualcomm's cloud client) installed or not, whatever this venv holds
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "qai_hub" else real(name, *a))
     result = aihub.submit(tmp_path / "m.onnx", (8, 8))

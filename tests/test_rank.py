@@ -18,37 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import TINY_OPTIONS, write_tiny_dataset
-
-RUN = "tiny_cpu"
-
-
-def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real tiny run (8 iterations, checkpoints at 4 and 8), trained once per session and shared."""
-    from engine.launch import run_engine
-
-    base = tmp_path_factory.getbasetemp() / "rank-report-tiny-run"
-    if not (base / "experiments" / RUN / "models" / "net_g_8.pth").is_file():
-        base.mkdir(exist_ok=True)
-        write_tiny_dataset(base)
-        with pytest.MonkeyPatch.context() as patch:
-            patch.chdir(base)
-            assert run_engine(TINY_OPTIONS, root=base) == "finished"
-    return base
-
-
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return trained_run(tmp_path_factory)
-
-
-@pytest.fixture
-def run_copy(tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private copy of the run folder (its engine.json still points at the shared datasets)."""
-    target = tmp_path / "experiments" / RUN
-    shutil.copytree(tiny_run / "experiments" / RUN, target)
-    monkeypatch.chdir(tmp_path)
-    return target
+from tests.conftest import TINY_RUN as RUN
 
 
 def _bt601_y(rgb: np.ndarray) -> np.ndarray:
@@ -161,26 +131,24 @@ def test_ranking_follows_the_noise(run_copy: Path) -> None:
         ("net_g_200.pth", "params"), ("net_g_300.pth", "params"), ("net_g_100.pth", "params")]
 
 
-def test_cache_is_used_and_invalidated(run_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cache_is_used_and_invalidated(run_copy: Path) -> None:
     import engine.rank as rank
     from engine.srvgg import read_checkpoint
 
-    calls: list[str] = []
-    real = rank.evaluate_model
+    calls: list[str] = []  # the models evaluated, as rank_run reports each evaluation ("LABEL on VALSET")
 
-    def counting(model, pairs, **kwargs):
-        calls.append(kwargs.get("label", "?"))
-        return real(model, pairs, **kwargs)
+    def record(done: int, _total: int, message: str) -> None:
+        if done and not message.startswith("baselines on "):
+            calls.append(message.rsplit(" on ", 1)[0])
 
-    monkeypatch.setattr(rank, "evaluate_model", counting)
-    first = rank.rank_run(run_copy, original=None)
+    first = rank.rank_run(run_copy, original=None, progress=record)
     assert sorted(calls) == sorted(c.label for c in first.candidates) and len(calls) == 4
     assert first.evaluated == 5 and first.reused == 0  # 4 checkpoints + the baselines
     cache = json.loads((run_copy / "cockpit" / "rank_cache.json").read_text())
     assert sum(1 for v in cache["scores"].values() if v.get("kind") == "checkpoint") == 4
 
     calls.clear()
-    second = rank.rank_run(run_copy, original=None)
+    second = rank.rank_run(run_copy, original=None, progress=record)
     assert calls == [] and second.evaluated == 0 and second.reused == 4
     assert all(c.cached for c in second.candidates)
     assert [(c.label, c.psnr, c.ssim) for c in second.ranked] == [(c.label, c.psnr, c.ssim) for c in first.ranked]
@@ -190,7 +158,7 @@ def test_cache_is_used_and_invalidated(run_copy: Path, monkeypatch: pytest.Monke
     blob = {key: {k: v * 1.5 for k, v in read_checkpoint(path, key).items()} for key in ("params", "params_ema")}
     torch.save(blob, path)
     calls.clear()
-    third = rank.rank_run(run_copy, original=None)
+    third = rank.rank_run(run_copy, original=None, progress=record)
     assert sorted(calls) == ["net_g_4.pth [params]", "net_g_4.pth [params_ema]"]
     changed = {c.label: c for c in third.candidates}
     before = {c.label: c for c in first.candidates}
@@ -199,7 +167,7 @@ def test_cache_is_used_and_invalidated(run_copy: Path, monkeypatch: pytest.Monke
 
     # other metric settings or another validation set are other cache entries
     calls.clear()
-    rank.rank_run(run_copy, original=None, crop_border=0)
+    rank.rank_run(run_copy, original=None, crop_border=0, progress=record)
     assert len(calls) == 4
     val = Path(json.loads((run_copy / "cockpit" / "engine.json").read_text())["root"]) / "datasets/demo/val"
     one = run_copy.parent.parent / "one_image"
@@ -207,7 +175,7 @@ def test_cache_is_used_and_invalidated(run_copy: Path, monkeypatch: pytest.Monke
         (one / folder).mkdir(parents=True)
         shutil.copy(val / folder / "astronaut.png", one / folder / "astronaut.png")
     calls.clear()
-    other = rank.rank_run(run_copy, [f"{one}/GTmod12:{one}/LRbicx2"], original=None)
+    other = rank.rank_run(run_copy, [f"{one}/GTmod12:{one}/LRbicx2"], original=None, progress=record)
     assert len(calls) == 4 and other.valsets[0].name == "one_image"
     assert [s[0] for s in other.best.scores["one_image"].images] == ["astronaut"]
 

@@ -6,27 +6,13 @@ import base64
 import importlib.util
 import json
 import re
-import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from tests.test_rank import RUN, trained_run
-
-
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return trained_run(tmp_path_factory)  # the same run test_rank.py trains, when both run in one session
-
-
-@pytest.fixture
-def run_copy(tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    target = tmp_path / "experiments" / RUN
-    shutil.copytree(tiny_run / "experiments" / RUN, target)
-    monkeypatch.chdir(tmp_path)
-    return target
+from tests.conftest import TINY_RUN as RUN
 
 
 def _valset(tiny_run: Path) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -337,8 +338,6 @@ async def test_ranking_shows_the_log_then_scores_and_promotes_the_chosen_checkpo
 
 @sync
 async def test_export_runs_as_a_job_that_outlives_the_screen(tiny_run, monkeypatch):
-    import tui.jobs
-
     root = tiny_run
     monkeypatch.chdir(root)
     app = app_at(root, "tiny_cpu")
@@ -367,12 +366,13 @@ async def test_export_runs_as_a_job_that_outlives_the_screen(tiny_run, monkeypat
         # leave at once: the job goes on without the screen (and without this process's memory of it)
         await pilot.press("escape")
         assert not isinstance(pilot.app.screen, ExportScreen)
-        deadline = time.monotonic() + 30
-        while not (folder / "cockpit" / "engine.json").exists() and time.monotonic() < deadline:
-            await pilot.pause(0.1)
+        assert await wait_for(pilot, lambda: (folder / "cockpit" / "engine.json").exists(), timeout=30)
         assert job_alive(folder)
-        monkeypatch.setattr(tui.jobs, "_STARTED", {})
-        await pilot.pause(1.0)
+        # a process that did not start the job (a new cockpit) finds it in the folders
+        found = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from tui.jobs import "
+                                "find_jobs; print(*find_jobs(Path(sys.argv[1]), 'export'), sep='\\n')", str(root)],
+                               capture_output=True, text=True, check=True).stdout.split()
+        assert str(folder) in found
         await pilot.press("x")
         back = pilot.app.screen
         assert isinstance(back, ExportScreen) and back is not screen

@@ -16,17 +16,7 @@ from rich.live import Live
 from rich.text import Text
 
 from engine.protocol import ALERT, CHECKPOINT, FAILED, ITER, LOG, PROGRESS, RESULT, RUN, STATUS, SYSTEM, VAL
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds or seconds < 0:
-        return "?"
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+from engine.units import duration
 
 
 def _number(value: Any, spec: str) -> str:

@@ -12,9 +12,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from engine.protocol import UserError
-
-# basicsr's own list (basicsr.data.data_util / IMG_EXTENSIONS of the paired datasets), lower case.
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+from engine.units import IMAGE_SUFFIXES
 
 # Pillow refuses images above ~179 Mpx as a decompression-bomb guard; satellite or panorama
 # sources can be that large, and they are the user's own files.
@@ -22,7 +20,7 @@ Image.MAX_IMAGE_PIXELS = None
 
 
 def is_image_name(name: str) -> bool:
-    return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
+    return not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES)
 
 
 def iter_images(folder: Path, *, recursive: bool = False) -> Iterator[Path]:
@@ -53,7 +51,7 @@ def list_images(folder: Path, *, recursive: bool = False) -> list[Path]:
     if not images:
         nested = not recursive and any(iter_images(folder, recursive=True))
         hint = ("its images are in sub-folders: recurse into them" if nested
-                else f"put images ({', '.join(IMAGE_EXTENSIONS)}) there or pick another folder")
+                else f"put images ({', '.join(IMAGE_SUFFIXES)}) there or pick another folder")
         raise UserError(f"no images in {folder}", hint)
     return images
 

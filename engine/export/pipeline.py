@@ -237,7 +237,7 @@ def export_checkpoint(
     from engine.export import manifest as mf
     from engine.export.calibration import load_sources, make_frames
     from engine.export.onnx_export import OPSET, conv_macs, export_onnx, op_counts, verify_onnx
-    from engine.export.qnn_compile import QnnTarget, compile_context, qnn_versions
+    from engine.export.qnn_compile import HTP_ARCH, SOC_MODEL, QnnTarget, compile_context, qnn_versions
     from engine.export.qnn_sdk import run_sdk_script, write_sdk_files
     from engine.export.quantize import cpu_outputs, mean_psnr, quantize_qdq
     from engine.srvgg import count_parameters
@@ -376,7 +376,8 @@ def export_checkpoint(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "checkpoint": {"path": str(checkpoint.resolve()), "sha256": sha256_file(checkpoint),
                        "bytes": checkpoint.stat().st_size},
-        "target": {"device": "Qualcomm QCS8550", "soc_model": 43, "htp_arch": "v73", "backend": "QNN HTP"},
+        "target": {"device": "Qualcomm QCS8550", "soc_model": SOC_MODEL, "htp_arch": f"v{HTP_ARCH}",
+                   "backend": "QNN HTP"},
         "opset": OPSET,
         "quantization": quant,
         "parameters": params,
@@ -424,7 +425,7 @@ def _simulate(net: Any, qdq_model: Path, folder: Path, name: str, sim_size: tupl
             "max_abs_error_vs_cpu_qdq": float(max(np.abs(a - b).max() for a, b in zip(qdq_out, htp_out,
                                                                                        strict=True))),
             "compile_seconds": round(compile_s, 2), "simulator_seconds_per_frame": round(run_s / count, 2),
-            "runtime": "onnxruntime-qnn HTP simulator (x86), v73 / soc 43"}
+            "runtime": f"onnxruntime-qnn HTP simulator (x86), v{target.htp_arch} / soc {target.soc_model}"}
 
 
 def run_export_job(checkpoint: Path | str, out_dir: Path | str | None = None, *, force: bool = False,

@@ -37,12 +37,12 @@ from textual.widget import Widget
 from textual.widgets import Footer, Label, Static
 from textual.worker import get_current_worker
 
+from engine.units import IMAGE_SUFFIXES
 from tui.state import RunState
 
 RENDERER_ENV = "SRCOCKPIT_IMAGES"
 RENDERERS = ("tgp", "sixel", "halfcell", "unicode")
 ZOOMS = (0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 PANES = ("lr", "out", "gt")
 CACHE_IMAGES = 12
 

@@ -21,11 +21,11 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Checkbox, Footer, Input, Label, Select, Static
 
 from engine.protocol import FINISHED
+from engine.units import IMAGE_SUFFIXES
 from tui.commands.weights import arch_label, layer_table
 from tui.widgets.job_progress import JobProgress, JobScreen
 
 DEFAULT_OUTPUT = "weights/small-realesr-animevideox2v3.pth"
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 ORDER = ("nearest", "bicubic", "source", "transferred")
 
 

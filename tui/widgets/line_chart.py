@@ -8,7 +8,7 @@ downsampled (tui.state.Series), so a 200k-iteration run draws as fast as a short
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from rich.style import Style
@@ -117,130 +117,166 @@ class LineChart(Widget):
         return (getattr(theme, "foreground", None) or "grey50") if theme else "grey50"
 
 
-def render_chart(data: ChartData, width: int, height: int, color_of=None, muted: str = "grey50") -> Text:
-    """The chart as Text of `height` lines of `width` cells (legend last)."""
-    color_of = color_of or (lambda name, index: name or PALETTE[index % len(PALETTE)])
-    text = Text(no_wrap=True, overflow="crop")
-    if width < 12 or height < 3:
-        return text
+ColorOf = Callable[[str, int], str]
 
-    def ty(y: float) -> float:
-        if data.log_y:
-            return math.log10(y) if y > 0 else math.nan
-        return y
 
+def _palette_color(name: str, index: int) -> str:
+    return name or PALETTE[index % len(PALETTE)]
+
+
+@dataclass(frozen=True)
+class _Scale:
+    """The data window (y already on the log scale when log_y) and how it maps onto braille dots."""
+
+    x_min: float
+    x_max: float
+    y_min: float
+    y_max: float
+    log_y: bool
+
+    def label(self, v: float) -> str:
+        return format_number(10**v if self.log_y else v)
+
+    def axis_width(self) -> int:
+        return max(len(self.label(self.y_max)), len(self.label(self.y_min)),
+                   len(self.label((self.y_min + self.y_max) / 2))) + 1
+
+
+def _scaled(y: float, log_y: bool) -> float:
+    if log_y:
+        return math.log10(y) if y > 0 else math.nan
+    return y
+
+
+def _window(data: ChartData) -> _Scale | None:
+    """The padded range of every finite point and reference line; None when there is nothing to draw."""
     xs_all, ys_all = [], []
     for curve in data.curves:
         for x, y in zip(curve.xs, curve.ys, strict=False):
-            v = ty(y)
+            v = _scaled(y, data.log_y)
             if math.isfinite(v) and math.isfinite(x):
                 xs_all.append(x)
                 ys_all.append(v)
     if not xs_all:
-        text.append(data.empty, style=Style(color=muted, dim=True))
-        return text
-    for h in data.hlines:
-        v = ty(h.y)
-        if math.isfinite(v):
-            ys_all.append(v)
+        return None
+    ys_all += [v for v in (_scaled(h.y, data.log_y) for h in data.hlines) if math.isfinite(v)]
     x_min, x_max = min(xs_all), max(xs_all)
     y_min, y_max = min(ys_all), max(ys_all)
     if x_max == x_min:
         x_max = x_min + 1
-    if y_max == y_min:
-        pad = abs(y_max) * 0.05 or 1.0
-        y_min, y_max = y_min - pad, y_max + pad
-    else:
-        pad = (y_max - y_min) * 0.04
-        y_min, y_max = y_min - pad, y_max + pad
+    pad = (abs(y_max) * 0.05 or 1.0) if y_max == y_min else (y_max - y_min) * 0.04
+    return _Scale(x_min, x_max, y_min - pad, y_max + pad, data.log_y)
 
-    def label(v: float) -> str:
-        return format_number(10**v if data.log_y else v)
 
-    axis_w = max(len(label(y_max)), len(label(y_min)), len(label((y_min + y_max) / 2))) + 1
-    cols, rows = width - axis_w - 1, height - 2
-    if cols < 4 or rows < 1:
-        return text
-    dot_w, dot_h = cols * 2, rows * 4
-    bits = [[0] * cols for _ in range(rows)]
-    owner: list[list[str | None]] = [[None] * cols for _ in range(rows)]
-    overlay: dict[tuple[int, int], tuple[str, str]] = {}
+class _Canvas:
+    """rows x cols braille cells: dot bits, the colour owning each cell, and characters laid over them."""
 
-    def to_dot(x: float, y: float) -> tuple[int, int]:
-        px = round((x - x_min) / (x_max - x_min) * (dot_w - 1))
-        py = round((y_max - y) / (y_max - y_min) * (dot_h - 1))
+    def __init__(self, scale: _Scale, cols: int, rows: int) -> None:
+        self.scale, self.cols, self.rows = scale, cols, rows
+        self.dot_w, self.dot_h = cols * 2, rows * 4
+        self.bits = [[0] * cols for _ in range(rows)]
+        self.owner: list[list[str | None]] = [[None] * cols for _ in range(rows)]
+        self.overlay: dict[tuple[int, int], tuple[str, str]] = {}
+
+    def to_dot(self, x: float, y: float) -> tuple[int, int]:
+        s = self.scale
+        px = round((x - s.x_min) / (s.x_max - s.x_min) * (self.dot_w - 1))
+        py = round((s.y_max - y) / (s.y_max - s.y_min) * (self.dot_h - 1))
         return px, py
 
-    def plot(px: int, py: int, color: str, weak: bool) -> None:
-        if 0 <= px < dot_w and 0 <= py < dot_h:
+    def plot(self, px: int, py: int, color: str, weak: bool) -> None:
+        if 0 <= px < self.dot_w and 0 <= py < self.dot_h:
             r, c = py // 4, px // 2
-            bits[r][c] |= _DOTS[py % 4][px % 2]
-            if not weak or owner[r][c] is None:
-                owner[r][c] = ("dim " if weak else "") + color
+            self.bits[r][c] |= _DOTS[py % 4][px % 2]
+            if not weak or self.owner[r][c] is None:
+                self.owner[r][c] = ("dim " if weak else "") + color
 
-    # dashed reference lines first, curves over them
-    for h in data.hlines:
-        v = ty(h.y)
+    def draw_hline(self, h: HLine, color: str) -> None:
+        """A dashed line at h.y, its label at the right end."""
+        v = _scaled(h.y, self.scale.log_y)
         if not math.isfinite(v):
-            continue
-        _, py = to_dot(x_min, v)
-        r = py // 4
-        if 0 <= r < rows:
-            color = color_of(h.color, 0)
-            for c in range(0, cols, 2):
-                overlay.setdefault((r, c), ("╌", color))
-            tag = h.label[: max(0, cols - 2)]
-            start = max(0, cols - len(tag) - 1)
-            for k, ch in enumerate(tag):
-                overlay[(r, start + k)] = (ch, color)
+            return
+        r = self.to_dot(self.scale.x_min, v)[1] // 4
+        if not 0 <= r < self.rows:
+            return
+        for c in range(0, self.cols, 2):
+            self.overlay.setdefault((r, c), ("╌", color))
+        tag = h.label[: max(0, self.cols - 2)]
+        start = max(0, self.cols - len(tag) - 1)
+        for k, ch in enumerate(tag):
+            self.overlay[(r, start + k)] = (ch, color)
 
-    index = 0
-    for curve in data.curves:
-        color = color_of(curve.color, index)
-        if not curve.dim:
-            index += 1
+    def draw_curve(self, curve: Curve, color: str) -> None:
+        """Joined segments between finite points; a gap (nan, log of <= 0) breaks the line."""
         previous = None
         for x, y in zip(curve.xs, curve.ys, strict=False):
-            v = ty(y)
+            v = _scaled(y, self.scale.log_y)
             if not (math.isfinite(v) and math.isfinite(x)):
                 previous = None
                 continue
-            point = to_dot(x, v)
+            point = self.to_dot(x, v)
             if previous is None:
-                plot(*point, color, curve.dim)
+                self.plot(*point, color, curve.dim)
             else:
-                _line(previous, point, lambda px, py, c=color, d=curve.dim: plot(px, py, c, d))
+                _line(previous, point, lambda px, py: self.plot(px, py, color, curve.dim))
             previous = point
 
-    for m in data.markers:
-        v = ty(m.y)
-        if math.isfinite(v) and x_min <= m.x <= x_max:
-            px, py = to_dot(m.x, v)
-            overlay[(min(rows - 1, max(0, py // 4)), min(cols - 1, max(0, px // 2)))] = (
-                m.label[:1], color_of(m.color, 0))
+    def draw_marker(self, m: Marker, color: str) -> None:
+        v = _scaled(m.y, self.scale.log_y)
+        if math.isfinite(v) and self.scale.x_min <= m.x <= self.scale.x_max:
+            px, py = self.to_dot(m.x, v)
+            self.overlay[(min(self.rows - 1, max(0, py // 4)), min(self.cols - 1, max(0, px // 2)))] = (
+                m.label[:1], color)
 
-    y_labels = {0: label(y_max), rows - 1: label(y_min)}
+    def cell(self, r: int, c: int) -> tuple[str, Style | None]:
+        """What cell (r, c) shows: an overlay character unless a curve crosses a dash, else its dots."""
+        if (r, c) in self.overlay and not (self.bits[r][c] and self.overlay[(r, c)][0] == "╌"):
+            ch, color = self.overlay[(r, c)]
+            return ch, Style.parse(color)
+        if self.bits[r][c]:
+            style = self.owner[r][c] or ""
+            return chr(0x2800 + self.bits[r][c]), Style.parse(style) if style else None
+        return " ", None
+
+
+def _draw(canvas: _Canvas, data: ChartData, color_of: ColorOf) -> None:
+    """Dashed reference lines first, curves over them, markers on top."""
+    for h in data.hlines:
+        canvas.draw_hline(h, color_of(h.color, 0))
+    index = 0
+    for curve in data.curves:
+        canvas.draw_curve(curve, color_of(curve.color, index))
+        if not curve.dim:
+            index += 1
+    for m in data.markers:
+        canvas.draw_marker(m, color_of(m.color, 0))
+
+
+def _plot_area(text: Text, canvas: _Canvas, axis_w: int, axis_style: Style) -> None:
+    """Each row: its y label (top, middle, bottom), the axis, then the cells."""
+    scale, rows = canvas.scale, canvas.rows
+    y_labels = {0: scale.label(scale.y_max), rows - 1: scale.label(scale.y_min)}
     if rows >= 5:
-        y_labels[(rows - 1) // 2] = label(y_max - (y_max - y_min) * ((rows - 1) // 2) / (rows - 1))
-    axis_style = Style(color=muted, dim=True)
+        y_labels[(rows - 1) // 2] = scale.label(scale.y_max - (scale.y_max - scale.y_min) * ((rows - 1) // 2)
+                                                / (rows - 1))
     for r in range(rows):
         text.append(y_labels.get(r, "").rjust(axis_w - 1) + " ", style=axis_style)
         text.append("┤" if r in y_labels else "│", style=axis_style)
-        for c in range(cols):
-            if (r, c) in overlay and not (bits[r][c] and overlay[(r, c)][0] == "╌"):
-                ch, color = overlay[(r, c)]
-                text.append(ch, style=Style.parse(color))
-            elif bits[r][c]:
-                style = owner[r][c] or ""
-                text.append(chr(0x2800 + bits[r][c]), style=Style.parse(style) if style else None)
-            else:
-                text.append(" ")
+        for c in range(canvas.cols):
+            ch, style = canvas.cell(r, c)
+            text.append(ch, style=style)
         text.append("\n")
-    # x axis: first and last iteration
-    left, right = format_number(x_min), format_number(x_max)
+
+
+def _x_axis(scale: _Scale, cols: int, axis_w: int) -> str:
+    """The x axis with the first and last iteration at its ends."""
+    left, right = format_number(scale.x_min), format_number(scale.x_max)
     gap = max(1, cols - len(left) - len(right))
-    text.append(" " * axis_w + "└" + left + "─" * gap + right + "\n", style=axis_style)
-    # legend
+    return " " * axis_w + "└" + left + "─" * gap + right + "\n"
+
+
+def _legend(data: ChartData, color_of: ColorOf, width: int, axis_style: Style) -> Text:
+    """One entry per curve in front (with its latest value) and per reference line, cut to width."""
     legend = Text(no_wrap=True, overflow="ellipsis")
     index = 0
     for curve in data.curves:
@@ -259,7 +295,30 @@ def render_chart(data: ChartData, width: int, height: int, color_of=None, muted:
     if data.log_y:
         legend.append("(log)", style=axis_style)
     legend.truncate(width, overflow="ellipsis")
-    text.append_text(legend)
+    return legend
+
+
+def render_chart(data: ChartData, width: int, height: int, color_of: ColorOf | None = None,
+                 muted: str = "grey50") -> Text:
+    """The chart as Text of `height` lines of `width` cells (legend last)."""
+    color_of = color_of or _palette_color
+    text = Text(no_wrap=True, overflow="crop")
+    if width < 12 or height < 3:
+        return text
+    scale = _window(data)
+    if scale is None:
+        text.append(data.empty, style=Style(color=muted, dim=True))
+        return text
+    axis_w = scale.axis_width()
+    cols, rows = width - axis_w - 1, height - 2
+    if cols < 4 or rows < 1:
+        return text
+    canvas = _Canvas(scale, cols, rows)
+    _draw(canvas, data, color_of)
+    axis_style = Style(color=muted, dim=True)
+    _plot_area(text, canvas, axis_w, axis_style)
+    text.append(_x_axis(scale, cols, axis_w), style=axis_style)
+    text.append_text(_legend(data, color_of, width, axis_style))
     return text
 
 

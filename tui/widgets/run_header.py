@@ -8,21 +8,11 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from engine.units import duration
 from tui.state import RunState
 
 STATUS_CLASSES = ("-starting", "-running", "-paused", "-stopping", "-stopped", "-finished", "-failed",
                   "-lost", "-unknown")
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "-"
-    s = int(seconds)
-    if s < 3600:
-        return f"{s // 60}:{s % 60:02d}"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
 def bar(fraction: float, width: int) -> str:
