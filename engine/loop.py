@@ -440,8 +440,15 @@ class Trainer:
         return "finished"
 
 
+def _version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "not installed"
+
+
 def versions() -> dict[str, str]:
-    found = {name: importlib.metadata.version(name) for name in ("torch", "basicsr", "realesrgan", "srcockpit")}
+    found = {name: _version(name) for name in ("torch", "basicsr", "realesrgan", "srcockpit")}
     return {**found, "cuda": str(torch.version.cuda)}
 
 
