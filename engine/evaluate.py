@@ -111,28 +111,33 @@ def find_valset(root: Path, scale: int) -> tuple[Path, Path]:
     return gt_dir, lq_dir
 
 
-def load_pairs(gt_dir: Path, lq_dir: Path) -> PairedImages:
-    """Read every GT image and its same-named LQ image; the scale is read off the sizes and must agree."""
+def load_pairs(gt_dir: Path, lq_dir: Path, scale: int | None = None) -> PairedImages:
+    """Read every GT image and its same-named LQ image; every pair must be x`scale` (default: the first pair's,
+    at least x2), so a wrongly sized LQ image is named before any model runs."""
     gt_paths = list_images(gt_dir)
     lq_paths = {path.stem: path for path in list_images(lq_dir)}
     missing = [path.name for path in gt_paths if path.stem not in lq_paths]
     if missing:
         raise UserError(f"{lq_dir} has no LQ image for {missing[0]} ({len(missing)} missing)",
                         "GT and LQ folders must hold the same file names")
-    names, gts, lqs, scales = [], [], [], set()
+    names, gts, lqs = [], [], []
     for path in gt_paths:
         gt, lq = read_rgb(path), read_rgb(lq_paths[path.stem])
-        scale = gt.shape[0] // lq.shape[0]
-        if scale < 1 or gt.shape[:2] != (lq.shape[0] * scale, lq.shape[1] * scale):
-            raise UserError(f"{path.name}: GT {gt.shape[1]}x{gt.shape[0]} is not an integer multiple of LQ "
-                            f"{lq.shape[1]}x{lq.shape[0]}", "crop GT to a multiple of the scale (GTmod12)")
+        if scale is None:
+            scale = gt.shape[0] // lq.shape[0]
+            if scale < 2:
+                raise UserError(f"{lq_paths[path.stem]} ({lq.shape[1]}x{lq.shape[0]}) is not x2 or more smaller "
+                                f"than its GT {path} ({gt.shape[1]}x{gt.shape[0]})",
+                                "the LQ folder must hold the downscaled images (`srcockpit data valset HR -o SET`)")
+        if gt.shape[:2] != (lq.shape[0] * scale, lq.shape[1] * scale):
+            raise UserError(f"{lq_paths[path.stem]} ({lq.shape[1]}x{lq.shape[0]}) is not x{scale} smaller than its "
+                            f"GT {path} ({gt.shape[1]}x{gt.shape[0]})",
+                            f"one validation set holds one scale: make it with `srcockpit data valset HR -o SET "
+                            f"--scale {scale}` (GT cropped to a multiple of 12)")
         names.append(path.stem)
         gts.append(gt)
         lqs.append(lq)
-        scales.add(scale)
-    if len(scales) != 1:
-        raise UserError(f"{gt_dir} and {lq_dir} mix scales {sorted(scales)}", "one validation set, one scale")
-    return PairedImages(tuple(names), tuple(gts), tuple(lqs), scales.pop(), gt_dir, lq_dir)
+    return PairedImages(tuple(names), tuple(gts), tuple(lqs), int(scale or 1), gt_dir, lq_dir)
 
 
 def score(sr: np.ndarray, gt: np.ndarray, *, crop_border: int, test_y_channel: bool) -> tuple[float, float]:

@@ -33,7 +33,16 @@ from engine.data.images import list_images, require_folder
 from engine.evaluate import METRIC_CONVENTION, EvalResult, PairedImages, evaluate_baselines, evaluate_model, load_pairs
 from engine.files import sha256_file
 from engine.protocol import ProgressFn, RunPaths, UserError
-from engine.srvgg import StateDict, count_parameters, infer_arch, read_checkpoint, save_checkpoint
+from engine.srvgg import (
+    StateDict,
+    build_network,
+    count_parameters,
+    infer_arch,
+    load_checkpoint_blob,
+    read_checkpoint,
+    save_checkpoint,
+)
+from engine.weights.precheck import require_checkpoint_file
 
 CACHE_VERSION = 1
 CACHE_NAME = "rank_cache.json"
@@ -358,28 +367,28 @@ class RankCache:
 # ---------------------------------------------------------------------------------------------- models
 
 
-def _checkpoint_entries(path: Path) -> tuple[list[str], bool]:
-    """(the state-dict entries a file holds, whether params and params_ema are identical)."""
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for a torn or foreign file
-        raise UserError(f"{path.name} is not a readable checkpoint: {error.__class__.__name__}: {error}") from error
+def _checkpoint_entries(path: Path, scale: int) -> tuple[list[str], bool]:
+    """(the state-dict entries a file holds, whether params and params_ema are identical); a UserError unless
+    each entry is a finite SRVGGNetCompact of the run's scale that loads strictly."""
+    require_checkpoint_file(path)
+    blob = load_checkpoint_blob(path)
     if not isinstance(blob, dict):
-        raise UserError(f"{path.name} holds a {type(blob).__name__}, not a state dict")
-    entries = [key for key in ("params", "params_ema") if isinstance(blob.get(key), dict)]
-    if not entries:
-        if blob and all(isinstance(v, torch.Tensor) for v in blob.values()):
-            return ["state"], False
-        raise UserError(f"{path.name} has no params/params_ema entry")
+        raise UserError(f"{path} holds a {type(blob).__name__}, not a state dict")
+    entries = [key for key in ("params", "params_ema") if isinstance(blob.get(key), dict)] or ["state"]
+    for entry in entries:
+        state = read_checkpoint(path, None if entry == "state" else entry)
+        build_net(state, f"{path} [{entry}]")  # strict load: the shapes must fit together
+        arch = infer_arch(state)
+        if arch.upscale != scale:
+            raise UserError(f"{path} [{entry}] is an x{arch.upscale} network, the run is x{scale}",
+                            "rank the checkpoints of one run; move this file out of models/")
     same = len(entries) == 2 and blob["params"].keys() == blob["params_ema"].keys() and all(
         torch.equal(blob["params"][k], blob["params_ema"][k]) for k in blob["params"])
     return entries, same
 
 
 def build_net(state: StateDict, source: str = "state dict") -> torch.nn.Module:
-    net = infer_arch(state, source).build()
-    net.load_state_dict(state, strict=True)
-    return net.eval()
+    return build_network(state, source)
 
 
 def original_state(scale: int, original: str | Path = "ncnn") -> tuple[StateDict, str, str]:
@@ -445,16 +454,14 @@ def rank_run(run_dir: Path, valsets: Sequence[ValSpec | str] | None = None, *, i
 
     def get_pairs(spec: ValSpec) -> PairedImages:
         if spec.name not in pairs:
-            pairs[spec.name] = load_pairs(spec.gt_dir, spec.lq_dir)
-            if pairs[spec.name].scale != scale:
-                raise UserError(f"validation set {spec.name} is x{pairs[spec.name].scale}, the run is x{scale}",
-                                "give a validation set made for the run's scale")
+            pairs[spec.name] = load_pairs(spec.gt_dir, spec.lq_dir, scale)
         return pairs[spec.name]
 
     # Candidates: every entry of every file, with identical entries merged, latest deduplicated.
     candidates: list[Candidate] = []
     file_hashes: dict[Path, str] = {path: sha256_file(path) for path, _ in checkpoints}
     numbered = {file_hashes[p] for p, it in checkpoints if it is not None}
+    refusals: list[UserError] = []
     for path, iteration in checkpoints:
         sha = file_hashes[path]
         if iteration is None and sha in numbered:
@@ -462,9 +469,10 @@ def rank_run(run_dir: Path, valsets: Sequence[ValSpec | str] | None = None, *, i
         info = cache.file_entries(sha)
         if info is None:
             try:
-                entries, same = _checkpoint_entries(path)
+                entries, same = _checkpoint_entries(path, scale)
             except UserError as error:
                 candidates.append(Candidate(path, iteration, "?", sha, error=error.message))
+                refusals.append(error)
                 continue
             info = {"entries": entries, "same": same}
             cache.data["files"][sha] = info
@@ -476,6 +484,12 @@ def rank_run(run_dir: Path, valsets: Sequence[ValSpec | str] | None = None, *, i
         for entry in entries:
             note = "params == params_ema" if info["same"] else ""
             candidates.append(Candidate(path, iteration, entry, sha, note=note))
+
+    if refusals and len(refusals) == len(candidates):
+        raise UserError(f"no checkpoint of run {run_dir.name} can be ranked: {refusals[0].message}",
+                        refusals[0].hint)
+    for spec in specs:
+        get_pairs(spec)  # a broken validation image is named before any model runs
 
     # References: baselines, original, start point.
     references: list[Reference] = []

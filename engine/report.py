@@ -361,6 +361,7 @@ def build_report(models: Mapping[str, ModelSource], valset: ValSpec | PairedImag
         if progress:
             progress(done, total, message)
 
+    loaded = {label: load_model(models[label], pairs.scale, label) for label in ordered}  # refusals first
     baselines = evaluate_baselines(pairs, crop_border=crop_border, test_y_channel=test_y_channel)
     step("baselines")
     crop_used = next(iter(baselines.values())).crop_border
@@ -369,7 +370,7 @@ def build_report(models: Mapping[str, ModelSource], valset: ValSpec | PairedImag
     reports: dict[str, ModelReport] = {}
     nets: dict[str, torch.nn.Module] = {}
     for label in ordered:
-        state, stage, source = load_model(models[label], pairs.scale, label)
+        state, stage, source = loaded[label]
         if stages and label in stages:
             stage = stages[label]
         net = build_net(state, label)

@@ -90,10 +90,15 @@ def check_image(path: Path, *, min_size: int = 0) -> ImageCheck:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """uint8 HxWx3 RGB; grey images are repeated into three channels, alpha is dropped."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    """uint8 HxWx3 RGB; grey images are repeated into three channels, alpha is dropped, 16 bits become 8.
+
+    The file is decoded in full by Pillow first: OpenCV fills a truncated JPEG with grey and says nothing.
+    """
+    found = check_image(path)
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR) if found.ok else None
     if image is None:
-        raise UserError(f"cannot read image {path}", "check that the file is a complete PNG/JPEG image")
+        raise UserError(f"{path} is not a readable image ({found.problem or 'OpenCV cannot decode it'})",
+                        "replace it with a complete PNG/JPEG image, or remove it")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 

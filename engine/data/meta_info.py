@@ -154,8 +154,35 @@ def _resolve(value: Any, base: Path) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def _check_files(report: DatasetCheck, paths: list[Path], source: str, *, min_size: int = 0) -> None:
-    """Every path must be a readable image file; report the count and the first missing one."""
+# How many images a check decodes in full (a header hides a torn body); a larger training set gets a header
+# check only, so that a launch on a DF2K-size set stays quick. Validation sets are always decoded.
+FULL_DECODE_LIMIT = 200
+_BAD_IMAGE_HINT = "replace or remove it (`srcockpit data subset` builds a checked copy of a folder)"
+
+
+def _image_problem(path: Path, min_size: int, full: bool) -> tuple[str, str] | None:
+    """(problem, hint) for one image file, or None when it reads (in full, or its header) and is large enough."""
+    if full:
+        found = check_image(path, min_size=min_size)
+        if found.ok:
+            return None
+        if found.width:
+            return (f"{path} is {found.width}x{found.height}, smaller than gt_size {min_size}",
+                    "lower gt_size or leave such images out (`srcockpit data subset --gt-size`)")
+        return f"{path} is not a readable image ({found.problem})", _BAD_IMAGE_HINT
+    try:
+        height, width, _ = _shape(path)
+    except (OSError, UnidentifiedImageError, SyntaxError) as error:
+        return f"{path} is not a readable image ({error})", _BAD_IMAGE_HINT
+    if min(height, width) < min_size:
+        return (f"{path} is {width}x{height}, smaller than gt_size {min_size}",
+                "lower gt_size or leave such images out (`srcockpit data subset --gt-size`)")
+    return None
+
+
+def _check_files(report: DatasetCheck, paths: list[Path], source: str, *, min_size: int = 0,
+                 full: bool = False) -> None:
+    """Every path must be a readable image file; report the count and the first missing or broken one."""
     missing = [p for p in paths if not p.is_file()]
     if missing:
         report.add(f"{len(missing)} of {len(paths)} images listed by {source} are missing; "
@@ -163,21 +190,28 @@ def _check_files(report: DatasetCheck, paths: list[Path], source: str, *, min_si
                    "the paths in a meta_info file are relative to dataroot_gt: fix dataroot_gt or regenerate "
                    "the file with `srcockpit data meta-info`")
         return
-    if min_size:
-        for path in paths:
-            try:
-                height, width, _ = _shape(path)
-            except (OSError, UnidentifiedImageError, SyntaxError) as error:
-                report.add(f"{path} is not a readable image ({error})", "remove it or build a checked subset "
-                           "with `srcockpit data subset`")
-                return
-            if min(height, width) < min_size:
-                report.add(f"{path} is {width}x{height}, smaller than gt_size {min_size}",
-                           "lower gt_size or leave such images out (`srcockpit data subset --gt-size`)")
-                return
+    full = full or len(paths) <= FULL_DECODE_LIMIT
+    for path in paths:
+        problem = _image_problem(path, min_size, full)
+        if problem:
+            report.add(*problem)
+            return
 
 
-def _check_one(phase: str, dataset: dict[str, Any], base: Path) -> DatasetCheck:
+def _check_scale(report: DatasetCheck, pairs: list[tuple[Path, Path]], scale: Any) -> None:
+    """Each GT image must be exactly `scale` times its LQ partner (basicsr crops and scores pairs that way)."""
+    if not report.ok or not isinstance(scale, int) or scale < 1:
+        return
+    for gt, lq in pairs:
+        (gt_h, gt_w, _), (lq_h, lq_w, _) = _shape(gt), _shape(lq)
+        if (gt_h, gt_w) != (lq_h * scale, lq_w * scale):
+            report.add(f"{lq} ({lq_w}x{lq_h}) is not x{scale} smaller than its GT {gt} ({gt_w}x{gt_h})",
+                       f"make the LQ images from the GT ones at x{scale} (`srcockpit data valset HR -o SET "
+                       f"--scale {scale}`), or set the options' scale to what they are")
+            return
+
+
+def _check_one(phase: str, dataset: dict[str, Any], base: Path, scale: Any = None) -> DatasetCheck:
     kind = str(dataset.get("type", "?"))
     report = DatasetCheck(phase, str(dataset.get("name", phase)), kind)
     if str((dataset.get("io_backend") or {}).get("type", "disk")) != "disk":
@@ -219,17 +253,19 @@ def _check_one(phase: str, dataset: dict[str, Any], base: Path) -> DatasetCheck:
             if any(len(pair) != 2 for pair in pairs):
                 report.add(f"{meta_path}: each line must read '<gt path>, <lq path>'")
                 return report
-            paths = [folders["dataroot_gt"] / gt for gt, _ in pairs]
-            paths += [folders["dataroot_lq"] / lq for _, lq in pairs]
+            paired = [(folders["dataroot_gt"] / gt, folders["dataroot_lq"] / lq) for gt, lq in pairs]
+            paths = [gt for gt, _ in paired] + [lq for _, lq in paired]
             report.count = len(pairs)
         else:
             names = [line.strip().split(" ")[0] for line in raw]
             gt_root = folders.get("dataroot_gt") or folders["dataroot_lq"]
             paths = [gt_root / name for name in names]
+            paired = []
             if "dataroot_lq" in folders and "dataroot_gt" in folders:
                 template = str(dataset.get("filename_tmpl", "{}"))
                 lq_root = folders["dataroot_lq"]
-                paths += [lq_root / (template.format(Path(n).stem) + Path(n).suffix) for n in names]
+                paired = [(gt_root / n, lq_root / (template.format(Path(n).stem) + Path(n).suffix)) for n in names]
+                paths += [lq for _, lq in paired]
             report.count = len(names)
             spaced = [line for line in raw if " " in line.strip() and not line.strip().endswith(")")]
             if spaced:
@@ -240,7 +276,8 @@ def _check_one(phase: str, dataset: dict[str, Any], base: Path) -> DatasetCheck:
             report.add(f"{meta_path} lists no images: basicsr would stop with ZeroDivisionError",
                        "regenerate it with `srcockpit data meta-info`")
             return report
-        _check_files(report, paths, str(meta_path), min_size=min_size)
+        _check_files(report, paths, str(meta_path), min_size=min_size, full=not phase.startswith("train"))
+        _check_scale(report, paired, scale)
         return report
     if kind in _PADDING_DATASETS:
         report.add(f"{kind} needs a meta_info file", "generate one with `srcockpit data meta-info`")
@@ -275,7 +312,14 @@ def _check_one(phase: str, dataset: dict[str, Any], base: Path) -> DatasetCheck:
             report.add(f"{gt} holds {len(listed['dataroot_gt'])} images but {lq} holds {len(lq_names)}",
                        "GT and LQ folders must hold the same images")
             return report
-    _check_files(report, [folders[first] / n for n in listed[first]], str(folders[first]), min_size=min_size)
+    full = not phase.startswith("train")
+    _check_files(report, [folders[first] / n for n in listed[first]], str(folders[first]), min_size=min_size,
+                 full=full)
+    if gt is not None and lq is not None:
+        template = str(dataset.get("filename_tmpl", "{}"))
+        paired = [(gt / n, lq / (template.format(Path(n).stem) + Path(n).suffix)) for n in listed["dataroot_gt"]]
+        _check_files(report, [lq_path for _, lq_path in paired], str(lq), full=full)
+        _check_scale(report, paired, scale)
     return report
 
 
@@ -287,7 +331,7 @@ def check_datasets(opt: dict[str, Any], *, base: Path | None = None) -> list[Dat
         report = DatasetCheck("-", "-", "-")
         report.add("the options have no datasets section", "copy one from options/*.yml")
         return [report]
-    return [_check_one(phase, dict(dataset or {}), base) for phase, dataset in datasets.items()]
+    return [_check_one(phase, dict(dataset or {}), base, opt.get("scale")) for phase, dataset in datasets.items()]
 
 
 def check_options_file(path: Path, *, base: Path | None = None) -> list[DatasetCheck]:

@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engine.data.images import list_images
+from engine.data.images import check_image, list_images
 from engine.protocol import ProgressFn, UserError
 
 CROP_SIZE, STEP, THRESH_SIZE, COMPRESSION_LEVEL = 400, 200, 0, 3
@@ -56,6 +56,9 @@ class _Job:
 
 def _crop_one(job: _Job) -> tuple[Path, int, str]:
     """(image, crops written, problem); runs in a worker process."""
+    found = check_image(job.path)  # OpenCV fills a truncated JPEG with grey and says nothing
+    if not found.ok:
+        return job.path, 0, found.problem
     image = cv2.imread(str(job.path), cv2.IMREAD_UNCHANGED)
     if image is None:
         return job.path, 0, "unreadable by OpenCV"
@@ -131,4 +134,11 @@ def extract_subimages(input_dir: Path, out_dir: Path, *, crop_size: int = CROP_S
             for future in as_completed([pool.submit(_crop_one, job) for job in jobs]):
                 record(future.result())
     result.skipped.sort()
+    if not result.crops:
+        if not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        path, problem = result.skipped[0]
+        raise UserError(f"no sub-image made from {input_dir}: {path}: {problem}",
+                        f"give images of at least {crop_size}x{crop_size} pixels that decode completely, or a "
+                        "smaller --crop-size")
     return result

@@ -84,7 +84,11 @@ def make_valset(hr_dir: Path, out: Path, *, scale: int = 2, force: bool = False,
         clash = sorted({s for s in stems if stems.count(s) > 1})
         raise UserError(f"{hr_dir} has several files named {clash[0]}.* (different extensions)",
                         "rename them: GT and LR are written as <name>.png")
+    images = [(p.stem, read_rgb(p)) for p in paths]  # every image read and checked before anything is written
+    for path, (_, image) in zip(paths, images, strict=True):
+        if min(gt_mod_crop(image).shape[:2]) < GT_MULTIPLE:
+            raise UserError(f"{path} is too small for a validation image ({image.shape[1]}x{image.shape[0]})",
+                            f"use images of at least {GT_MULTIPLE}x{GT_MULTIPLE} pixels, or move it out of {hr_dir}")
     for folder in taken:  # --force: a stale image from an earlier set would pair with nothing
         shutil.rmtree(folder)
-    return write_pairs(((p.stem, read_rgb(p)) for p in paths), out, scale=scale, count=len(paths),
-                       progress=progress)
+    return write_pairs(iter(images), out, scale=scale, count=len(paths), progress=progress)

@@ -125,17 +125,15 @@ def check_request(checkpoint: Path, size: tuple[int, int], sim_size: tuple[int, 
     Returns (net, arch): an eval-mode SRVGGNetCompact on the CPU and its SRVGGArch.
     """
     from engine.export.quantize import check_mode
+    from engine.weights.precheck import require_checkpoint_file
 
-    if not checkpoint.exists():
-        raise UserError(f"checkpoint not found: {checkpoint}",
-                        "check the path (e.g. experiments/<run>/models/net_g_latest.pth)")
-    if not checkpoint.is_file():
-        raise UserError(f"checkpoint {checkpoint} is a folder, not a .pth file")
+    require_checkpoint_file(checkpoint)
     for option, value in (("--size", size), ("--sim-size", sim_size)):
         if (len(value) != 2 or not all(isinstance(side, int) for side in value)
                 or min(value) < 1 or max(value) > MAX_SIDE):
             raise UserError(f"{option} {value!r}: need two positive integers up to {MAX_SIDE}")
     check_mode(quant)
+    loaded = _load(checkpoint)  # the checkpoint first: a wrong file is the problem to report, not calibration
     if calib is None:
         from engine.export.calibration import run_validation_folder
 
@@ -148,17 +146,13 @@ def check_request(checkpoint: Path, size: tuple[int, int], sim_size: tuple[int, 
         from engine.data.images import require_folder
 
         require_folder(Path(calib).expanduser(), "calibration folder")
-    return _load(checkpoint)
+    return loaded
 
 
 def _load(checkpoint: Path) -> tuple[Any, Any]:
     from engine.srvgg import load_network
 
-    try:
-        net, arch = load_network(checkpoint)
-    except RuntimeError as error:  # strict load: keys fit SRVGGNetCompact but shapes do not
-        first = str(error).splitlines()[0]
-        raise UserError(f"{checkpoint} does not load as SRVGGNetCompact: {first}") from error
+    net, arch = load_network(checkpoint)
     if arch.num_in_ch != 3 or arch.num_out_ch != 3:
         raise UserError(f"{checkpoint}: {arch.num_in_ch}->{arch.num_out_ch} channels; export handles RGB only",
                         "give a 3-channel SRVGGNetCompact checkpoint")

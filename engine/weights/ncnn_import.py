@@ -111,11 +111,14 @@ def parse_param(path: Path) -> list[NcnnLayer]:
                         "binary .param.bin files are not supported; export a text .param") from error
     lines = [line.strip() for line in lines if line.strip()]
     if len(lines) < 2 or lines[0] != str(NCNN_MAGIC):
-        raise UserError(f"{path} is not an ncnn .param file (first line should be {NCNN_MAGIC})")
+        raise UserError(f"{path} is not an ncnn .param file (first line should be {NCNN_MAGIC})",
+                        "give the text .param of an ncnn model (its .bin beside it), or leave out --model for the "
+                        "shipped realesr-animevideov3")
     try:
         layer_count = int(lines[1].split()[0])
     except (ValueError, IndexError) as error:
-        raise UserError(f"{path}: second line should hold the layer and blob counts") from error
+        raise UserError(f"{path}: second line should hold the layer and blob counts",
+                        "the file is damaged; export the .param again") from error
     layers = []
     for number, line in enumerate(lines[2:], start=3):
         words = line.split()
@@ -127,7 +130,8 @@ def parse_param(path: Path) -> list[NcnnLayer]:
                 key, value = item.split("=", 1)
                 params[int(key)] = value
         except (ValueError, IndexError) as error:
-            raise UserError(f"{path} line {number} is not an ncnn layer line: {line[:80]}") from error
+            raise UserError(f"{path} line {number} is not an ncnn layer line: {line[:80]}",
+                            "the file is damaged; export the .param again") from error
         layers.append(NcnnLayer(kind, name, bottoms, tops, params))
     if len(layers) != layer_count:
         raise UserError(f"{path} announces {layer_count} layers but holds {len(layers)}",

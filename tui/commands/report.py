@@ -79,8 +79,12 @@ def run_report(args: argparse.Namespace) -> int:
         chosen = (None if value.lower() == "none" else value) if default is None else _pick(value, default)
         if chosen is None:
             continue
-        if chosen != "ncnn" and not Path(chosen).is_file():
+        if chosen != "ncnn" and not Path(chosen).exists():
             raise UserError(f"--{label} {chosen}: no such file", "give a .pth checkpoint (or 'none' to leave it out)")
+        if chosen != "ncnn":
+            from engine.weights.precheck import require_checkpoint_file
+
+            require_checkpoint_file(Path(chosen), f"--{label} checkpoint")  # before torch loads
         models[label] = chosen if chosen == "ncnn" else Path(chosen)
     if not any(label != "original" for label in models):
         raise UserError("no small model to report on: neither --transferred nor --finetuned was given or found",

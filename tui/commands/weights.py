@@ -269,11 +269,15 @@ def run_transfer(args: argparse.Namespace) -> int:
     import time
 
     from engine.protocol import UserError
-    from engine.srvgg import count_parameters, save_checkpoint
-    from engine.weights.transfer import transfer
+    from engine.weights.precheck import require_checkpoint_file
 
     _refuse_existing(args.output, args.force)
     _refuse_existing(args.report, args.force)
+    if args.source is not None:
+        require_checkpoint_file(args.source)  # before torch loads: a typo or a text file is refused at once
+    from engine.srvgg import count_parameters, save_checkpoint
+    from engine.weights.transfer import transfer
+
     if args.refit is not None:
         from engine.data.images import list_images
 
