@@ -491,7 +491,14 @@ class Trainer:
 
 
 def versions() -> dict[str, str]:
-    found = {name: importlib.metadata.version(name) for name in ("torch", "basicsr", "realesrgan", "srcockpit")}
+    """The versions a run records; a package without metadata (srcockpit run from a source checkout through
+    PYTHONPATH, as plain torchrun does) is recorded as such instead of ending the run."""
+    found = {}
+    for name in ("torch", "basicsr", "realesrgan", "srcockpit"):
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = "not installed"
     return {**found, "cuda": str(torch.version.cuda)}
 
 

@@ -466,14 +466,17 @@ def test_engine_survives_100_sigkills(run_root: Path):
 
 
 def wait_gone(pid: int, timeout: float = 10.0) -> None:
-    """A SIGKILLed engine started by the CLI is an orphan: wait until it is gone or a zombie."""
+    """A SIGKILLed engine started by the CLI is an orphan: wait until it is gone or a zombie, every thread of
+    it (the main thread turns zombie first; the others, and the open sockets, go a moment later)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                if handle.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-                    return
-        except FileNotFoundError:
+        states = []
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+        if all(state in ("Z", "X") for state in states):
             return
         time.sleep(0.01)
     raise AssertionError(f"engine {pid} still alive after SIGKILL")

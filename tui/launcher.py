@@ -116,10 +116,10 @@ def await_decision(start: Started, process: subprocess.Popen, news: NewEvents, p
     while time.monotonic() < deadline:
         exited = process.poll() is not None
         start.events += news.poll()
-        failed = start.last(STATUS)
-        if failed and failed.get("status") == FAILED:
-            raise UserError(str(failed.get("error") or "the engine failed"),
-                            str(failed.get("hint") or f"the engine's output: {paths.engine_log}"))
+        last = start.last(STATUS)
+        if last and last.get("status") == FAILED:
+            raise UserError(str(last.get("error") or "the engine failed"),
+                            str(last.get("hint") or f"the engine's output: {paths.engine_log}"))
         if start.status is not None:
             return start
         if exited:
