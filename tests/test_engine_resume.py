@@ -12,6 +12,9 @@ from engine.protocol import RunPaths, read_events
 from tests.conftest import TINY_OPTIONS, srcockpit, wait_for, write_tiny_dataset
 from tui.runs import pid_alive
 
+# The resume tests below are about files and folders, not the model: the smallest nets train fastest.
+SMALL_NETS = ("network_g.num_conv=4", "network_g.num_feat=16", "network_d.num_feat=8")
+
 
 def losses_by_iter(root: Path) -> dict[int, dict[str, float]]:
     events = read_events(RunPaths(root / "experiments/tiny_cpu").events)
@@ -40,8 +43,8 @@ def test_resume_before_the_first_checkpoint_starts_again_in_place(run_root: Path
     """Issue 17.3: a run SIGKILLed before its first save resumes from iteration 0 in its own folder (nothing
     archived, cockpit/options.yml kept, the event log appended to), and both the CLI and the log say so."""
     paths = RunPaths(run_root / "experiments/tiny_cpu")
-    sets = ["--set", "train.total_iter=100000", "--set", "logger.save_checkpoint_freq=100000",
-            "--set", "val.val_freq=100000"]
+    sets = [arg for entry in ("train.total_iter=100000", "logger.save_checkpoint_freq=100000", "val=~", *SMALL_NETS)
+            for arg in ("--set", entry)]
     srcockpit("train", str(TINY_OPTIONS), *sets, cwd=run_root)
     wait_for(lambda: any(e["type"] == "iter" for e in read_events(paths.events)), what="a first iteration")
     pid = paths.engine_info()["pid"]
@@ -70,11 +73,12 @@ def test_resume_before_the_first_checkpoint_starts_again_in_place(run_root: Path
 def test_a_torn_newest_state_falls_back_to_the_previous_good_one(run_root: Path):
     """The newest training state torn, and the one before it with a torn discriminator: the resume takes the
     newest state whose every network file loads, and says what it skipped."""
-    run_engine(TINY_OPTIONS, root=run_root, overrides=["train.total_iter=6", "logger.save_checkpoint_freq=2", "val=~"])
+    run_engine(TINY_OPTIONS, root=run_root, overrides=["train.total_iter=6", "logger.save_checkpoint_freq=2", "val=~",
+                                                        *SMALL_NETS])
     paths = RunPaths(run_root / "experiments/tiny_cpu")
     for torn in (paths.training_states / "6.state", paths.models / "net_d_4.pth"):
         torn.write_bytes(torn.read_bytes()[: torn.stat().st_size // 2])
-    assert run_engine(TINY_OPTIONS, root=run_root, overrides=["train.total_iter=7", "val=~"],
+    assert run_engine(TINY_OPTIONS, root=run_root, overrides=["train.total_iter=7", "val=~", *SMALL_NETS],
                       auto_resume=True) == "finished"
     events = list(read_events(paths.events))
     assert [e["start_iter"] for e in events if e["type"] == "run"] == [0, 2]
