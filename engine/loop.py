@@ -491,14 +491,7 @@ class Trainer:
 
 
 def versions() -> dict[str, str]:
-    """The versions a run records; a package without metadata (srcockpit run from a source checkout through
-    PYTHONPATH, as plain torchrun does) is recorded as such instead of ending the run."""
-    found = {}
-    for name in ("torch", "basicsr", "realesrgan", "srcockpit"):
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = "not installed"
+    found = {name: importlib.metadata.version(name) for name in ("torch", "basicsr", "realesrgan", "srcockpit")}
     return {**found, "cuda": str(torch.version.cuda)}
 
 
