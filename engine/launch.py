@@ -55,9 +55,10 @@ def acquire_lock(paths: RunPaths) -> int:
 
 
 def resumable(opt: dict[str, Any]) -> bool:
-    """Whether this start continues the run in its folder rather than starting it anew."""
-    states = Path(opt["path"]["training_states"])
-    return bool(opt["path"].get("resume_state")) or (opt["auto_resume"] and any(states.glob("*.state")))
+    """Whether this start continues the run in its folder rather than starting it anew. An auto-resume
+    always stays in the folder: without a usable state yet (killed before its first checkpoint) the run
+    starts again from iteration 0 there, its cockpit/options.yml and event log kept (engine/loop.py)."""
+    return bool(opt["path"].get("resume_state")) or bool(opt["auto_resume"])
 
 
 def check_contained(paths: RunPaths) -> None:

@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,21 @@ from engine.events import EventWriter
 from engine.files import private_dir
 from engine.health import HealthMonitor
 from engine.options import MODEL_SUBSTITUTES
-from engine.protocol import ALERT, CHECKPOINT, ITER, PAUSED, RUN, RUNNING, STATUS, STOPPING, VAL, UserError
+from engine.protocol import (
+    ALERT,
+    CHECKPOINT,
+    ITER,
+    PAUSED,
+    RUN,
+    RUNNING,
+    STARTING,
+    STATUS,
+    STOPPING,
+    VAL,
+    RunPaths,
+    UserError,
+    read_events,
+)
 from engine.speed import apply_speed_options
 from engine.states import load_state
 
@@ -100,6 +115,19 @@ def build_loaders(opt: dict[str, Any], logger: logging.Logger) -> TrainData:
     return TrainData(loader, sampler, len(loader), val_loaders)
 
 
+def resume_networks(opt: dict[str, Any], stem: str) -> list[Path]:
+    """The network files a resume from training state `stem` loads (the ones basicsr's check_resume names)."""
+    ignored = opt["path"].get("ignore_resume_networks") or ()
+    return [Path(opt["path"]["models"]) / f"net_{key.removeprefix('network_')}_{stem}.pth"
+            for key in opt if key.startswith("network_") and key not in ignored]
+
+
+def earlier_engine(events: Path) -> bool:
+    """Whether an engine before this one started on the run: its log holds a second `starting` status."""
+    starts = (e for e in read_events(events) if e["type"] == STATUS and e.get("status") == STARTING)
+    return next(islice(starts, 1, None), None) is not None
+
+
 def newest_resume_state(opt: dict[str, Any], warn: Callable[[str], None]) -> dict[str, Any] | None:
     """The newest training state whose network file loads; skipped ones are reported through warn."""
     explicit = opt["path"].get("resume_state")
@@ -111,17 +139,22 @@ def newest_resume_state(opt: dict[str, Any], warn: Callable[[str], None]) -> dic
         candidates = sorted(found, key=lambda p: int(p.stem), reverse=True)
     else:
         return None
+    problem = ""
     for path in candidates:
-        network = Path(opt["path"]["models"]) / f"net_g_{path.stem}.pth"
         try:
             state = load_state(path)
-            torch.load(network, map_location="cpu", weights_only=True)
+            for network in resume_networks(opt, path.stem):
+                torch.load(network, map_location="cpu", weights_only=True)
         except Exception as error:  # a torn or missing file: any loader error means "not usable"
-            warn(f"skipped training state {path.name}: {error.__class__.__name__}: {error}")
+            lines = str(error).strip().splitlines()  # torch's messages run to paragraphs: the first line names it
+            problem = f"{error.__class__.__name__}: {lines[0] if lines else ''}"
+            warn(f"skipped training state {path.name}: {problem}")
             continue
         return state
     if explicit:
-        raise UserError(f"cannot resume from {explicit}: it or its network file does not load")
+        raise UserError(f"cannot resume from {explicit}: it or its network files do not load ({problem})",
+                        "name a training_states/N.state whose models/net_*_N.pth lie beside it, or drop "
+                        "path.resume_state to start from iteration 0")
     return None
 
 
@@ -231,18 +264,37 @@ class Trainer:
         for key in ("models", "training_states"):  # the lock is ours: these are a killed engine's torn writes
             for partial in Path(opt["path"][key]).glob(".*.partial"):
                 partial.unlink(missing_ok=True)
-        resume_state = newest_resume_state(opt, lambda msg: self.events.emit(ALERT, level="warning",
-                                                                               code="resume_skip", message=msg))
+        skipped: list[str] = []
+
+        def warn(message: str) -> None:
+            skipped.append(message)
+            self.events.emit(ALERT, level="warning", code="resume_skip", message=message)
+
+        resume_state = newest_resume_state(opt, warn)
         if resume_state is not None:
             opt["path"]["resume_state"] = opt["path"].get("resume_state") or "auto"
             check_resume(opt, resume_state["iter"])
-        elif opt["logger"].get("use_tb_logger") and "debug" not in opt["name"] and opt["rank"] == 0:
-            mkdir_and_rename(str(Path(opt["root_path"]) / "tb_logger" / opt["name"]))
+        elif opt["rank"] == 0:
+            self._announce_restart(usable_skipped=bool(skipped))
+            if opt["logger"].get("use_tb_logger") and "debug" not in opt["name"]:
+                mkdir_and_rename(str(Path(opt["root_path"]) / "tb_logger" / opt["name"]))
         # basicsr's make_exp_dirs would archive the experiment folder, cockpit/ and its lock included;
         # engine.launch archives an old run before it takes the lock, so only the sub-folders are made
         for key in ("models", "training_states", "visualization"):
             private_dir(Path(opt["path"][key]))
         return resume_state
+
+    def _announce_restart(self, *, usable_skipped: bool) -> None:
+        """An auto-resume with nothing to resume from starts the run again from 0 in its folder: say so
+        (unless this is the run's very first engine)."""
+        opt = self.opt
+        if not opt.get("auto_resume") or not earlier_engine(RunPaths(Path(opt["path"]["experiments_root"])).events):
+            return
+        found = "no usable checkpoint" if usable_skipped else "no checkpoint yet"
+        self.events.emit(ALERT, level="warning", code="restart",
+                         message=f"{found}: starting {opt['name']} again from iteration 0",
+                         hint=f"a checkpoint comes every {opt['logger']['save_checkpoint_freq']} iterations "
+                              "(logger.save_checkpoint_freq)")
 
     def _build_model(self) -> Any:
         model_opt = dict(self.opt, model_type=MODEL_SUBSTITUTES.get(self.opt["model_type"], self.opt["model_type"]))

@@ -3,7 +3,9 @@
 The engine runs as `python -m engine.launch ...` in its own session, its output in
 cockpit/engine.log. Until it has taken the run's lock and announced itself in engine.json, its
 output goes to a temporary file here, so an error at start-up (bad options, a run already being
-trained) reaches the user as a message instead of vanishing into a background process.
+trained) reaches the user as a message instead of vanishing into a background process. After that
+the launcher waits (bounded) for the engine's first decisive status: an engine that fails while it
+builds its data or model (an unreadable image, a bad state) fails the start with its own message.
 """
 
 from __future__ import annotations
@@ -14,13 +16,17 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from engine.files import run_umask
 from engine.options import load_options, read_yaml
-from engine.protocol import FAILED, STATUS, RunPaths, UserError, read_events
+from engine.protocol import FAILED, STARTING, STATUS, EventFollower, RunPaths, UserError, read_events
 
 START_TIMEOUT_S = 120.0
+# How long a detached start waits, once the engine has announced itself, for it to run or fail.
+DECIDE_TIMEOUT_S = 300.0
 
 
 def engine_command(options: Path | Sequence[Path], *, overrides: Sequence[str] = (), root: Path,
@@ -38,26 +44,90 @@ def engine_command(options: Path | Sequence[Path], *, overrides: Sequence[str] =
     return cmd
 
 
-def spawn_detached(cmd: list[str], paths: RunPaths, *, root: Path, timeout: float = START_TIMEOUT_S) -> int:
-    """Start cmd in a new session; wait until it announces itself in engine.json. Returns its pid."""
+@dataclass
+class Started:
+    """A detached engine that has announced itself, and what it said up to its first decisive status."""
+
+    pid: int
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def last(self, kind: str) -> dict[str, Any] | None:
+        return next((e for e in reversed(self.events) if e["type"] == kind), None)
+
+    @property
+    def status(self) -> str | None:
+        """The engine's status once it decided (running, paused, stopped, finished), None while starting."""
+        event = self.last(STATUS)
+        return event.get("status") if event and event.get("status") != STARTING else None
+
+
+class NewEvents:
+    """The events an engine started at `since` writes: followed by offset, and from the start of a new file
+    once the old run has been moved aside (its log with it)."""
+
+    def __init__(self, path: Path, since: float) -> None:
+        self.path = path
+        self.since = since
+        self.inode = self._inode()
+        self.follower = EventFollower(path, path.stat().st_size if self.inode else 0)
+
+    def _inode(self) -> int | None:
+        try:
+            return self.path.stat().st_ino
+        except FileNotFoundError:
+            return None
+
+    def poll(self) -> list[dict[str, Any]]:
+        inode = self._inode()
+        if inode != self.inode:
+            self.inode, self.follower = inode, EventFollower(self.path, 0)
+        return [e for e in self.follower.poll() if isinstance(e.get("t"), (int, float)) and e["t"] >= self.since]
+
+
+def spawn_detached(cmd: list[str], paths: RunPaths, *, root: Path, timeout: float = START_TIMEOUT_S,
+                   decide_timeout: float = DECIDE_TIMEOUT_S) -> Started:
+    """Start cmd in a new session; wait until it announces itself in engine.json, then (at most decide_timeout)
+    until its first decisive status: a start that fails raises the engine's own message and hint."""
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w+b", prefix=".srcockpit-start-", suffix=".log", dir=root,
                                      delete=False) as early:
         early_log = Path(early.name)
         env = dict(os.environ, SRCOCKPIT_ENGINE_LOG=str(paths.engine_log), PYTHONUNBUFFERED="1")
         started = time.time()
+        news = NewEvents(paths.events, started)
         process = subprocess.Popen(cmd, cwd=root, stdin=subprocess.DEVNULL, stdout=early, stderr=subprocess.STDOUT,
                                    start_new_session=True, env=env, umask=run_umask())
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if paths.engine_info().get("pid") == process.pid:
-            early_log.unlink(missing_ok=True)
-            return process.pid
+    while paths.engine_info().get("pid") != process.pid:
         if process.poll() is not None:
             raise start_failure(paths, early_log, started, process.returncode)
+        if time.monotonic() > deadline:
+            raise UserError(f"the engine did not start within {timeout:.0f} s (pid {process.pid} still running)",
+                            f"see {early_log}")
         time.sleep(0.1)
-    raise UserError(f"the engine did not start within {timeout:.0f} s (pid {process.pid} still running)",
-                    f"see {early_log}")
+    early_log.unlink(missing_ok=True)
+    return await_decision(Started(process.pid), process, news, paths, decide_timeout)
+
+
+def await_decision(start: Started, process: subprocess.Popen, news: NewEvents, paths: RunPaths,
+                   timeout: float) -> Started:
+    """Follow the new engine's events until it runs (or pauses, stops, finishes) or fails; a failure becomes
+    the engine's message and hint. Past the bound the engine is still starting: the caller says so."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        exited = process.poll() is not None
+        start.events += news.poll()
+        last = start.last(STATUS)
+        if last and last.get("status") == FAILED:
+            raise UserError(str(last.get("error") or "the engine failed"),
+                            str(last.get("hint") or f"the engine's output: {paths.engine_log}"))
+        if start.status is not None:
+            return start
+        if exited:
+            raise UserError(f"the engine exited with status {process.returncode} before it ran",
+                            f"see {paths.engine_log}")
+        time.sleep(0.1)
+    return start
 
 
 def start_failure(paths: RunPaths, early_log: Path, started: float, returncode: int) -> UserError:
@@ -93,13 +163,15 @@ def start_run(options: Path | Sequence[Path], *, overrides: Sequence[str] = (), 
     return paths
 
 
-def resume_run(paths: RunPaths, overrides: Sequence[str] = ()) -> None:
-    """A new engine for a stopped (or crashed) run, from its newest valid training state."""
+def resume_run(paths: RunPaths, overrides: Sequence[str] = ()) -> Started:
+    """A new engine for a stopped (or crashed) run, from its newest valid training state (or from iteration 0
+    in its folder when it has none yet)."""
     options = paths.cockpit / "options.yml"
     if not options.is_file():
         raise UserError(f"{paths.root.name} has no cockpit/options.yml", "start it with `srcockpit train OPTIONS`")
     root = Path(paths.engine_info().get("root") or paths.root.parent.parent)
-    spawn_detached(engine_command(options, overrides=overrides, root=root, auto_resume=True), paths, root=root)
+    return spawn_detached(engine_command(options, overrides=overrides, root=root, auto_resume=True), paths,
+                          root=root)
 
 
 def start_demo(root: Path | None = None) -> RunPaths:

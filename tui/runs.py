@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.protocol import ITER, LIVE_STATUSES, PROGRESS, RUN, STATUS, VAL, RunPaths, UserError, decode_line
+from engine.protocol import FAILED, ITER, LIVE_STATUSES, PROGRESS, RUN, STATUS, VAL, RunPaths, UserError, decode_line
 
 EXPERIMENTS = "experiments"
 HEAD_BYTES = 64 << 10
@@ -38,6 +38,7 @@ class RunSummary:
     alive: bool = False
     source: str = "engine"
     error: str = ""
+    reason: str = ""  # a failed run's error, as its engine reported it
 
     @property
     def live(self) -> bool:
@@ -205,6 +206,8 @@ def summarise(paths: RunPaths) -> RunSummary:
         summary.total_iter = int(run.get("total_iter") or summary.total_iter)
     status = tail.get(STATUS, {})
     summary.status = str(status.get("status") or "")
+    if summary.status == FAILED:
+        summary.reason = str(status.get("error") or "")
     it = tail.get(ITER)
     if it:
         summary.iter = int(it.get("iter") or 0)

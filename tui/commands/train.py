@@ -14,6 +14,7 @@ from typing import Any
 from engine.protocol import COMMANDS, LIVE_STATUSES, UserError
 
 STOP_WAIT_S = 600.0
+REASON_WIDTH = 160  # a failed run's reason in `srcockpit status`: one line
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -198,11 +199,14 @@ def run_train(args: argparse.Namespace) -> int:
         return train_foreground(args.options, overrides=args.overrides, auto_resume=args.auto_resume,
                                 debug=args.debug, vgg_weights=args.vgg_weights)
     from tui.launcher import start_run
+    from tui.runs import last_status
 
     paths = start_run(args.options, overrides=args.overrides, auto_resume=args.auto_resume, debug=args.debug,
                       vgg_weights=args.vgg_weights)
-    name = paths.root.name
-    print(f"started {name} (engine pid {paths.engine_info().get('pid')}, log {paths.engine_log})")
+    name, status = paths.root.name, last_status(paths)
+    # "starting": the launcher's bound passed before the engine ran; it goes on setting up
+    note = {"running": "", "paused": "", "starting": ", still setting up"}.get(status, f", {status} at once")
+    print(f"started {name} (engine pid {paths.engine_info().get('pid')}, log {paths.engine_log}{note})")
     print(f"  watch: srcockpit attach {name}   stop: srcockpit stop {name}   text: srcockpit watch {name}")
     return 0
 
@@ -236,7 +240,16 @@ def run_status(args: argparse.Namespace) -> int:
         table.add_row(s.name, s.display_status, f"{s.iter}/{s.total_iter or '?'}", best,
                       f"live (pid {s.paths.engine_info().get('pid')})" if s.alive else "-")
     Console(highlight=False).print(table)
+    for s in summaries:
+        if s.reason:
+            print(f"{s.name} failed: {one_line(s.reason)}")
     return 0
+
+
+def one_line(text: str, limit: int = REASON_WIDTH) -> str:
+    """The first line of a message, cut to fit a terminal line."""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return first if len(first) <= limit else first[:limit - 1] + "…"
 
 
 def run_stop(args: argparse.Namespace) -> int:
@@ -284,9 +297,22 @@ def run_resume(args: argparse.Namespace) -> int:
         return train_foreground(paths.cockpit / "options.yml", overrides=args.overrides, auto_resume=True)
     from tui.launcher import resume_run
 
-    resume_run(paths, overrides=args.overrides)
-    print(f"{paths.root.name}: resumed (engine pid {paths.engine_info().get('pid')})")
+    start = resume_run(paths, overrides=args.overrides)
+    print(resume_line(paths.root.name, start))
     return 0
+
+
+def resume_line(name: str, start: Any) -> str:
+    """What a detached resume did: the engine's word when it found no checkpoint, else where it continues."""
+    restart = next((e for e in start.events if e["type"] == "alert" and e.get("code") == "restart"), None)
+    run = start.last("run")
+    if restart:
+        return f"{restart.get('message')} (engine pid {start.pid})"
+    if run is None:
+        return f"{name}: resumed (engine pid {start.pid}, still setting up)"
+    if not run.get("start_iter"):
+        return f"no checkpoint yet: starting {name} again from iteration 0 (engine pid {start.pid})"
+    return f"{name}: resumed from iteration {run['start_iter']} (engine pid {start.pid})"
 
 
 def run_send(args: argparse.Namespace) -> int:
