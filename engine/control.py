@@ -9,6 +9,7 @@ served meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -168,7 +169,8 @@ class ControlServer:
 
     def close(self) -> None:
         self._closed.set()
-        self._wake_w.send(b"x")
+        with contextlib.suppress(OSError):  # a server thread that already ended has closed the other end
+            self._wake_w.send(b"x")
         self._thread.join(timeout=2)
         self._wake_w.close()
         self.path.unlink(missing_ok=True)
