@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -142,6 +143,39 @@ def test_the_queue_is_bounded_coalesced_and_in_order(served):
     (stop,) = exchange(paths.socket(), b'{"cmd": "stop"}\n', 1)
     assert stop["ok"]  # a stop is never refused for a full queue
     assert server.pending() == ["pause", "resume"] * (QUEUE_LIMIT // 2) + ["stop"]
+
+
+def test_liveness_is_the_lock_not_the_pid(tmp_path: Path):
+    from engine.protocol import encode_event, make_event
+    from tui.runs import engine_alive, summarise
+
+    paths = RunPaths(tmp_path / "run")
+    paths.cockpit.mkdir(parents=True)
+    paths.events.write_bytes(encode_event(make_event("status", status="running", iter=5)))
+    paths.engine_json.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                             "started": time.time()}))
+    paths.lock.touch()
+    assert engine_holds_lock(paths) is False
+    assert not engine_alive(paths) and summarise(paths).display_status == "lost"  # a live pid, a free lock
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(paths.lock)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline() == b"locked\n"
+        paths.engine_json.write_text(json.dumps({"pid": 0, "host": socket.gethostname()}))
+        assert engine_holds_lock(paths) and engine_alive(paths)  # a held lock, whatever engine.json says
+        assert lock_holder_pids(paths.lock) == {holder.pid}
+    finally:
+        holder.communicate(b"")
+    assert engine_holds_lock(paths) is False and lock_holder_pids(paths.lock) == set()
+
+
+HOLD_LOCK = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+sys.stdin.read()
+"""
 
 
 # -- a real tiny run -----------------------------------------------------------------------------
