@@ -187,7 +187,7 @@ def long_run(run_root: Path):
     srcockpit("train", str(TINY_OPTIONS), "--set", "train.total_iter=100000", "--set", "val.val_freq=1000000",
               "--set", "logger.save_checkpoint_freq=2", cwd=run_root)
     paths = RunPaths(run_root / "experiments/tiny_cpu")
-    wait_for(lambda: last_iter(paths) >= 2, what="two iterations")
+    wait_for(lambda: last_iter(paths) >= 2, timeout=300, what="two iterations")
     yield paths
     if engine_holds_lock(paths):
         srcockpit("stop", "tiny_cpu", cwd=run_root, check=False)
@@ -214,9 +214,11 @@ def test_sixty_validates_validate_once_or_twice(long_run: RunPaths, run_root: Pa
 def test_pause_then_resume_back_to_back_leaves_the_run_running(long_run: RunPaths, run_root: Path):
     replies = exchange(socket_path(long_run), b'{"cmd": "pause"}\n{"cmd": "resume"}\n', 2)
     assert [reply["ok"] for reply in replies] == [True, True]
-    wait_for(lambda: statuses(long_run)[-2:] == ["paused", "running"], what="paused, then running")
+    wait_for(lambda: statuses(long_run)[-2:] == ["paused", "running"], timeout=300,
+             what="paused, then running")
     paused_at = last_iter(long_run)
-    wait_for(lambda: last_iter(long_run) > paused_at + 1, what="training to go on after the resume")
+    wait_for(lambda: last_iter(long_run) > paused_at + 1, timeout=300,
+             what="training to go on after the resume")
 
 
 def test_a_recycled_pid_in_engine_json_is_not_a_live_engine(run_root: Path):
@@ -225,7 +227,8 @@ def test_a_recycled_pid_in_engine_json_is_not_a_live_engine(run_root: Path):
         srcockpit("train", str(TINY_OPTIONS), "--set", "train.total_iter=100000", "--set", "val.val_freq=1000000",
                   "--set", "logger.save_checkpoint_freq=2", cwd=run_root)
         paths = RunPaths(run_root / "experiments/tiny_cpu")
-        wait_for(lambda: any(e["type"] == "checkpoint" for e in read_events(paths.events)), what="a checkpoint")
+        wait_for(lambda: any(e["type"] == "checkpoint" for e in read_events(paths.events)), timeout=300,
+                 what="a checkpoint")
         info = paths.engine_info()
         os.kill(info["pid"], signal.SIGKILL)
         wait_for(lambda: engine_holds_lock(paths) is False, what="the killed engine's lock to be released")
@@ -238,7 +241,8 @@ def test_a_recycled_pid_in_engine_json_is_not_a_live_engine(run_root: Path):
         assert "resumed" in resumed.stdout
         assert paths.engine_info()["pid"] != sleeper.pid
         runs = lambda: [e for e in read_events(paths.events) if e["type"] == "run"]  # noqa: E731
-        wait_for(lambda: len(runs()) == 2 and last_iter(paths) > runs()[-1]["start_iter"], what="the resumed run")
+        wait_for(lambda: len(runs()) == 2 and last_iter(paths) > runs()[-1]["start_iter"], timeout=300,
+                 what="the resumed run")
         srcockpit("stop", "tiny_cpu", cwd=run_root)
     finally:
         sleeper.kill()
@@ -276,7 +280,7 @@ def test_a_moved_or_copied_run_resumes_in_its_new_folder(run_root: Path, how: st
     resumed = srcockpit("resume", str(new), "--set", "train.total_iter=6", cwd=run_root)
     assert "resumed" in resumed.stdout
     paths = RunPaths(new)
-    wait_for(lambda: statuses(paths).count("finished") == 2, what="the resumed run to finish")
+    wait_for(lambda: statuses(paths).count("finished") == 2, timeout=300, what="the resumed run to finish")
     runs = [e for e in read_events(paths.events) if e["type"] == "run"]
     assert [r["start_iter"] for r in runs] == [0, 4] and Path(runs[-1]["experiments_root"]) == new.resolve()
     assert last_iter(paths) == 6 and (paths.models / "net_g_6.pth").is_file()
