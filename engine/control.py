@@ -1,25 +1,42 @@
 """The control socket (design.md section 3): a thread that takes commands; the loop acts on them.
 
 Requests and replies are newline-delimited JSON: {"cmd": "stop"} -> {"ok": true, ...}. The thread
-answers at once (accepted, or why not); the loop carries the command out between iterations and
-the event log shows the effect.
+answers at once (accepted, or why not); the loop carries the command out between iterations, in
+the order they came, and the event log shows the effect. Whatever a client sends (garbage, a
+line of any length, nothing at all), it gets a reply or a closed connection, and the others are
+served meanwhile.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import queue
+import selectors
 import socket
 import stat
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.protocol import COMMANDS, PAUSED, UserError
+from engine.protocol import COMMANDS, PAUSED, RUNNING, STARTING, UserError
 
 StateFn = Callable[[], dict[str, Any]]
+
+MAX_LINE = 64 << 10  # a request is a few dozen bytes; a longer line is refused and its connection closed
+RECV_BYTES = 64 << 10
+OUTBOX_LIMIT = 64 << 10  # a client that sends without reading its replies is not read further until it does
+DISCARD_LIMIT = 16 << 20  # after a refused line, this much more is read and dropped before the connection closes
+MAX_CLIENTS = 128  # open connections; more wait in the listen backlog, or push out one that has gone quiet
+EVICT_IDLE_S = 1.0
+IDLE_S = 60.0  # a connection quiet this long is closed
+QUEUE_LIMIT = 16  # commands waiting for the loop; one more is answered "busy, try again"
+COALESCED = frozenset({"save", "validate", "stop"})
+BAD_REQUEST = 'bad request; send one JSON object per line: {"cmd": "<command>"}'
 
 
 def private_folder(folder: Path) -> None:
@@ -37,6 +54,17 @@ def private_folder(folder: Path) -> None:
         os.chmod(folder, 0o700)
 
 
+def parse_request(line: bytes) -> str | None:
+    """The command of one request line, or None for anything but {"cmd": "<text>"}."""
+    try:
+        request = json.loads(line)
+    except (ValueError, RecursionError):  # bad JSON or UTF-8 (UnicodeDecodeError is a ValueError); deep nesting
+        return None
+    if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
+        return None
+    return request["cmd"]
+
+
 def _refusal(cmd: str, status: str) -> str | None:
     """Why a command makes no sense in this status, or None when it does."""
     if cmd == "pause" and status == PAUSED:
@@ -46,13 +74,65 @@ def _refusal(cmd: str, status: str) -> str | None:
     return None
 
 
+class CommandQueue:
+    """Accepted commands waiting for the loop, oldest first. Bounded; a save, validate or stop that is
+    already waiting is not queued twice (sixty `validate`s validate once), and a stop is never refused."""
+
+    def __init__(self, limit: int = QUEUE_LIMIT) -> None:
+        self._limit = limit
+        self._items: deque[str] = deque()
+        self._ready = threading.Condition()
+
+    def offer(self, cmd: str) -> str:
+        """"queued", "coalesced" (the same command already waits) or "full"."""
+        with self._ready:
+            if cmd in COALESCED and cmd in self._items:
+                return "coalesced"
+            if len(self._items) >= self._limit and cmd != "stop":
+                return "full"
+            self._items.append(cmd)
+            self._ready.notify()
+            return "queued"
+
+    def take_all(self) -> list[str]:
+        with self._ready:
+            items = list(self._items)
+            self._items.clear()
+            return items
+
+    def take(self, timeout: float) -> str | None:
+        with self._ready:
+            if not self._ready.wait_for(lambda: self._items, timeout):
+                return None
+            return self._items.popleft()
+
+
+@dataclass(eq=False)
+class _Client:
+    """One connection: its unanswered bytes, its unsent replies and what it may still do."""
+
+    sock: socket.socket
+    inbox: bytearray = field(default_factory=bytearray)
+    outbox: bytearray = field(default_factory=bytearray)
+    seen: float = field(default_factory=time.monotonic)
+    reading: bool = True  # False once the client has closed its side (or sent too much to drain)
+    refused: bool = False  # a line was too long: its reply goes out, then everything it sends is dropped
+    dropped: int = 0
+    events: int = selectors.EVENT_READ
+
+
 class ControlServer:
-    """Listens on a 0600 Unix socket; queues accepted commands for the training loop."""
+    """Listens on a 0600 Unix socket; queues accepted commands for the training loop.
+
+    One thread serves every client at once (non-blocking sockets, selectors), so a client that
+    connects and sends nothing delays no one. Each line gets one reply, whatever it holds.
+    """
 
     def __init__(self, path: Path, state: StateFn) -> None:
         self.path = path
         self._state = state
-        self.commands: queue.Queue[str] = queue.Queue()
+        self.commands = CommandQueue()
+        self._expect: str | None = None  # the status the last accepted pause/resume leads to
         private_folder(path.parent)
         if path.is_symlink() or path.is_socket():
             path.unlink()  # the lock is ours, so any socket here is a dead engine's
@@ -65,67 +145,197 @@ class ControlServer:
         finally:
             os.umask(old_umask)
         os.chmod(path, 0o600)
-        self._sock.listen(8)
-        self._sock.settimeout(0.5)
+        self._sock.listen(socket.SOMAXCONN)
+        self._sock.setblocking(False)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._selector.register(self._sock, selectors.EVENT_READ)
+        self._listening = True
+        self._clients: dict[socket.socket, _Client] = {}
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="srcockpit-control", daemon=True)
         self._thread.start()
 
-    def _serve(self) -> None:
-        while not self._closed.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(5)
-                try:
-                    self._answer(conn)
-                except (OSError, ValueError):
-                    continue
-
-    def _answer(self, conn: socket.socket) -> None:
-        reader = conn.makefile("rb")
-        for line in reader:
-            reply = self.handle(line)
-            conn.sendall((json.dumps(reply) + "\n").encode())
-
-    def handle(self, line: bytes) -> dict[str, Any]:
-        try:
-            request = json.loads(line)
-            cmd = request["cmd"]
-        except (ValueError, KeyError, TypeError):
-            return {"ok": False, "error": 'bad request; send {"cmd": "<command>"}'}
-        state = self._state()
-        if cmd not in COMMANDS:
-            return {"ok": False, "error": f"unknown command {cmd!r}; known: {', '.join(COMMANDS)}", **state}
-        refusal = _refusal(cmd, state.get("status", ""))
-        if refusal:
-            return {"ok": False, "cmd": cmd, "error": refusal, **state}
-        if cmd != "ping":
-            self.commands.put(cmd)
-        return {"ok": True, "cmd": cmd, "pid": os.getpid(), **state}
+    # -- what the loop calls ----------------------------------------------------------------------
 
     def pending(self) -> list[str]:
         """Commands that arrived since the last call, oldest first."""
-        items = []
-        while True:
-            try:
-                items.append(self.commands.get_nowait())
-            except queue.Empty:
-                return items
+        return self.commands.take_all()
 
     def wait(self, timeout: float) -> str | None:
         """Block for the next command (used while paused)."""
-        try:
-            return self.commands.get(timeout=timeout)
-        except queue.Empty:
-            return None
+        return self.commands.take(timeout)
 
     def close(self) -> None:
         self._closed.set()
-        self._sock.close()
+        with contextlib.suppress(OSError):  # a server thread that already ended has closed the other end
+            self._wake_w.send(b"x")
         self._thread.join(timeout=2)
+        self._wake_w.close()
         self.path.unlink(missing_ok=True)
+
+    # -- one request ------------------------------------------------------------------------------
+
+    def handle(self, line: bytes) -> dict[str, Any]:
+        cmd = parse_request(line)
+        if cmd is None:
+            return {"ok": False, "error": BAD_REQUEST}
+        state = self._state()
+        if cmd not in COMMANDS:
+            return {"ok": False, "error": f"unknown command {cmd[:40]!r}; known: {', '.join(COMMANDS)}", **state}
+        refusal = _refusal(cmd, self._expected(str(state.get("status", ""))))
+        if refusal:
+            return {"ok": False, "cmd": cmd, "error": refusal, **state}
+        extra = {}
+        if cmd != "ping":
+            outcome = self.commands.offer(cmd)
+            if outcome == "full":
+                return {"ok": False, "cmd": cmd, "error": f"busy, try again: {QUEUE_LIMIT} commands are waiting "
+                        "for the training loop", **state}
+            if cmd in ("pause", "resume"):
+                self._expect = PAUSED if cmd == "pause" else RUNNING
+            extra = {"coalesced": True} if outcome == "coalesced" else {}
+        return {"ok": True, "cmd": cmd, "pid": os.getpid(), **state, **extra}
+
+    def _expected(self, status: str) -> str:
+        """The status once the waiting pause/resume is done: `pause` then `resume` at once must both count,
+        though the loop has not paused yet when the resume arrives."""
+        if self._expect is not None and (status == self._expect or status not in (STARTING, RUNNING, PAUSED)):
+            self._expect = None
+        return self._expect or status
+
+    # -- the server thread ------------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        try:
+            while not self._closed.is_set():
+                if not self._listening and (len(self._clients) < MAX_CLIENTS or self._idlest() is not None):
+                    self._selector.register(self._sock, selectors.EVENT_READ)
+                    self._listening = True
+                for key, _ in self._selector.select(timeout=1.0 if self._listening else 0.2):
+                    if key.fileobj is self._sock:
+                        self._accept()
+                    elif key.fileobj is not self._wake_r:
+                        self._service(key.data)
+                self._drop_idle()
+        finally:
+            for client in list(self._clients.values()):
+                self._drop(client)
+            self._selector.close()
+            self._sock.close()
+            self._wake_r.close()
+
+    def _accept(self) -> None:
+        while True:
+            if len(self._clients) >= MAX_CLIENTS and not self._evict_idle():
+                self._pause_listening()  # the rest wait in the backlog until a client leaves
+                return
+            try:
+                conn, _ = self._sock.accept()
+            except BlockingIOError:
+                return
+            except OSError:  # out of file descriptors: try again on the next round
+                self._pause_listening()
+                return
+            conn.setblocking(False)
+            client = _Client(conn)
+            self._clients[conn] = client
+            self._selector.register(conn, selectors.EVENT_READ, client)
+
+    def _pause_listening(self) -> None:
+        if self._listening:
+            self._selector.unregister(self._sock)
+            self._listening = False
+
+    def _idlest(self) -> _Client | None:
+        """The client that has been quiet longest, if it has been quiet a while and awaits no reply."""
+        quiet = [c for c in self._clients.values() if not c.outbox]
+        oldest = min(quiet, key=lambda c: c.seen, default=None)
+        return oldest if oldest is not None and time.monotonic() - oldest.seen >= EVICT_IDLE_S else None
+
+    def _evict_idle(self) -> bool:
+        """At the cap, the idlest client makes room for a new one."""
+        oldest = self._idlest()
+        if oldest is not None:
+            self._drop(oldest)
+        return oldest is not None
+
+    def _service(self, client: _Client) -> None:
+        try:
+            if client.outbox:
+                self._send(client)
+            if client.reading and len(client.outbox) < OUTBOX_LIMIT:
+                self._receive(client)
+        except OSError:
+            self._drop(client)
+            return
+        wanted = (selectors.EVENT_READ if client.reading and len(client.outbox) < OUTBOX_LIMIT else 0) | (
+            selectors.EVENT_WRITE if client.outbox else 0)
+        if not wanted:
+            self._drop(client)  # it closed its side and has every reply
+        elif wanted != client.events:
+            self._selector.modify(client.sock, wanted, client)
+            client.events = wanted
+
+    def _send(self, client: _Client) -> None:
+        try:
+            sent = client.sock.send(client.outbox)
+        except BlockingIOError:
+            return
+        del client.outbox[:sent]
+        if not client.outbox and client.refused:
+            client.sock.shutdown(socket.SHUT_WR)  # reply sent: end of answers; its bytes are still read and dropped
+
+    def _receive(self, client: _Client) -> None:
+        try:
+            data = client.sock.recv(RECV_BYTES)
+        except BlockingIOError:
+            return
+        client.seen = time.monotonic()
+        if not data:  # the client closed its side: a last line without a newline is still a request
+            client.reading = False
+            if client.inbox and not client.refused:
+                self._reply(client, self._answer(bytes(client.inbox)))
+            client.inbox.clear()
+            return
+        if client.refused:  # drained, not answered, so that closing does not reset the reply away
+            client.dropped += len(data)
+            client.reading = client.dropped < DISCARD_LIMIT
+            return
+        client.inbox += data
+        *lines, rest = client.inbox.split(b"\n")
+        for line in lines:
+            if len(line) > MAX_LINE:
+                self._refuse(client)
+                return
+            self._reply(client, self._answer(line))
+        if len(rest) > MAX_LINE:
+            self._refuse(client)
+            return
+        client.inbox = bytearray(rest)
+
+    def _answer(self, line: bytes) -> dict[str, Any]:
+        try:
+            return self.handle(line)
+        except Exception as error:  # a bug in one answer must not end the thread that serves every client
+            return {"ok": False, "error": f"the engine could not answer: {error.__class__.__name__}: {error}"}
+
+    def _reply(self, client: _Client, reply: dict[str, Any]) -> None:
+        client.outbox += (json.dumps(reply, default=str) + "\n").encode()
+
+    def _refuse(self, client: _Client) -> None:
+        client.refused = True
+        client.inbox.clear()
+        self._reply(client, {"ok": False, "error": f"request longer than {MAX_LINE >> 10} KiB; {BAD_REQUEST}"})
+
+    def _drop_idle(self) -> None:
+        now = time.monotonic()
+        for client in [c for c in self._clients.values() if now - c.seen > IDLE_S]:
+            self._drop(client)
+
+    def _drop(self, client: _Client) -> None:
+        if self._clients.pop(client.sock, None) is None:
+            return
+        self._selector.unregister(client.sock)
+        client.sock.close()

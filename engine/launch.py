@@ -27,6 +27,8 @@ from engine.protocol import FAILED, LOG, STARTING, STATUS, RunPaths, UserError
 
 # torch caches downloaded weights here; basicsr looks in its own relative path first.
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
+# How long a start retries the run's lock before it says another engine trains the run.
+LOCK_PROBE_S = 1.0
 # A second Ctrl-C within this many seconds aborts instead of waiting for the graceful stop.
 ABORT_WINDOW_S = 3.0
 # Set by tui/launcher.py for a detached engine: where its output goes once it owns the run.
@@ -37,15 +39,27 @@ def experiment_paths(opt: dict[str, Any]) -> RunPaths:
     return RunPaths(Path(opt["path"]["experiments_root"]))
 
 
+def _try_lock(fd: int) -> bool:
+    """An exclusive flock, retried for LOCK_PROBE_S: a cockpit's liveness probe (engine.protocol.engine_holds_lock)
+    holds a shared lock for an instant, which must not read as another engine."""
+    deadline = time.monotonic() + LOCK_PROBE_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+
 def acquire_lock(paths: RunPaths) -> int:
     """An exclusive flock on cockpit/engine.lock, held for the engine's life (the kernel drops it on
     any death, so a killed engine never leaves a stale lock)."""
     private_dir(paths.root)  # another user must not read or steer the run
     private_dir(paths.cockpit)
     fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not _try_lock(fd):
         os.close(fd)
         info = paths.engine_info()
         raise UserError(f"run {paths.root.name} is already being trained (pid {info.get('pid', '?')} on "

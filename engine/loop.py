@@ -443,11 +443,13 @@ class Trainer:
         """Carry out the commands that arrived during the iteration; a final status ends the run."""
         if self.commands.stop_reason:
             return self._stop(model, reason=self.commands.stop_reason)
-        for cmd in self.commands.pending():
+        queued = deque(self.commands.pending())
+        while queued:
+            cmd = queued.popleft()
             if cmd == "stop":
                 return self._stop(model, reason="stop command")
-            if cmd == "pause":
-                outcome = self._pause(model, data, tb_logger, health)
+            if cmd == "pause":  # the commands that came after it are the pause's to obey, in order
+                outcome = self._pause(model, data, tb_logger, health, queued)
                 if outcome:
                     return outcome
             self._save_or_validate(cmd, model, data, tb_logger, health)
@@ -461,12 +463,13 @@ class Trainer:
         elif cmd == "validate":
             self._validate(model, data, tb_logger, health)
 
-    def _pause(self, model: Any, data: TrainData, tb_logger: Any, health: HealthMonitor) -> str | None:
+    def _pause(self, model: Any, data: TrainData, tb_logger: Any, health: HealthMonitor,
+               queued: deque[str]) -> str | None:
         self.set_status(PAUSED)
         while True:
             if self.commands.stop_reason:
                 return self._stop(model, reason=self.commands.stop_reason)
-            cmd = self.commands.wait(0.5)
+            cmd = queued.popleft() if queued else self.commands.wait(0.5)
             if cmd == "resume":
                 self.set_status(RUNNING)
                 return None

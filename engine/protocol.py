@@ -5,6 +5,7 @@ Standard library only: tui/ imports this module, and tui/ must start without tor
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -170,6 +171,48 @@ class RunPaths:
             return json.loads(self.engine_json.read_text())
         except (FileNotFoundError, ValueError):
             return {}
+
+
+def engine_holds_lock(paths: RunPaths) -> bool | None:
+    """Whether an engine works on this run now, by the one sign that cannot go stale: its flock on
+    cockpit/engine.lock, which the kernel drops when the engine dies (a pid in engine.json can be reused).
+
+    None where the lock cannot tell: no lock file (a job, which takes none) or one we may not open.
+    The probe takes a shared lock for an instant, so it never waits and never blocks a reader.
+    """
+    try:
+        fd = os.open(paths.lock, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    finally:
+        os.close(fd)  # closing drops the probe's own shared lock
+    return False
+
+
+def lock_holder_pids(lock: Path) -> set[int]:
+    """The pids that hold an exclusive flock on this file, as the kernel lists them in /proc/locks
+    ("1: FLOCK  ADVISORY  WRITE 4242 fe:00:2146532 0 EOF"); empty where that cannot be read."""
+    try:
+        info = os.stat(lock)
+        with open("/proc/locks") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return set()
+    wanted = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    holders = set()
+    for line in lines:
+        fields = line.split()
+        if "->" in fields:  # a process waiting for the lock, not holding it
+            continue
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[3] == "WRITE" and fields[5] == wanted:
+            holders.add(int(fields[4]))
+    return holders
 
 
 class LineFollower:

@@ -163,15 +163,37 @@ def start_run(options: Path | Sequence[Path], *, overrides: Sequence[str] = (), 
     return paths
 
 
-def resume_run(paths: RunPaths, overrides: Sequence[str] = ()) -> Started:
-    """A new engine for a stopped (or crashed) run, from its newest valid training state (or from iteration 0
-    in its folder when it has none yet)."""
+def resume_target(paths: RunPaths, overrides: Sequence[str] = ()) -> tuple[Path, list[str]]:
+    """The project root and overrides that make the engine train this very folder, wherever it now lies.
+
+    engine.json's root and the options' name are where the run was made; a folder copied or moved since
+    (or renamed) would train that old place. The engine trains ROOT/experiments/NAME, so both are read
+    from the folder itself, and the options are checked here for a fast, clear error.
+    """
     options = paths.cockpit / "options.yml"
     if not options.is_file():
         raise UserError(f"{paths.root.name} has no cockpit/options.yml", "start it with `srcockpit train OPTIONS`")
-    root = Path(paths.engine_info().get("root") or paths.root.parent.parent)
-    return spawn_detached(engine_command(options, overrides=overrides, root=root, auto_resume=True), paths,
-                          root=root)
+    folder = paths.root.resolve()
+    if folder.parent.name != "experiments":
+        raise UserError(f"{folder} is not in an experiments/ folder, so no engine can train it there",
+                        f"move it to PROJECT/experiments/{folder.name} and resume it from there")
+    name = read_yaml(options).get("name")
+    renamed = [] if name == folder.name else [f"name={folder.name}"]
+    overrides = [*renamed, *overrides]
+    root = folder.parent.parent
+    opt = load_options(options, root=root, overrides=overrides, auto_resume=True)
+    if Path(opt["path"]["experiments_root"]).resolve() != folder:
+        raise UserError(f"these overrides would train {opt['path']['experiments_root']}, not {folder}",
+                        "leave `name` alone when resuming")
+    return root, overrides
+
+
+def resume_run(paths: RunPaths, overrides: Sequence[str] = ()) -> Started:
+    """A new engine for a stopped (or crashed) run, from its newest valid training state (or from iteration 0
+    in its folder when it has none yet)."""
+    root, overrides = resume_target(paths, overrides)
+    return spawn_detached(engine_command(paths.cockpit / "options.yml", overrides=overrides, root=root,
+                                         auto_resume=True), paths, root=root)
 
 
 def start_demo(root: Path | None = None) -> RunPaths:

@@ -15,7 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.protocol import FAILED, ITER, LIVE_STATUSES, PROGRESS, RUN, STATUS, VAL, RunPaths, UserError, decode_line
+from engine.protocol import (
+    FAILED,
+    ITER,
+    LIVE_STATUSES,
+    PROGRESS,
+    RUN,
+    STATUS,
+    VAL,
+    RunPaths,
+    UserError,
+    decode_line,
+    engine_holds_lock,
+)
 
 EXPERIMENTS = "experiments"
 HEAD_BYTES = 64 << 10
@@ -154,24 +166,28 @@ def pid_alive(pid: Any) -> bool:
 
 
 def engine_alive(paths: RunPaths, status: str | None = None) -> bool:
-    """Is an engine working on this run now? engine.json's pid must be alive and the status not final.
-
-    A stale engine.json (the engine was killed, the machine rebooted, the pid reused by something that
-    started later) counts as dead. An engine on another host cannot be probed: its log decides.
+    """Is an engine working on this run now? Its lock decides (engine.protocol.engine_holds_lock); a final
+    status in the log means it has said its last word. An engine on another host cannot be probed: its
+    log decides. A folder without a lock (a job) falls back to engine.json's pid.
     """
-    info = paths.engine_info()
-    if not info:
-        return False
     if status is None:
         status = last_status(paths)
-    final_in_json = info.get("status") and info.get("status") not in LIVE_STATUSES
     if status and status not in LIVE_STATUSES:
         return False
-    if final_in_json and not status:
-        return False
+    info = paths.engine_info()
     host = info.get("host")
     if host and host != socket.gethostname():
         return bool(status in LIVE_STATUSES)
+    held = engine_holds_lock(paths)
+    if held is not None:
+        return held
+    if not info or (info.get("status") and info.get("status") not in LIVE_STATUSES and not status):
+        return False
+    return _pid_is_the_engine(info)
+
+
+def _pid_is_the_engine(info: dict[str, Any]) -> bool:
+    """engine.json's pid is alive and no younger than the engine that wrote it (else it was reused)."""
     if not pid_alive(info.get("pid")):
         return False
     started = info.get("started")
@@ -180,7 +196,7 @@ def engine_alive(paths: RunPaths, status: str | None = None) -> bool:
             import psutil
 
             if psutil.Process(int(info["pid"])).create_time() > started + 5:
-                return False  # the pid was reused by a younger process
+                return False
         except Exception:  # no psutil, access denied, gone: keep the os.kill answer
             pass
     return True

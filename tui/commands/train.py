@@ -212,13 +212,13 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def train_foreground(options: Path | list[Path], *, overrides: list[str], auto_resume: bool, debug: bool = False,
-                     vgg_weights: Path | None = None) -> int:
+                     vgg_weights: Path | None = None, root: Path | None = None) -> int:
     from engine.launch import run_stages
     from tui.console import ConsoleRenderer
 
     stages = [options] if isinstance(options, Path) else options
     with ConsoleRenderer() as renderer:
-        status = run_stages(stages, root=Path.cwd(), overrides=overrides, auto_resume=auto_resume, debug=debug,
+        status = run_stages(stages, root=root or Path.cwd(), overrides=overrides, auto_resume=auto_resume, debug=debug,
                             vgg_weights=vgg_weights, listener=renderer, argv=sys.argv[1:])
     return 0 if status in ("finished", "stopped") else 1
 
@@ -253,35 +253,48 @@ def one_line(text: str, limit: int = REASON_WIDTH) -> str:
 
 
 def run_stop(args: argparse.Namespace) -> int:
-    from tui.control_client import send_command
-    from tui.runs import last_status, resolve_run
+    from tui.control_client import SocketGone, send_command, terminate_engine
+    from tui.runs import engine_alive, last_status, resolve_run
 
     paths = resolve_run(args.run)
-    reply = send_command(paths, "stop")
-    if not reply.get("ok"):
-        raise UserError(f"the engine refused to stop: {reply.get('error')}")
-    print(f"{paths.root.name}: stop accepted at iteration {reply.get('iter')}")
+    try:
+        reply = send_command(paths, "stop")
+    except SocketGone as gone:  # the lock proves an engine is there: SIGTERM is the same graceful stop
+        pid = terminate_engine(paths)
+        print(f"{paths.root.name}: {gone.message}; sent SIGTERM to engine pid {pid}, the holder of that lock")
+    else:
+        if not reply.get("ok"):
+            raise UserError(f"the engine refused to stop: {reply.get('error')}")
+        print(f"{paths.root.name}: stop accepted at iteration {reply.get('iter')}")
     if args.no_wait:
         return 0
     deadline = time.monotonic() + STOP_WAIT_S
     while time.monotonic() < deadline:
+        gone = not engine_alive(paths)
         status = last_status(paths)
         if status and status not in LIVE_STATUSES:
             print(f"{paths.root.name}: {status}; `srcockpit resume {paths.root.name}` continues it")
             return 0
+        if gone:
+            raise UserError(f"the engine of {paths.root.name} ended without a final status (last: {status or 'none'})",
+                            f"see {paths.engine_log}; `srcockpit resume {paths.root.name}` continues from the "
+                            "newest checkpoint")
         time.sleep(0.2)
     raise UserError(f"{paths.root.name} did not stop within {STOP_WAIT_S:.0f} s", "see its cockpit/engine.log")
 
 
 def run_resume(args: argparse.Namespace) -> int:
     from tui.control_client import send_command
+    from tui.launcher import resume_run, resume_target
     from tui.runs import resolve_run, summarise
 
     paths = resolve_run(args.run)
     summary = summarise(paths)
     if summary.alive:
         if summary.status == "paused":
-            send_command(paths, "resume")
+            reply = send_command(paths, "resume")
+            if not reply.get("ok"):
+                raise UserError(f"the engine refused to resume: {reply.get('error')}")
             print(f"{paths.root.name}: unpaused")
             return 0
         raise UserError(f"{paths.root.name} is {summary.status}, with a live engine", "nothing to resume")
@@ -289,14 +302,12 @@ def run_resume(args: argparse.Namespace) -> int:
         raise UserError(f"{paths.root.name} has finished ({summary.iter} iterations)",
                         "to train longer: srcockpit resume NAME --set train.total_iter=N")
     plan = torchrun_plan(args, paths.engine_info().get("torchrun"))  # a torchrun run resumes on as many ranks
-    if plan:
-        root = Path(paths.engine_info().get("root") or paths.root.parent.parent)
-        return start_torchrun(paths.cockpit / "options.yml", plan, overrides=args.overrides, auto_resume=True,
-                              foreground=args.no_ui or args.train_no_ui, root=root)
-    if args.no_ui or args.train_no_ui:
-        return train_foreground(paths.cockpit / "options.yml", overrides=args.overrides, auto_resume=True)
-    from tui.launcher import resume_run
-
+    if plan or args.no_ui or args.train_no_ui:
+        root, overrides = resume_target(paths, args.overrides)  # this folder, wherever it was made
+        if plan:
+            return start_torchrun(paths.cockpit / "options.yml", plan, overrides=overrides, auto_resume=True,
+                                  foreground=args.no_ui or args.train_no_ui, root=root)
+        return train_foreground(paths.cockpit / "options.yml", overrides=overrides, auto_resume=True, root=root)
     start = resume_run(paths, overrides=args.overrides)
     print(resume_line(paths.root.name, start))
     return 0
