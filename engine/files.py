@@ -93,7 +93,8 @@ def disk_words(folder: Path) -> str:
 
 
 class DiskFull(UserError):
-    """A write failed because folder's disk is full: one message naming the disk and its free space."""
+    """A write failed because folder's disk is full: one message naming the disk and its free space. `cause`
+    is named only where the disk was inferred (a writer that gave no errno)."""
 
     def __init__(self, folder: Path, cause: BaseException | None = None) -> None:
         detail = f" ({cause.__class__.__name__}: {cause})" if cause is not None else ""
@@ -121,7 +122,7 @@ def disk_full(error: BaseException, folder: Path) -> DiskFull | None:
         return error
     try:
         if _errnos(error) & FULL_ERRNOS:
-            return DiskFull(folder, error)
+            return DiskFull(folder)
         if isinstance(error, OSError) and error.errno is None and free_bytes(folder) < ALMOST_FULL:
             return DiskFull(folder, error)
     except OSError:  # the folder itself is gone: not a disk we can speak of

@@ -27,7 +27,7 @@ WINDOW = 200  # iterations compared for trends
 # run writes between two checks (validation images, the event log, basicsr's log).
 CHECKPOINTS_KEPT_FREE = 2
 DISK_SLACK = 8 << 20
-LOW_DISK_WARNING = 10  # checkpoints: below this much room, a warning first
+LOW_DISK_WARNING = 10  # checkpoints short of the stop: a warning first
 SLOW_IT_S = 2.0  # the plan's "training too slow" threshold, on a GPU
 D_COLLAPSE = 1e-3  # discriminator losses this small: it wins every time (mode collapse)
 
@@ -79,9 +79,9 @@ class DiskGuard:
             hint = f"free space on {mount_point(self.folder)}, then `srcockpit resume {self.folder.name}`"
             alert("disk", "error", reason, hint)
             return Verdict(reason, hint, save=True)
-        if free < LOW_DISK_WARNING * margin:
+        if free < margin + LOW_DISK_WARNING * self.checkpoint_bytes:
             alert("disk_low", "warning", f"{disk_words(self.folder)} has room for fewer than {LOW_DISK_WARNING} "
-                  "checkpoints", f"the run stops with a checkpoint below {size_text(margin)} free")
+                  "more checkpoints", f"the run stops, with a checkpoint, below {size_text(margin)} free")
         return None
 
 

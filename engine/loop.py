@@ -25,7 +25,7 @@ import engine.models  # registers the cockpit models
 from engine.compat import load_basicsr
 from engine.evaluate import evaluate_baselines
 from engine.events import EventWriter
-from engine.files import private_dir
+from engine.files import DiskFull, private_dir
 from engine.health import HealthMonitor, Verdict
 from engine.options import MODEL_SUBSTITUTES
 from engine.protocol import ALERT, CHECKPOINT, ITER, PAUSED, RUN, RUNNING, STATUS, STOPPING, VAL, UserError
@@ -348,16 +348,28 @@ class Trainer:
                          lr=model.get_current_learning_rate()[0], losses=losses, **figures,
                          eta_s=remaining / figures["it_s"] if figures["it_s"] > 0 else None)
 
+    def _checkpoint_files(self, iteration: int) -> list[Path]:
+        """net_g (with its EMA), net_d and the training state of one checkpoint."""
+        models = Path(self.opt["path"]["models"])
+        return [*models.glob(f"*_{iteration}.pth"), Path(self.opt["path"]["training_states"]) / f"{iteration}.state"]
+
     def _save(self, model: Any) -> None:
         if self._saved_iter == self.current_iter:
             return
         model.epoch_iter = self.epoch_iter
-        model.save(self.epoch, self.current_iter)
+        before = {path: path.stat().st_mtime_ns for path in self._checkpoint_files(self.current_iter) if path.exists()}
+        try:
+            model.save(self.epoch, self.current_iter)
+        except DiskFull:  # the files this save did write make no checkpoint: give their room back
+            for path in self._checkpoint_files(self.current_iter):
+                if path.exists() and before.get(path) != path.stat().st_mtime_ns:
+                    path.unlink()
+            raise
         state_path = Path(self.opt["path"]["training_states"]) / f"{self.current_iter}.state"
         self._saved_iter = self.current_iter
         models = Path(self.opt["path"]["models"])
         if self.disk is not None:
-            self.disk.saved([*models.glob(f"*_{self.current_iter}.pth"), state_path])
+            self.disk.saved(self._checkpoint_files(self.current_iter))
         self.events.emit(CHECKPOINT, iter=self.current_iter, net_g=str(models / f"net_g_{self.current_iter}.pth"),
                          net_g_ema=str(models / f"net_g_{self.current_iter}.pth") if hasattr(model, "net_g_ema")
                          else None, state=str(state_path))
@@ -444,7 +456,7 @@ class Trainer:
         if hint is None:
             self.set_status("stopped", reason=reason, resumable_from=self._saved_iter)
             return "stopped"
-        self.set_status("failed", reason=reason, error=reason, hint=hint, resumable_from=self._saved_iter)
+        self.set_status("failed", error=reason, hint=hint, resumable_from=self._saved_iter)
         return "failed"
 
     def _finish(self, model: Any, data: TrainData, tb_logger: Any, health: HealthMonitor) -> str:

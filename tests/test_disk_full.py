@@ -122,25 +122,29 @@ def test_the_disk_guard_stops_with_a_checkpoint_while_one_fits(tmpfs, tiny_data)
     final = assert_clean_end(paths, result.stdout + result.stderr)
     assert result.returncode == 1, result.stdout + result.stderr
     assert final["status"] == "failed" and final["resumable_from"] == final["iter"] > 0
-    assert final["reason"].startswith("low disk space") and str(root) in final["reason"]
-    assert "free" in final["reason"] and "resume" in final["hint"]
+    assert final["error"].startswith("low disk space") and str(root) in final["error"]
+    assert "MiB free" in final["error"] and "resume" in final["hint"]
     k = final["resumable_from"]
     torch.load(paths.models / f"net_g_{k}.pth", weights_only=True)
     assert (paths.training_states / f"{k}.state").is_file()
     assert "low disk space" in result.stdout
 
 
-def test_a_checkpoint_that_does_not_fit_is_one_clear_message(tmpfs, tiny_data):
+def test_a_checkpoint_that_does_not_fit_is_one_clear_message(tmpfs, tiny_data, tmp_path):
     root = on_tmpfs(tmpfs("64m"), tiny_data)
-    engine = subprocess.Popen([sys.executable, "-m", "engine.launch", str(TINY_OPTIONS), "--root", str(root), *FAST],
-                              cwd=root, env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+    log = tmp_path / "engine.out"  # off the full disk, and no pipe to block the engine
+    with open(log, "wb") as out:
+        engine = subprocess.Popen([sys.executable, "-m", "engine.launch", str(TINY_OPTIONS), "--root", str(root),
+                                   *FAST], cwd=root, env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=out,
+                                  stderr=subprocess.STDOUT)
     paths = run_folder(root)
     wait_for(lambda: any(e["type"] == "checkpoint" for e in read_events(paths.events)) or engine.poll() is not None,
              timeout=300, what="the first checkpoint")
+    assert engine.poll() is None, log.read_text()
     first = sum(p.stat().st_size for p in [*paths.models.glob("*_1.pth"), paths.training_states / "1.state"])
     fill(root, leave=first // 2)  # another program takes the disk: less room than one checkpoint
-    output, _ = engine.communicate(timeout=300)
+    engine.wait(timeout=300)
+    output = log.read_text()
     final = assert_clean_end(paths, output)
     assert engine.returncode == 2, output
     assert final["status"] == "failed" and final["resumable_from"] >= 1
@@ -148,6 +152,8 @@ def test_a_checkpoint_that_does_not_fit_is_one_clear_message(tmpfs, tiny_data):
     assert "free" in final["error"] and "resume" in final["hint"]
     assert "srcockpit engine: error: no space left on the disk of" in output
     torch.load(paths.models / f"net_g_{final['resumable_from']}.pth", weights_only=True)
+    saved = {p.stem for p in paths.training_states.glob("*.state")}
+    assert {p.stem.rsplit("_", 1)[1] for p in paths.models.glob("net_*.pth")} == saved, "an incomplete checkpoint"
 
 
 def test_a_nan_stop_exits_non_zero(run_root: Path):
@@ -155,5 +161,5 @@ def test_a_nan_stop_exits_non_zero(run_root: Path):
                        cwd=run_root, check=False)
     final = [e for e in read_events(run_folder(run_root).events) if e["type"] == STATUS][-1]
     assert result.returncode == 1, result.stdout + result.stderr
-    assert final["status"] == "failed" and "became inf" in final["reason"] and final["resumable_from"] == -1
+    assert final["status"] == "failed" and "became inf" in final["error"] and final["resumable_from"] == -1
     assert "Traceback" not in result.stdout + result.stderr
