@@ -98,6 +98,51 @@ def test_the_reserve_makes_room_for_the_last_line(tmpfs):
     assert not (disk / ".events.reserve").exists()
 
 
+def test_a_checkpoint_write_on_a_full_disk_leaves_the_old_file_and_no_partial(tmpfs):
+    from engine.files import atomic_torch_save
+
+    disk = tmpfs("4m")
+    target = disk / "models" / "net_g_1.pth"
+    atomic_torch_save({"params": {"w": torch.ones(1000)}}, target)
+    fill(disk, leave=64 << 10)
+    with pytest.raises(DiskFull) as raised:  # torch.save says only "unexpected pos"; its context is the ENOSPC
+        atomic_torch_save({"params": {"w": torch.zeros(1 << 20)}}, target)
+    assert f"mounted at {disk}" in raised.value.message and "free" in raised.value.message
+    assert "unexpected pos" not in str(raised.value)
+    assert torch.equal(torch.load(target, weights_only=True)["params"]["w"], torch.ones(1000))
+    assert [p.name for p in target.parent.iterdir()] == [target.name]
+
+
+def test_a_validation_image_on_a_full_disk_is_put_down_to_the_disk(tmpfs):
+    import numpy as np
+
+    from engine.compat import load_basicsr
+    from engine.files import disk_full
+
+    load_basicsr()
+    from basicsr.utils import imwrite
+
+    disk = tmpfs("1m")
+    fill(disk, leave=0)
+    with pytest.raises(OSError) as raised:  # cv2 gives no errno, and removes what it wrote
+        imwrite(np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8), str(disk / "v/a.png"))
+    full = disk_full(raised.value, disk / "v")
+    assert isinstance(full, DiskFull) and f"mounted at {disk}" in full.message
+    assert disk_full(ValueError("a shape mismatch"), disk) is None
+
+
+def test_basicsr_log_lines_on_a_full_disk_print_no_traceback(tmpfs, capfd):
+    from engine.loop import fresh_root_logger
+
+    disk = tmpfs("1m")
+    logger = fresh_root_logger(disk / "train.log")
+    fill(disk, leave=0)
+    logger.info("x" * (256 << 10))
+    logging_errors = capfd.readouterr().err
+    assert "Logging error" not in logging_errors and "Traceback" not in logging_errors
+    fresh_root_logger(Path(os.devnull))
+
+
 def run_folder(root: Path) -> RunPaths:
     return RunPaths(root / "experiments" / "tiny_cpu")
 
