@@ -18,7 +18,7 @@ from statistics import fmean, pstdev
 from typing import Any
 
 from engine.events import EventWriter
-from engine.files import disk_words, free_bytes, mount_point, size_text
+from engine.files import free_bytes, mount_point, size_text
 from engine.protocol import ALERT
 
 WINDOW = 200  # iterations compared for trends
@@ -60,6 +60,7 @@ class DiskGuard:
         self.folder = folder
         self.model = model
         self.checkpoint_bytes: int | None = None
+        self._mount: Path | None = None
 
     def saved(self, files: Sequence[Path]) -> None:
         """The files one checkpoint wrote (net_g with its EMA, net_d, the training state)."""
@@ -73,16 +74,18 @@ class DiskGuard:
     def check(self, alert: Any) -> Verdict | None:
         free = free_bytes(self.folder)
         margin = self.margin()
-        if free < margin:
-            reason = (f"low disk space: {size_text(free)} free on the disk of {self.folder} (mounted at "
-                      f"{mount_point(self.folder)}); a checkpoint takes {size_text(self.checkpoint_bytes)}")
-            hint = f"free space on {mount_point(self.folder)}, then `srcockpit resume {self.folder.name}`"
-            alert("disk", "error", reason, hint)
-            return Verdict(reason, hint, save=True)
-        if free < margin + LOW_DISK_WARNING * self.checkpoint_bytes:
-            alert("disk_low", "warning", f"{disk_words(self.folder)} has room for fewer than {LOW_DISK_WARNING} "
-                  "more checkpoints", f"the run stops, with a checkpoint, below {size_text(margin)} free")
-        return None
+        if free >= margin + LOW_DISK_WARNING * self.checkpoint_bytes:
+            return None
+        self._mount = self._mount or mount_point(self.folder)
+        disk = f"the disk of {self.folder} (mounted at {self._mount}, {size_text(free)} free)"
+        if free >= margin:
+            alert("disk_low", "warning", f"{disk} has room for fewer than {LOW_DISK_WARNING} more checkpoints",
+                  f"the run stops, with a checkpoint, below {size_text(margin)} free")
+            return None
+        reason = f"low disk space: {disk}; a checkpoint takes {size_text(self.checkpoint_bytes)}"
+        hint = f"free space on {self._mount}, then `srcockpit resume {self.folder.name}`"
+        alert("disk", "error", reason, hint)
+        return Verdict(reason, hint, save=True)
 
 
 class HealthMonitor:
