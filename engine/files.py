@@ -67,7 +67,10 @@ def existing_folder(path: Path) -> Path:
 
 def free_bytes(folder: Path) -> int:
     """Space an unprivileged writer may still use on folder's disk (os.statvfs: microseconds)."""
-    stats = os.statvfs(existing_folder(folder))
+    try:
+        stats = os.statvfs(folder)
+    except FileNotFoundError:
+        stats = os.statvfs(existing_folder(folder))
     return stats.f_bavail * stats.f_frsize
 
 
