@@ -60,14 +60,15 @@ class EventWriter:
 
     @staticmethod
     def _make_reserve(path: Path, size: int) -> Path | None:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
         try:
-            os.posix_fallocate(fd, 0, size)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, size)
+            finally:
+                os.close(fd)
         except OSError:  # already too full for it (or a filesystem without allocation): no reserve
             path.unlink(missing_ok=True)
             return None
-        finally:
-            os.close(fd)
         return path
 
     def _seal_torn_line(self) -> None:
