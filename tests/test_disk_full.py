@@ -64,6 +64,11 @@ def fill(folder: Path, leave: int) -> Path:
     return filler
 
 
+def python_path() -> str:
+    """This checkout first, then whatever the caller's PYTHONPATH held."""
+    return os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+
+
 def lines_of(path: Path) -> list[dict]:
     """Every line of an event log, each of which must parse: no torn line anywhere."""
     data = path.read_bytes()
@@ -180,7 +185,7 @@ def test_a_checkpoint_that_does_not_fit_is_one_clear_message(tmpfs, tiny_data, t
     log = tmp_path / "engine.out"  # off the full disk, and no pipe to block the engine
     with open(log, "wb") as out:
         engine = subprocess.Popen([sys.executable, "-m", "engine.launch", str(TINY_OPTIONS), "--root", str(root),
-                                   *FAST], cwd=root, env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=out,
+                                   *FAST], cwd=root, env=dict(os.environ, PYTHONPATH=python_path()), stdout=out,
                                   stderr=subprocess.STDOUT)
     paths = run_folder(root)
     wait_for(lambda: any(e["type"] == "checkpoint" for e in read_events(paths.events)) or engine.poll() is not None,
