@@ -2,35 +2,98 @@
 
 Each detector looks only at figures the loop already has (losses, speed, validation metrics, free
 disk), so watching costs nothing measurable. An alert is raised once per episode, not per
-iteration. Two conditions stop the run: a non-finite loss (the weights about to be written would
-be NaN, so nothing is saved and the last good checkpoint stays the newest) and a disk about to
-fill (stopped cleanly while a checkpoint still fits).
+iteration. Two conditions stop the run, as a failure (non-zero exit): a non-finite loss (the
+weights about to be written would be NaN, so nothing is saved and the last good checkpoint stays
+the newest) and a disk about to fill (DiskGuard: stopped with a checkpoint while one still fits).
 """
 
 from __future__ import annotations
 
 import math
-import shutil
 from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean, pstdev
 from typing import Any
 
 from engine.events import EventWriter
+from engine.files import free_bytes, mount_point, size_text
 from engine.protocol import ALERT
 
 WINDOW = 200  # iterations compared for trends
-MIN_FREE_BYTES = 1 << 30  # stop when less than this is left on the experiment's disk
-DISK_CHECK_EVERY = 50
+# The disk guard stops the run when less than CHECKPOINTS_KEPT_FREE checkpoints plus DISK_SLACK are free: one
+# scheduled save may come before the next check, and the stop writes one more. The slack covers what else a
+# run writes between two checks (validation images, the event log, basicsr's log).
+CHECKPOINTS_KEPT_FREE = 2
+DISK_SLACK = 8 << 20
+LOW_DISK_WARNING = 10  # checkpoints short of the stop: a warning first
 SLOW_IT_S = 2.0  # the plan's "training too slow" threshold, on a GPU
 D_COLLAPSE = 1e-3  # discriminator losses this small: it wins every time (mode collapse)
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """Why the run must stop now, what the user can do, and whether the stop writes a checkpoint."""
+
+    reason: str
+    hint: str
+    save: bool
+
+
+def checkpoint_bytes_estimate(model: Any) -> int:
+    """One checkpoint before any is on disk: the weights of net_g, its EMA and net_d, the optimizers' moments
+    (Adam keeps two per weight) and the training-pair pool."""
+    nets = [getattr(model, name) for name in ("net_g", "net_g_ema", "net_d") if hasattr(model, name)]
+    weights = sum(t.numel() * t.element_size() for net in nets for t in net.state_dict().values())
+    moments = sum(2 * p.numel() * p.element_size() for optimizer in getattr(model, "optimizers", [])
+                  for group in optimizer.param_groups for p in group["params"])
+    pool = sum(getattr(model, name).nbytes for name in ("queue_lr", "queue_gt") if hasattr(model, name))
+    return weights + moments + pool
+
+
+class DiskGuard:
+    """Stops the run while a checkpoint still fits. One statvfs per iteration (microseconds); the size of a
+    checkpoint is measured from the files of the newest save, estimated from the model before the first."""
+
+    def __init__(self, folder: Path, model: Any) -> None:
+        self.folder = folder
+        self.model = model
+        self.checkpoint_bytes: int | None = None
+        self._mount: Path | None = None
+
+    def saved(self, files: Sequence[Path]) -> None:
+        """The files one checkpoint wrote (net_g with its EMA, net_d, the training state)."""
+        self.checkpoint_bytes = sum(path.stat().st_size for path in files if path.is_file())
+
+    def margin(self) -> int:
+        if self.checkpoint_bytes is None:  # estimated once the pair pool exists (after the first iteration)
+            self.checkpoint_bytes = checkpoint_bytes_estimate(self.model)
+        return CHECKPOINTS_KEPT_FREE * self.checkpoint_bytes + DISK_SLACK
+
+    def check(self, alert: Any) -> Verdict | None:
+        free = free_bytes(self.folder)
+        margin = self.margin()
+        if free >= margin + LOW_DISK_WARNING * self.checkpoint_bytes:
+            return None
+        self._mount = self._mount or mount_point(self.folder)
+        disk = f"the disk of {self.folder} (mounted at {self._mount}, {size_text(free)} free)"
+        if free >= margin:
+            alert("disk_low", "warning", f"{disk} has room for fewer than {LOW_DISK_WARNING} more checkpoints",
+                  f"the run stops, with a checkpoint, below {size_text(margin)} free")
+            return None
+        reason = f"low disk space: {disk}; a checkpoint takes {size_text(self.checkpoint_bytes)}"
+        hint = f"free space on {self._mount}, then `srcockpit resume {self.folder.name}`"
+        alert("disk", "error", reason, hint)
+        return Verdict(reason, hint, save=True)
+
+
 class HealthMonitor:
-    def __init__(self, opt: dict[str, Any], events: EventWriter) -> None:
+    def __init__(self, opt: dict[str, Any], events: EventWriter, model: Any) -> None:
         self.events = events
         self.on_gpu = opt.get("num_gpu", 0) > 0
         self.folder = Path(opt["path"]["experiments_root"])
+        self.disk = DiskGuard(self.folder, model)
         self.history: dict[str, deque[float]] = {}
         self.raised: set[str] = set()
         self.best_psnr: dict[str, float] = {}
@@ -44,27 +107,21 @@ class HealthMonitor:
     def clear(self, code: str) -> None:
         self.raised.discard(code)
 
-    def after_iter(self, current_iter: int, losses: dict[str, float], it_s: float) -> str | None:
-        """Record one iteration; a reason string when the run must stop now."""
+    def after_iter(self, current_iter: int, losses: dict[str, float], it_s: float) -> Verdict | None:
+        """Record one iteration; a Verdict when the run must stop now."""
         for name, value in losses.items():
             if not math.isfinite(value):
-                self.alert("nan", "error", f"{name} is {value} at iteration {current_iter}",
-                           "lower the learning rate or the GAN loss weight, and check the data; "
-                           "resume starts from the last good checkpoint")
-                return f"{name} became {value}"
+                hint = ("lower the learning rate or the GAN loss weight, and check the data; "
+                        "resume starts from the last good checkpoint")
+                self.alert("nan", "error", f"{name} is {value} at iteration {current_iter}", hint)
+                return Verdict(f"{name} became {value} at iteration {current_iter}", hint, save=False)
             self.history.setdefault(name, deque(maxlen=WINDOW)).append(value)
         self._trends(current_iter)
         if self.on_gpu and current_iter > 100 and 0 < it_s < SLOW_IT_S:
             self.alert("slow", "warning", f"{it_s:.2f} it/s is below the plan's {SLOW_IT_S} it/s",
                        "check the data-wait share: more num_worker_per_gpu, prefetch_mode cuda, or "
                        "pre-extracted sub-images (`srcockpit data extract-subimages`)")
-        if current_iter % DISK_CHECK_EVERY == 0:
-            free = shutil.disk_usage(self.folder).free
-            if free < MIN_FREE_BYTES:
-                self.alert("disk", "error", f"only {free / 2**20:.0f} MiB free on the disk of {self.folder}",
-                           "free space, then `srcockpit resume`")
-                return "low disk space"
-        return None
+        return self.disk.check(self.alert)
 
     def _trends(self, current_iter: int) -> None:
         pix = self.history.get("l_g_pix")

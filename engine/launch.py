@@ -8,6 +8,7 @@ process with a listener that prints every event. Either way one code path trains
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import os
 import signal
@@ -33,6 +34,8 @@ LOCK_PROBE_S = 1.0
 ABORT_WINDOW_S = 3.0
 # Set by tui/launcher.py for a detached engine: where its output goes once it owns the run.
 ENGINE_LOG_ENV = "SRCOCKPIT_ENGINE_LOG"
+# Kept free beside the event log for the line that says why a run on a full disk ended.
+EVENT_RESERVE_BYTES = 256 << 10
 
 
 def experiment_paths(opt: dict[str, Any]) -> RunPaths:
@@ -191,6 +194,50 @@ def torchrun_info(world: Any, ranks: list[dict[str, Any]]) -> dict[str, Any]:
                          "nnodes": max(1, world.world_size // max(1, world.local_world_size))}}
 
 
+def report_failure(events: Any, trainer: Any, **fields: Any) -> None:
+    """The failed status line, resumable from the newest checkpoint; a disk too full even for this line must not
+    hide the failure it reports."""
+    from engine.files import DiskFull
+
+    with contextlib.suppress(DiskFull):
+        events.emit(STATUS, status=FAILED, iter=trainer.current_iter, resumable_from=trainer.resumable_from,
+                    **fields)
+
+
+def record_failure(error: BaseException, events: Any, trainer: Any, *, root: Path, world: Any,
+                   name: str) -> BaseException:
+    """The failed status line for error; returns what the engine raises: a full disk anywhere (a checkpoint,
+    the event log, a validation image) becomes one DiskFull naming the disk, never a traceback."""
+    from engine import dist
+    from engine.files import disk_full
+
+    problem = error if isinstance(error, UserError) else disk_full(error, root)
+    if problem is not None:
+        report_failure(events, trainer, error=problem.message, hint=problem.hint)
+        return problem
+    if world and dist.is_collective_failure(error):  # a rank died mid-iteration: no consistent state to save
+        report_failure(events, trainer, error=dist.describe_loss(error, f" during iteration {trainer.current_iter}"),
+                       hint=f"`srcockpit resume {name}` continues from the newest checkpoint",
+                       traceback=traceback.format_exc())
+    else:
+        report_failure(events, trainer, error=f"{error.__class__.__name__}: {error}",
+                       traceback=traceback.format_exc())
+    return error
+
+
+def telemetry_emitter(events: Any) -> Callable[..., None]:
+    """system events from the telemetry thread; on a full disk they are dropped (the loop's disk guard and its
+    own writes end the run with one message, a dying thread would print a traceback)."""
+    from engine.files import DiskFull
+    from engine.protocol import SYSTEM
+
+    def emit(**fields: Any) -> None:
+        with contextlib.suppress(DiskFull):
+            events.emit(SYSTEM, **fields)
+
+    return emit
+
+
 def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto_resume: bool = False,
                debug: bool = False, vgg_weights: Path | None = None,
                listener: Callable[[dict[str, Any]], None] | None = None, argv: Sequence[str] = (),
@@ -212,7 +259,8 @@ def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto
     world = dist.start(opt, dist.torchrun_env()) if opt["dist"] else None  # launched by torchrun
     archived, lock_fd = claim_run(opt, paths, world)
     main = world is None or world.is_main  # rank 0 owns the lock, events, engine.json, the socket
-    events = EventWriter(paths.events, source="engine", listener=listener) if main else dist.NullEvents()
+    events = (EventWriter(paths.events, source="engine", listener=listener, reserve=EVENT_RESERVE_BYTES) if main
+              else dist.NullEvents())
     redirect_output(os.environ.pop(ENGINE_LOG_ENV, None))
     if archived:
         events.emit(LOG, level="info", message=f"an earlier run of this name was moved to {archived}")
@@ -233,27 +281,18 @@ def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto
             write_engine_json(paths, opt, argv, torchrun_info(world, ranks) if world else None)
             control = ControlServer(paths.socket(), trainer.state)
             commands.control = control
-            telemetry = TelemetryThread(lambda **fields: events.emit(SYSTEM, **fields),
-                                        gpus=world.gpu_readings if world else None).start()
+            telemetry = TelemetryThread(telemetry_emitter(events), gpus=world.gpu_readings if world else None).start()
             events.emit(SYSTEM, **telemetry.sample())
         if world:
             world.watch_gpus(own_gpu_readings())
         status = trainer.run()
         dist.dump_networks(getattr(trainer, "model", None), opt["rank"], trainer.current_iter)  # tests only
         return status
-    except UserError as error:
-        events.emit(STATUS, status=FAILED, iter=trainer.current_iter, error=error.message, hint=error.hint)
-        raise
     except BaseException as error:
-        if world and dist.is_collective_failure(error):  # a rank died mid-iteration: no consistent state to save
-            events.emit(STATUS, status=FAILED, iter=trainer.current_iter,
-                        error=dist.describe_loss(error, f" during iteration {trainer.current_iter}"),
-                        hint=f"`srcockpit resume {opt['name']}` continues from the newest checkpoint",
-                        traceback=traceback.format_exc())
-        else:
-            events.emit(STATUS, status=FAILED, iter=trainer.current_iter,
-                        error=f"{error.__class__.__name__}: {error}", traceback=traceback.format_exc())
-        raise
+        raised = record_failure(error, events, trainer, root=paths.root, world=world, name=opt["name"])
+        if raised is error:
+            raise
+        raise raised from error
     finally:
         if telemetry:
             telemetry.stop()

@@ -26,8 +26,8 @@ import engine.models  # registers the cockpit models
 from engine.compat import load_basicsr
 from engine.evaluate import evaluate_baselines
 from engine.events import EventWriter
-from engine.files import private_dir
-from engine.health import HealthMonitor
+from engine.files import DiskFull, private_dir
+from engine.health import HealthMonitor, Verdict
 from engine.options import MODEL_SUBSTITUTES
 from engine.protocol import (
     ALERT,
@@ -70,7 +70,11 @@ def fresh_root_logger(log_file: Path) -> logging.Logger:
         logger.removeHandler(handler)
         handler.close()
     basicsr_logger.initialized_logger.pop("basicsr", None)
-    return get_root_logger(logger_name="basicsr", log_level=logging.INFO, log_file=str(log_file))
+    logger = get_root_logger(logger_name="basicsr", log_level=logging.INFO, log_file=str(log_file))
+    for handler in logger.handlers:
+        if isinstance(handler, logging.FileHandler):  # a full disk: no traceback per line, the disk guard stops
+            handler.handleError = lambda record: None
+    return logger
 
 
 class ResumableSampler(EnlargedSampler):
@@ -198,7 +202,7 @@ class Commands:
     def request_stop(self, reason: str) -> None:
         self.requested = self.requested or reason
 
-    def _exchange(self, verdict: str | None, commands: list[str]) -> tuple[str | None, list[str]]:
+    def _exchange(self, verdict: Verdict | None, commands: list[str]) -> tuple[Verdict | None, list[str]]:
         from engine.dist import RankLost
 
         try:
@@ -209,7 +213,7 @@ class Commands:
         self._agreed_stop = self._agreed_stop or stop
         return verdict, commands
 
-    def sync(self, verdict: str | None = None) -> str | None:
+    def sync(self, verdict: Verdict | None = None) -> Verdict | None:
         """Between iterations: rank 0's health verdict and commands become every rank's."""
         if self.world is None:
             return verdict
@@ -247,7 +251,13 @@ class Trainer:
         self.epoch = 0
         self.epoch_iter = 0
         self._saved_iter = -1
+        self.disk: Any = None  # the run's DiskGuard, told the size of every checkpoint
         self._baseline_cache: dict[str, dict[str, dict[str, float]]] = {}
+
+    @property
+    def resumable_from(self) -> int:
+        """The iteration of the newest checkpoint of this run (-1: none yet)."""
+        return self._saved_iter
 
     def state(self) -> dict[str, Any]:
         return {"status": self.status, "iter": self.current_iter, "total_iter": self.total_iter}
@@ -330,7 +340,8 @@ class Trainer:
                          total_iter=self.total_iter, world_size=opt["world_size"], device=str(model.device),
                          batches_per_epoch=data.batches_per_epoch, versions=versions(), options=opt,
                          experiments_root=opt["path"]["experiments_root"], log_file=str(log_file))
-        health = HealthMonitor(opt, self.events)
+        health = HealthMonitor(opt, self.events, model)
+        self.disk = health.disk
         speed = Speed()
         self.set_status(RUNNING)
         # Restored once the epoch's data iterator exists: building the dataset, the model and the
@@ -366,7 +377,7 @@ class Trainer:
                     last_emit = done
                 verdict = self.commands.sync(health.after_iter(self.current_iter, losses, speed.figures()["it_s"]))
                 if verdict:
-                    return self._stop(model, reason=verdict, save=False)
+                    return self._stop(model, reason=verdict.reason, save=verdict.save, hint=verdict.hint)
                 if self.current_iter % opt["logger"]["save_checkpoint_freq"] == 0:
                     self._save(model)
                 if opt.get("val") and self.current_iter % int(opt["val"]["val_freq"]) == 0:
@@ -389,14 +400,28 @@ class Trainer:
                          lr=model.get_current_learning_rate()[0], losses=losses, **figures,
                          eta_s=remaining / figures["it_s"] if figures["it_s"] > 0 else None)
 
+    def _checkpoint_files(self, iteration: int) -> list[Path]:
+        """net_g (with its EMA), net_d and the training state of one checkpoint."""
+        models = Path(self.opt["path"]["models"])
+        return [*models.glob(f"*_{iteration}.pth"), Path(self.opt["path"]["training_states"]) / f"{iteration}.state"]
+
     def _save(self, model: Any) -> None:
         if self._saved_iter == self.current_iter:
             return
         model.epoch_iter = self.epoch_iter
-        model.save(self.epoch, self.current_iter)
+        before = {path: path.stat().st_mtime_ns for path in self._checkpoint_files(self.current_iter) if path.exists()}
+        try:
+            model.save(self.epoch, self.current_iter)
+        except DiskFull:  # the files this save did write make no checkpoint: give their room back
+            for path in self._checkpoint_files(self.current_iter):
+                if path.exists() and before.get(path) != path.stat().st_mtime_ns:
+                    path.unlink()
+            raise
         state_path = Path(self.opt["path"]["training_states"]) / f"{self.current_iter}.state"
         self._saved_iter = self.current_iter
         models = Path(self.opt["path"]["models"])
+        if self.disk is not None:
+            self.disk.saved(self._checkpoint_files(self.current_iter))
         self.events.emit(CHECKPOINT, iter=self.current_iter, net_g=str(models / f"net_g_{self.current_iter}.pth"),
                          net_g_ema=str(models / f"net_g_{self.current_iter}.pth") if hasattr(model, "net_g_ema")
                          else None, state=str(state_path))
@@ -477,12 +502,17 @@ class Trainer:
                 return self._stop(model, reason="stop command")
             self._save_or_validate(cmd, model, data, tb_logger, health)
 
-    def _stop(self, model: Any, *, reason: str, save: bool = True) -> str:
+    def _stop(self, model: Any, *, reason: str, save: bool = True, hint: str | None = None) -> str:
+        """A stop the user asked for ends 'stopped'; one a problem forced (hint given) ends 'failed', resumable
+        from the newest checkpoint all the same."""
         self.set_status(STOPPING, reason=reason)
         if save:
             self._save(model)
-        self.set_status("stopped", reason=reason, resumable_from=self._saved_iter)
-        return "stopped"
+        if hint is None:
+            self.set_status("stopped", reason=reason, resumable_from=self._saved_iter)
+            return "stopped"
+        self.set_status("failed", error=reason, hint=hint, resumable_from=self._saved_iter)
+        return "failed"
 
     def _finish(self, model: Any, data: TrainData, tb_logger: Any, health: HealthMonitor) -> str:
         self._save(model)
