@@ -77,9 +77,34 @@ def apply_override(opt: dict[str, Any], entry: str) -> None:
                         "quote it: --set 'KEY=\"text\"'") from None
 
 
+NAME_MAX = 200
+
+
+def name_problem(name: Any) -> str | None:
+    """Why `name` cannot be a folder under experiments/ (it is one path component, nothing else), or None."""
+    if not isinstance(name, str):
+        return f"must be text, got {name!r}"
+    if name in ("", ".", ".."):
+        return f"{name!r} is not a folder name: the run would write into (or move) experiments/ itself or above it"
+    if "/" in name or "\\" in name or "\0" in name:
+        return f"{name!r} holds a '/', '\\' or NUL: the run must stay one folder under experiments/"
+    if name.startswith("-") or name.strip() != name:
+        return f"{name!r} starts with '-' or has spaces at an end (a command line would misread it)"
+    if len(name) > NAME_MAX:
+        return f"is {len(name)} characters long, at most {NAME_MAX}"
+    return None
+
+
+NAME_HINT = "write one plain folder name, e.g. name: my_run (letters, digits, '_', '-', '.')"
+
+
 def resolve(opt: dict[str, Any], *, root: Path, debug: bool, auto_resume: bool, num_gpu: int) -> dict[str, Any]:
     """Fill in what basicsr's parse_options adds for training (paths, dist, seed, phases)."""
     from engine.dist import torchrun_env  # no torch: the CLI checks options before launch
+
+    problem = name_problem(opt.get("name"))
+    if problem:  # every path of the run is built from the name: none may leave experiments/
+        raise UserError(f"name: {problem}", NAME_HINT)
 
     launched = torchrun_env()  # several ranks under torchrun (engine/dist.py), else one process
     opt["dist"] = launched is not None
@@ -89,7 +114,7 @@ def resolve(opt: dict[str, Any], *, root: Path, debug: bool, auto_resume: bool, 
     opt["auto_resume"] = auto_resume
     opt["is_train"] = True
     if debug and not opt["name"].startswith("debug"):
-        opt["name"] = "debug_" + opt["name"]
+        opt["name"] = "debug_" + opt["name"][:NAME_MAX - len("debug_")]
     if opt.get("num_gpu", "auto") == "auto":
         opt["num_gpu"] = num_gpu
     for phase, dataset in opt["datasets"].items():
@@ -129,6 +154,9 @@ def load_options(path: Path, *, root: Path, overrides: list[str] = (), debug: bo
     check_structure(opt, report)
     try:  # the file checks need resolved options; a shape too broken to resolve is already reported
         resolved = resolve(copy.deepcopy(opt), root=root, debug=debug, auto_resume=auto_resume, num_gpu=num_gpu)
+    except UserError:
+        report.raise_problems()
+        raise
     except (TypeError, AttributeError, KeyError, ValueError) as error:
         report.raise_problems()
         raise UserError(f"{path}: cannot read these options ({error.__class__.__name__}: {error})",
@@ -514,6 +542,9 @@ def check_structure(opt: dict[str, Any], report: Report) -> None:
     """Types, unknown keys and registered names; needs no file but the options (and no torch)."""
     _check_keys(opt, TOP_KEYS, "", report)
     _check_types(opt, TOP_TYPES, "", report)
+    problem = name_problem(opt.get("name"))
+    if problem:
+        report.add("name", problem, NAME_HINT)
     if opt.get("num_gpu", "auto") != "auto" and not _is_int(opt.get("num_gpu")):
         report.add("num_gpu", f"must be auto or a whole number (got {opt['num_gpu']!r})", "num_gpu: auto")
     for key in ("datasets", "network_g", "path", "train", "logger"):
