@@ -124,7 +124,10 @@ def load_options(path: Path, *, root: Path, overrides: list[str] = (), debug: bo
     """
     opt = read_yaml(path)
     for entry in overrides:
-        apply_override(opt, entry)
+        try:
+            apply_override(opt, entry)
+        except UserError as error:
+            raise UserError(f"{path} (--set {_dotted(entry)}): {error.message}", error.hint) from None
     report = Report(path, key_lines(path), {_dotted(entry) for entry in overrides})
     check_structure(opt, report)
     if num_gpu is not None:

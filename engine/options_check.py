@@ -16,11 +16,11 @@ import typing
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, create_model
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
 from engine.options_registry import registered
-from engine.options_schema import SCHEDULERS, Number, Options, Positive, Section
+from engine.options_schema import SCHEDULERS, Number, Options, Positive, Section, fail
 from engine.options_yaml import Problem, Report, short
 
 TYPE_TEXT = {"int_type": "must be a whole number", "float_type": "must be a number",
@@ -35,7 +35,18 @@ TYPE_HINTS = {"int_type": "write a whole number, e.g. 4", "float_type": "write a
 # Constructor arguments basicsr checks only when it builds the class (an assert deep in the run).
 LITERALS = {"reduction": ("none", "mean", "sum"), "act_type": ("relu", "prelu", "leakyrelu"),
             "gan_type": ("vanilla", "lsgan", "wgan", "wgan_softplus", "hinge")}
-KIND_TYPES: dict[str, Any] = {"count": Positive, "int": int, "float": Number, "bool": bool, "str": str}
+NETWORK_MAX = 4096  # channels, convolutions, blocks: more would only exhaust the memory when the network is built
+
+
+def _buildable(value: int) -> int:
+    if value > NETWORK_MAX:
+        raise fail(f"{value} is implausibly large (at most {NETWORK_MAX}): building it would exhaust the memory",
+                   "the options/*.yml files use 16 to 64")
+    return value
+
+
+KIND_TYPES: dict[str, Any] = {"count": Annotated[Positive, AfterValidator(_buildable)], "int": int, "float": Number,
+                              "bool": bool, "str": str}
 PAIRED = ("PairedImageDataset", "RealESRGANPairedDataset")
 
 

@@ -63,4 +63,5 @@ def network_problem(path: Path, net_opt: dict[str, Any], *, section: str, param_
     detail = (f"{len(missing)} of its keys missing (e.g. {missing[0]})" if missing else
               f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})" if unexpected else
               f"{wrong[0]} is {tuple(state[wrong[0]].shape)}, the network needs {tuple(expected[wrong[0]].shape)}")
-    return f"{path} is not a {kind} checkpoint of the {section} shape: {detail}"
+    article = "an" if kind[:1].upper() in "AEFHILMNORSX" else "a"  # the letter's sound: an SRVGG..., an RRDB...
+    return f"{path} is not {article} {kind} checkpoint of the {section} shape: {detail}"

@@ -29,6 +29,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
     """The option file as a dict; a clear error with the line for a YAML mistake."""
     if path.is_dir():
         raise UserError(f"{path} is a folder, not an options file", "give the path of a basicsr/Real-ESRGAN YAML file")
+    if path.exists() and not path.is_file():  # a device or a pipe: reading it could block forever
+        raise UserError(f"{path} is not a regular file", "give the path of a basicsr/Real-ESRGAN YAML file")
     if not path.is_file():
         raise UserError(f"options file not found: {path}", "give the path of a basicsr/Real-ESRGAN YAML file")
     try:
