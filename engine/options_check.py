@@ -116,7 +116,7 @@ def _problem(model: type[BaseModel], error: Any, prefix: tuple[Any, ...], owner:
         text = f"{owner} needs {name!r}" if owner else ("missing top-level key " + repr(name) if len(prefix + loc) == 1
                                                         else "is missing")
         return Problem(key, text, example or f"add {key}")
-    if kind == "invalid_key":
+    if kind == "invalid_key" or loc[-1:] == ("[key]",):
         return Problem(key, f"a key must be text, got {short(value)}", "quote it, or fix the indentation")
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")

@@ -24,7 +24,8 @@ def _state_dict(path: Path, param_key: str | None) -> tuple[dict[str, Any] | Non
         key = param_key if isinstance(blob, dict) and param_key in blob else "params"
         if not isinstance(blob, dict) or key not in blob:
             found = ", ".join(map(str, blob)) if isinstance(blob, dict) else type(blob).__name__
-            return None, f"{path} has no {param_key!r} entry (nor 'params'): it holds {found[:120] or 'nothing'}"
+            fallback = "" if param_key == "params" else " (nor 'params')"
+            return None, f"{path} has no {param_key!r} entry{fallback}: it holds {found[:120] or 'nothing'}"
         blob = blob[key]
     if not isinstance(blob, dict) or not all(isinstance(v, torch.Tensor) for v in blob.values()):
         return None, f"{path} holds no state dict of tensors under {param_key!r}"
@@ -48,20 +49,28 @@ def network_problem(path: Path, net_opt: dict[str, Any], *, section: str, param_
     state, problem = _state_dict(path, param_key)
     if problem:
         return problem
-    if not strict:
-        return None  # basicsr then loads what fits and skips the rest, as it says in its log
     try:
         expected = _network(net_opt).state_dict()
     except Exception as error:  # a constructor's own assert or a shape it cannot build
         return f"{section} does not build ({error.__class__.__name__}: {str(error)[:120]})"
+    fits = [k for k in expected if k in state and tuple(state[k].shape) == tuple(expected[k].shape)]
+    detail = _mismatch(state, expected)
+    if detail is None or (not strict and fits):
+        return None  # without strict_load basicsr loads what fits and skips the rest, as its log says
     kind = net_opt["type"]
+    article = "an" if kind[:1].upper() in "AEFHILMNORSX" else "a"  # the letter's sound: an SRVGG..., an RRDB...
+    return f"{path} is not {article} {kind} checkpoint of the {section} shape: {detail}"
+
+
+def _mismatch(state: dict[str, Any], expected: dict[str, Any]) -> str | None:
+    """The first difference between a checkpoint's state dict and the network's, or None."""
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    if not (missing or unexpected or wrong):
-        return None
-    detail = (f"{len(missing)} of its keys missing (e.g. {missing[0]})" if missing else
-              f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})" if unexpected else
-              f"{wrong[0]} is {tuple(state[wrong[0]].shape)}, the network needs {tuple(expected[wrong[0]].shape)}")
-    article = "an" if kind[:1].upper() in "AEFHILMNORSX" else "a"  # the letter's sound: an SRVGG..., an RRDB...
-    return f"{path} is not {article} {kind} checkpoint of the {section} shape: {detail}"
+    if missing:
+        return f"{len(missing)} of its keys missing (e.g. {missing[0]})"
+    if unexpected:
+        return f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})"
+    if wrong:
+        return f"{wrong[0]} is {tuple(state[wrong[0]].shape)}, the network needs {tuple(expected[wrong[0]].shape)}"
+    return None
