@@ -216,7 +216,7 @@ CORPUS = [
          setup="weights"),
     set_("set_pretrained_d_no_params", "has no 'params' entry", "path.pretrain_network_d=weights/rrdb.pth",
          engine_side=True, setup="weights"),
-    set_("set_pretrained_d_rrdb", "not an UNetDiscriminatorSN checkpoint of the network_d shape",
+    set_("set_pretrained_d_rrdb", "not a UNetDiscriminatorSN checkpoint of the network_d shape",
          "path.pretrain_network_d=weights/rrdb.pth", "path.param_key_d=params_ema", engine_side=True, setup="weights"),
     set_("set_resume_state_missing", "path.resume_state", "path.resume_state=states/9.state"),
     set_("set_train_key_typo", "did you mean 'total_iter'", "train.totl_iter=3"),
