@@ -20,7 +20,7 @@ from pydantic import AfterValidator, BaseModel, Field, ValidationError, create_m
 from pydantic.fields import FieldInfo
 
 from engine.options_registry import registered
-from engine.options_schema import SCHEDULERS, Number, Options, Positive, Section, fail
+from engine.options_schema import SCHEDULERS, DatasetsSection, Number, Options, Positive, Section, fail
 from engine.options_yaml import Problem, Report, short
 
 TYPE_TEXT = {"int_type": "must be a whole number", "float_type": "must be a number",
@@ -297,6 +297,15 @@ def check_sizes(opt: dict[str, Any], report: Report) -> None:
         if str(phase).startswith("train") and _positive_int(gt_size) and _positive_int(scale) and gt_size % scale:
             report.add(f"datasets.{phase}.gt_size", f"{gt_size} is not a multiple of scale {scale}: the LQ crop "
                        "would not match", f"gt_size: {gt_size - gt_size % scale or scale}")
+
+
+def check_dataset_types(opt: dict[str, Any], report: Report) -> None:
+    """`srcockpit data check`: only the datasets section, each phase's keys of their declared type."""
+    report.problems += problems_of(DatasetsSection, opt)
+    datasets = opt.get("datasets")
+    for phase, dataset in datasets.items() if isinstance(datasets, dict) else ():
+        if isinstance(dataset, dict) and "type" in dataset:
+            check_registered(dataset["type"], "DATASET_REGISTRY", f"datasets.{phase}.type", report)
 
 
 def check_structure(opt: dict[str, Any], report: Report) -> None:

@@ -411,6 +411,14 @@ class Options(Section):
     srcockpit: SrcockpitOptions | None = None
 
 
+class DatasetsSection(BaseModel):
+    """The datasets of an options file and nothing else (for `srcockpit data check`)."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    datasets: dict[str, DatasetOptions] = Field(examples=["datasets: {train: {...}, val: {...}}"])
+
+
 class MultiStepScheduler(Section):
     type: str
     milestones: Iterations = Field(examples=["milestones: [100000, 200000]"])

@@ -298,12 +298,12 @@ def check_datasets(opt: dict[str, Any], *, base: Path | None = None) -> list[Dat
 
 
 def check_options_file(path: Path, *, base: Path | None = None) -> list[DatasetCheck]:
-    """`srcockpit data check`: the options schema first (every problem of the file), then each dataset."""
-    from engine.options_check import check_structure  # pydantic: only for this command
+    """`srcockpit data check`: the datasets section's schema first (all its problems at once), then each dataset."""
+    from engine.options_check import check_dataset_types  # pydantic: only for this command
 
     opt = read_yaml(path)
     report = Report(path, key_lines(path))
-    check_structure(opt, report)
+    check_dataset_types(opt, report)
     report.raise_problems()
     return check_datasets(opt, base=base)
 
