@@ -90,15 +90,14 @@ class Report:
     problems: list[Problem] = field(default_factory=list)
 
     def where(self, key: str) -> str:
-        if key in self.overridden:
-            return f"{self.path} (--set {key})"
+        """The file and line of key, or the --set that wrote it (or a section above it)."""
         parts = key.split(".")
-        while parts:  # a missing key is reported at its section's line
-            line = self.lines.get(".".join(parts))
-            if line and ".".join(parts) not in self.overridden:
-                return f"{self.path}:{line}"
-            parts.pop()
-        return str(self.path)
+        prefixes = [".".join(parts[:n]) for n in range(len(parts), 0, -1)]
+        overridden = next((prefix for prefix in prefixes if prefix in self.overridden), None)
+        if overridden:  # a --set replaced this key or a section above it: the file's lines are not its
+            return f"{self.path} (--set {overridden})"
+        line = next((self.lines[prefix] for prefix in prefixes if prefix in self.lines), None)
+        return f"{self.path}:{line}" if line else str(self.path)  # a missing key: at its section's line
 
     def add(self, key: str, message: str, hint: str = "") -> None:
         self.problems.append(Problem(key, message, hint))
