@@ -175,7 +175,7 @@ def _adam(value: Any) -> Any:
     return value
 
 
-Name = Annotated[str, AfterValidator(_name), Field(examples=["name: my_run"])]
+Name = Annotated[str, AfterValidator(_name)]
 PathText = Annotated[str, AfterValidator(_path_text)]
 Positive = Annotated[int, AfterValidator(_positive)]
 Real = Annotated[float, PlainValidator(_real)]
