@@ -100,7 +100,7 @@ def test_two_engines_on_one_run_are_refused(run_root: Path):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("train.total_iter=0", "total_iter must be positive"),
+    ("train.total_iter=0", "total_iter: must be a positive number of iterations"),
     ("queue_size=5", "queue_size 5 is not a multiple of batch_size_per_gpu 2"),
     ("datasets.train.dataroot_gt=datasets/nowhere", "folder not found: datasets/nowhere"),
 ])

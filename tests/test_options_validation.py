@@ -124,8 +124,8 @@ OWN_TRAIN = [("set", "datasets.train.dataroot_gt", "broken_data/train/GTmod12"),
 
 CASES = [
     # types
-    Case("total_iter_zero", ["train.total_iter must be positive, got 0"], [("set", "train.total_iter", "0")],
-         line_of="train.total_iter", cli=True),
+    Case("total_iter_zero", ["train.total_iter: must be a positive number of iterations, got 0"],
+         [("set", "train.total_iter", "0")], line_of="train.total_iter", cli=True),
     Case("total_iter_text", ["train.total_iter: must be a whole number", "'eight'"],
          [("set", "train.total_iter", "eight")], line_of="train.total_iter"),
     Case("lr_as_text", ["train.optim_g.lr", "read as text", "1.0e-4"], [("set", "train.optim_g.lr", "1e-4")],
@@ -144,7 +144,7 @@ CASES = [
     Case("dataset_not_a_section", ["datasets.val: must be a section"], overrides=["datasets.val=[1, 2]"]),
     Case("val_freq_zero", ["val.val_freq: must be a positive number of iterations"],
          [("set", "val.val_freq", "0")], line_of="val.val_freq"),
-    Case("checkpoint_freq_negative", ["logger.save_checkpoint_freq: must be positive, got -1"],
+    Case("checkpoint_freq_negative", ["logger.save_checkpoint_freq: must be a positive number of iterations, got -1"],
          [("set", "logger.save_checkpoint_freq", "-1")], line_of="logger.save_checkpoint_freq"),
     # unknown keys, with a close match
     Case("top_key_typo", ["unknown key 'queue_sise'; did you mean 'queue_size'?"],
@@ -178,7 +178,8 @@ CASES = [
     Case("optimizer_sgd", ["optimizer 'SGD': basicsr 1.4.2 builds only Adam"], [("set", "train.optim_g.type", "SGD")]),
     Case("scheduler_step", ["scheduler 'StepLR' is not one basicsr 1.4.2 builds"],
          [("set", "train.scheduler.type", "StepLR")]),
-    Case("scheduler_param", ["MultiStepLR takes no 'step_size'"], [("add", "train.scheduler", "step_size: 10")]),
+    Case("scheduler_param", ["MultiStepLR has no parameter 'step_size'"],
+         [("add", "train.scheduler", "step_size: 10")]),
     Case("milestones_decreasing", ["train.scheduler.milestones: must be increasing, got [500, 100]"],
          [("set", "train.scheduler.milestones", "[500, 100]")], line_of="train.scheduler.milestones"),
     Case("milestones_scalar", ["must be a list of positive iteration numbers, got 1000"],

@@ -4,6 +4,8 @@
                                    immunohistochemistry, hubble_deep_field and the grey textures brick,
                                    grass, gravel, camera, moon, clock, coins repeated into RGB
     root/train/meta_info.txt       Real-ESRGAN format, paths relative to root/train
+    root/train/GTmod12/<name>.png  the same 10 photos as pairs for a PairedImageDataset
+    root/train/LRbicx<scale>/...   (options/tiny_cpu.yml trains on them)
     root/val/GTmod12/<name>.png    5 colour photos not in train: astronaut, coffee, chelsea, rocket,
     root/val/LRbicx<scale>/...     motorcycle (left view of stereo_motorcycle); basicsr's MATLAB bicubic
 
@@ -25,7 +27,7 @@ from engine.data.images import write_png
 from engine.data.meta_info import write_meta_info, write_text_atomic
 from engine.protocol import ProgressFn, UserError
 
-VERSION = 1
+VERSION = 2  # 2: the training pairs of options/tiny_cpu.yml
 TRAIN_COLOUR = ("retina", "immunohistochemistry", "hubble_deep_field")
 TRAIN_GREY = ("brick", "grass", "gravel", "camera", "moon", "clock", "coins")
 TRAIN_NAMES = TRAIN_COLOUR + TRAIN_GREY
@@ -56,6 +58,8 @@ class DemoData:
     meta_info: Path
     val_gt: Path
     val_lq: Path
+    train_gt: Path
+    train_lq: Path
     train_names: tuple[str, ...] = TRAIN_NAMES
     val_names: tuple[str, ...] = VAL_NAMES
 
@@ -65,6 +69,7 @@ class DemoData:
 
     def files(self) -> list[Path]:
         return ([self.train_dir / f"{n}.png" for n in self.train_names] + [self.meta_info]
+                + [d / f"{n}.png" for d in (self.train_gt, self.train_lq) for n in self.train_names]
                 + [d / f"{n}.png" for d in (self.val_gt, self.val_lq) for n in self.val_names])
 
     def options(self) -> dict[str, dict[str, str]]:
@@ -84,7 +89,8 @@ def demo_paths(root: Path, scale: int = 2) -> DemoData:
     """Where build_demo_data puts (or put) everything; builds nothing."""
     root = Path(root)
     return DemoData(root, scale, root / "train", root / "train" / "meta_info.txt",
-                    root / "val" / "GTmod12", root / "val" / f"LRbicx{scale}")
+                    root / "val" / "GTmod12", root / "val" / f"LRbicx{scale}",
+                    root / "train" / "GTmod12", root / "train" / f"LRbicx{scale}")
 
 
 def demo_dataset_options(root: Path, scale: int = 2) -> dict[str, dict[str, str]]:
@@ -94,7 +100,7 @@ def demo_dataset_options(root: Path, scale: int = 2) -> dict[str, dict[str, str]
 
 def build_demo_data(root: Path, *, scale: int = 2, force: bool = False,
                     progress: ProgressFn | None = None) -> DemoData:
-    """Write the demo's train folder, meta_info and validation pairs under root (idempotent)."""
+    """Write the demo's train folder, meta_info, training pairs and validation pairs under root (idempotent)."""
     demo = demo_paths(root, scale)
     if demo.is_built() and not force:
         if progress:
@@ -102,7 +108,7 @@ def build_demo_data(root: Path, *, scale: int = 2, force: bool = False,
         return demo
     from engine.data.valset import write_pairs  # imports basicsr (torch): only when building
 
-    total = len(TRAIN_NAMES) + len(VAL_NAMES)
+    total = 2 * len(TRAIN_NAMES) + len(VAL_NAMES)
     for done, name in enumerate(TRAIN_NAMES, 1):
         target = demo.train_dir / f"{name}.png"
         if force or not target.is_file():
@@ -111,12 +117,16 @@ def build_demo_data(root: Path, *, scale: int = 2, force: bool = False,
             progress(done, total, f"train {name}")
     write_meta_info(demo.meta_info, sorted(f"{name}.png" for name in TRAIN_NAMES))
 
-    def val_progress(done: int, _total: int, message: str) -> None:
-        if progress:
-            progress(len(TRAIN_NAMES) + done, total, f"val {message}")
+    def step(offset: int, label: str) -> ProgressFn:
+        def report(done: int, _total: int, message: str) -> None:
+            if progress:
+                progress(offset + done, total, f"{label} {message}")
+        return report
 
+    write_pairs(((name, load_photo(name)) for name in TRAIN_NAMES), demo.train_dir, scale=scale,
+                count=len(TRAIN_NAMES), progress=step(len(TRAIN_NAMES), "train pairs"))
     write_pairs(((name, load_photo(name)) for name in VAL_NAMES), demo.root / "val", scale=scale,
-                count=len(VAL_NAMES), progress=val_progress)
+                count=len(VAL_NAMES), progress=step(2 * len(TRAIN_NAMES), "val"))
     write_text_atomic(demo.marker, json.dumps({"version": VERSION, "scale": scale, "train": list(TRAIN_NAMES),
                                                "val": list(VAL_NAMES)}, indent=2) + "\n")
     return demo

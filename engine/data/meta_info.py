@@ -26,6 +26,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from engine.data.images import check_image, is_image_name, iter_images, require_folder
+from engine.options_yaml import Report, key_lines, read_yaml
 from engine.protocol import ProgressFn, UserError
 
 
@@ -335,9 +336,14 @@ def check_datasets(opt: dict[str, Any], *, base: Path | None = None) -> list[Dat
 
 
 def check_options_file(path: Path, *, base: Path | None = None) -> list[DatasetCheck]:
-    from engine.options import read_yaml  # a leaf module (yaml only); imported here to keep this one light
+    """`srcockpit data check`: the datasets section's schema first (all its problems at once), then each dataset."""
+    from engine.options_check import check_dataset_types  # pydantic: only for this command
 
-    return check_datasets(read_yaml(path), base=base)
+    opt = read_yaml(path)
+    report = Report(path, key_lines(path))
+    check_dataset_types(opt, report)
+    report.raise_problems()
+    return check_datasets(opt, base=base)
 
 
 def require_datasets(opt: dict[str, Any], *, base: Path | None = None,

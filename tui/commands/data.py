@@ -215,6 +215,7 @@ def _demo(args: argparse.Namespace) -> int:
                   lambda r: {"options": r.options()})
     for phase, paths in result.options().items():
         print(f"{phase}: " + "   ".join(f"{k}: {v}" for k, v in paths.items()))
+    print(f"train pairs (options/tiny_cpu.yml): dataroot_gt: {result.train_gt}   dataroot_lq: {result.train_lq}")
     return 0
 
 

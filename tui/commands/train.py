@@ -214,9 +214,12 @@ def run_train(args: argparse.Namespace) -> int:
 def train_foreground(options: Path | list[Path], *, overrides: list[str], auto_resume: bool, debug: bool = False,
                      vgg_weights: Path | None = None, root: Path | None = None) -> int:
     from engine.launch import run_stages
+    from engine.options import load_options
     from tui.console import ConsoleRenderer
 
     stages = [options] if isinstance(options, Path) else options
+    # checked here first, as a detached start does: a bad file is answered before torch is even imported
+    load_options(stages[0], root=Path.cwd(), overrides=overrides, debug=debug, auto_resume=auto_resume)
     with ConsoleRenderer() as renderer:
         status = run_stages(stages, root=root or Path.cwd(), overrides=overrides, auto_resume=auto_resume, debug=debug,
                             vgg_weights=vgg_weights, listener=renderer, argv=sys.argv[1:])
