@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.protocol import Event
+
 # Test-only: every rank saves its bare networks here when the loop ends (`dump_networks`).
 DUMP_ENV = "SRCOCKPIT_TEST_DUMP_DIR"
 # Per-rank GPU readings ride on the per-iteration agreement at most this often.
@@ -209,8 +211,8 @@ class NullEvents:
 
     listener = None
 
-    def emit(self, kind: str, **fields: Any) -> dict[str, Any]:
-        return {"type": kind, **fields}
+    def emit(self, event: Event) -> Event:
+        return event
 
     def close(self) -> None:
         pass

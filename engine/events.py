@@ -6,35 +6,18 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
-from engine.protocol import (
-    CHECKPOINT,
-    HEADER,
-    SCHEMA_VERSION,
-    STATUS,
-    encode_event,
-    make_event,
-)
+from engine.protocol import SCHEMA_VERSION, CheckpointEvent, Event, HeaderEvent, StatusEvent, encode_event
 
-_DURABLE = frozenset({STATUS, CHECKPOINT, HEADER})
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN and inf have no JSON literal; they travel as the strings "nan", "inf", "-inf"."""
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return str(value)
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
-    return value
+_DURABLE = (StatusEvent, CheckpointEvent, HeaderEvent)
+E = TypeVar("E", bound=Event)
 
 
 class EventWriter:
     """Thread-safe appender; the main loop and the telemetry thread share one writer."""
 
-    def __init__(self, path: Path, source: str, listener: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(self, path: Path, source: str, listener: Callable[[Event], None] | None = None) -> None:
         self.listener = listener
         path.parent.mkdir(parents=True, exist_ok=True)
         fresh = not path.exists() or path.stat().st_size == 0
@@ -42,7 +25,7 @@ class EventWriter:
         self._lock = threading.Lock()
         self.path = path
         if fresh:
-            self.emit(HEADER, schema_version=SCHEMA_VERSION, source=source)
+            self.emit(HeaderEvent(schema_version=SCHEMA_VERSION, source=source))
         else:
             self._seal_torn_line()
 
@@ -53,12 +36,11 @@ class EventWriter:
             if handle.read(1) != b"\n":
                 os.write(self._fd, b"\n")
 
-    def emit(self, kind: str, **fields: Any) -> dict[str, Any]:
-        event = _json_safe(make_event(kind, **fields))
+    def emit(self, event: E) -> E:
         data = encode_event(event)
         with self._lock:
             os.write(self._fd, data)
-            if kind in _DURABLE:
+            if isinstance(event, _DURABLE):
                 os.fsync(self._fd)
         if self.listener is not None:
             self.listener(event)

@@ -23,7 +23,19 @@ from typing import Any
 import yaml
 
 from engine.options import apply_override, load_options, read_yaml
-from engine.protocol import FAILED, LOG, STARTING, STATUS, RunPaths, UserError
+from engine.protocol import (
+    FAILED,
+    FINISHED,
+    STARTING,
+    STOPPED,
+    Event,
+    LogEvent,
+    RunPaths,
+    Status,
+    StatusEvent,
+    SystemEvent,
+    UserError,
+)
 
 # torch caches downloaded weights here; basicsr looks in its own relative path first.
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
@@ -165,8 +177,8 @@ def torchrun_info(world: Any, ranks: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto_resume: bool = False,
                debug: bool = False, vgg_weights: Path | None = None,
-               listener: Callable[[dict[str, Any]], None] | None = None, argv: Sequence[str] = (),
-               stage: str | None = None) -> str:
+               listener: Callable[[Event], None] | None = None, argv: Sequence[str] = (),
+               stage: str | None = None) -> Status:
     """Train one run to its end, a stop, or a failure; returns the final status."""
     import torch
 
@@ -174,7 +186,6 @@ def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto
     from engine.control import ControlServer
     from engine.events import EventWriter
     from engine.loop import Commands, Trainer
-    from engine.protocol import SYSTEM
     from engine.telemetry import TelemetryThread, own_gpu_readings
 
     opt = load_options(options, root=root, overrides=overrides, debug=debug, auto_resume=auto_resume,
@@ -186,13 +197,13 @@ def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto
     events = EventWriter(paths.events, source="engine", listener=listener) if main else dist.NullEvents()
     redirect_output(os.environ.pop(ENGINE_LOG_ENV, None))
     if archived:
-        events.emit(LOG, level="info", message=f"an earlier run of this name was moved to {archived}")
+        events.emit(LogEvent(level="info", message=f"an earlier run of this name was moved to {archived}"))
     commands = Commands(control=None, world=world)
     trainer = Trainer(opt, events, commands, stage=stage)
     install_signal_handlers(commands.request_stop)
     control = telemetry = None
     try:
-        events.emit(STATUS, status=STARTING, pid=os.getpid(), host=socket.gethostname(), options=str(options))
+        events.emit(StatusEvent(status=STARTING, pid=os.getpid(), host=socket.gethostname(), options=str(options)))
         problem = vgg_weights_problem(opt, vgg_weights)
         if problem:
             raise UserError(problem, "download vgg19-dcbb9e9d.pth on a machine with internet (torchvision "
@@ -203,26 +214,26 @@ def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto
             write_engine_json(paths, opt, argv, torchrun_info(world, ranks) if world else None)
             control = ControlServer(paths.socket(), trainer.state)
             commands.control = control
-            telemetry = TelemetryThread(lambda **fields: events.emit(SYSTEM, **fields),
+            telemetry = TelemetryThread(lambda **fields: events.emit(SystemEvent(**fields)),
                                         gpus=world.gpu_readings if world else None).start()
-            events.emit(SYSTEM, **telemetry.sample())
+            events.emit(SystemEvent(**telemetry.sample()))
         if world:
             world.watch_gpus(own_gpu_readings())
         status = trainer.run()
         dist.dump_networks(getattr(trainer, "model", None), opt["rank"], trainer.current_iter)  # tests only
         return status
     except UserError as error:
-        events.emit(STATUS, status=FAILED, iter=trainer.current_iter, error=error.message, hint=error.hint)
+        events.emit(StatusEvent(status=FAILED, iter=trainer.current_iter, error=error.message, hint=error.hint))
         raise
     except BaseException as error:
         if world and dist.is_collective_failure(error):  # a rank died mid-iteration: no consistent state to save
-            events.emit(STATUS, status=FAILED, iter=trainer.current_iter,
-                        error=dist.describe_loss(error, f" during iteration {trainer.current_iter}"),
-                        hint=f"`srcockpit resume {opt['name']}` continues from the newest checkpoint",
-                        traceback=traceback.format_exc())
+            events.emit(StatusEvent(status=FAILED, iter=trainer.current_iter,
+                                    error=dist.describe_loss(error, f" during iteration {trainer.current_iter}"),
+                                    hint=f"`srcockpit resume {opt['name']}` continues from the newest checkpoint",
+                                    traceback=traceback.format_exc()))
         else:
-            events.emit(STATUS, status=FAILED, iter=trainer.current_iter,
-                        error=f"{error.__class__.__name__}: {error}", traceback=traceback.format_exc())
+            events.emit(StatusEvent(status=FAILED, iter=trainer.current_iter,
+                                    error=f"{error.__class__.__name__}: {error}", traceback=traceback.format_exc()))
         raise
     finally:
         if telemetry:
@@ -274,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("srcockpit engine: aborted", file=sys.stderr)
         return 130
-    return 0 if status in ("finished", "stopped") else 1
+    return 0 if status in (FINISHED, STOPPED) else 1
 
 
 if __name__ == "__main__":

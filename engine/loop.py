@@ -27,7 +27,24 @@ from engine.evaluate import evaluate_baselines
 from engine.events import EventWriter
 from engine.health import HealthMonitor
 from engine.options import MODEL_SUBSTITUTES
-from engine.protocol import ALERT, CHECKPOINT, ITER, PAUSED, RUN, RUNNING, STATUS, STOPPING, VAL, UserError
+from engine.protocol import (
+    FINISHED,
+    PAUSED,
+    RUNNING,
+    STARTING,
+    STOPPED,
+    STOPPING,
+    AlertEvent,
+    Best,
+    CheckpointEvent,
+    Command,
+    IterEvent,
+    RunEvent,
+    Status,
+    StatusEvent,
+    UserError,
+    ValEvent,
+)
 from engine.speed import apply_speed_options
 
 load_basicsr()
@@ -206,7 +223,7 @@ class Trainer:
         self.stage = stage
         self.events = events
         self.commands = commands
-        self.status = "starting"
+        self.status = STARTING
         self.current_iter = 0
         self.total_iter = int(opt["train"]["total_iter"])
         self.epoch = 0
@@ -217,9 +234,9 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         return {"status": self.status, "iter": self.current_iter, "total_iter": self.total_iter}
 
-    def set_status(self, status: str, **fields: Any) -> None:
+    def set_status(self, status: Status, **fields: Any) -> None:
         self.status = status
-        self.events.emit(STATUS, status=status, iter=self.current_iter, **fields)
+        self.events.emit(StatusEvent(status=status, iter=self.current_iter, **fields))
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -229,8 +246,8 @@ class Trainer:
         for key in ("models", "training_states"):  # the lock is ours: these are a killed engine's torn writes
             for partial in Path(opt["path"][key]).glob(".*.partial"):
                 partial.unlink(missing_ok=True)
-        resume_state = newest_resume_state(opt, lambda msg: self.events.emit(ALERT, level="warning",
-                                                                               code="resume_skip", message=msg))
+        resume_state = newest_resume_state(opt, lambda msg: self.events.emit(AlertEvent(
+            level="warning", code="resume_skip", message=msg)))
         if resume_state is not None:
             opt["path"]["resume_state"] = opt["path"].get("resume_state") or "auto"
             check_resume(opt, resume_state["iter"])
@@ -248,7 +265,7 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------------
 
-    def run(self) -> str:
+    def run(self) -> Status:
         opt = self.opt
         resume_state = self._prepare()
         log_file = Path(opt["path"]["log"]) / f"train_{opt['name']}_{get_time_str()}.log"
@@ -272,10 +289,11 @@ class Trainer:
         prefetcher = (CUDAPrefetcher(data.loader, opt) if opt["datasets"]["train"].get("prefetch_mode") == "cuda"
                       else CPUPrefetcher(data.loader))
         total_epochs = math.ceil(self.total_iter / data.batches_per_epoch) + 1
-        self.events.emit(RUN, name=opt["name"], stage=self.stage, model_type=opt["model_type"], start_iter=start_iter,
-                         total_iter=self.total_iter, world_size=opt["world_size"], device=str(model.device),
-                         batches_per_epoch=data.batches_per_epoch, versions=versions(), options=opt,
-                         experiments_root=opt["path"]["experiments_root"], log_file=str(log_file))
+        self.events.emit(RunEvent(name=opt["name"], stage=self.stage, model_type=opt["model_type"],
+                                  start_iter=start_iter, total_iter=self.total_iter, world_size=opt["world_size"],
+                                  device=str(model.device), batches_per_epoch=data.batches_per_epoch,
+                                  versions=versions(), options=opt, experiments_root=opt["path"]["experiments_root"],
+                                  log_file=str(log_file)))
         health = HealthMonitor(opt, self.events)
         speed = Speed()
         self.set_status(RUNNING)
@@ -331,9 +349,9 @@ class Trainer:
     def _emit_iter(self, model: Any, losses: dict[str, float], speed: Speed) -> None:
         figures = speed.figures()
         remaining = self.total_iter - self.current_iter
-        self.events.emit(ITER, iter=self.current_iter, epoch=self.epoch, total_iter=self.total_iter,
-                         lr=model.get_current_learning_rate()[0], losses=losses, **figures,
-                         eta_s=remaining / figures["it_s"] if figures["it_s"] > 0 else None)
+        self.events.emit(IterEvent(iter=self.current_iter, epoch=self.epoch, total_iter=self.total_iter,
+                                   lr=model.get_current_learning_rate()[0], losses=losses, **figures,
+                                   eta_s=remaining / figures["it_s"] if figures["it_s"] > 0 else None))
 
     def _save(self, model: Any) -> None:
         if self._saved_iter == self.current_iter:
@@ -343,9 +361,9 @@ class Trainer:
         state_path = Path(self.opt["path"]["training_states"]) / f"{self.current_iter}.state"
         self._saved_iter = self.current_iter
         models = Path(self.opt["path"]["models"])
-        self.events.emit(CHECKPOINT, iter=self.current_iter, net_g=str(models / f"net_g_{self.current_iter}.pth"),
-                         net_g_ema=str(models / f"net_g_{self.current_iter}.pth") if hasattr(model, "net_g_ema")
-                         else None, state=str(state_path))
+        self.events.emit(CheckpointEvent(iter=self.current_iter, net_g=str(models / f"net_g_{self.current_iter}.pth"),
+                                         net_g_ema=str(models / f"net_g_{self.current_iter}.pth")
+                                         if hasattr(model, "net_g_ema") else None, state=str(state_path)))
 
     def _validate(self, model: Any, data: TrainData, tb_logger: Any, health: HealthMonitor) -> None:
         val_opt = self.opt.get("val")
@@ -365,10 +383,10 @@ class Trainer:
             if val_opt.get("save_img"):
                 visual = Path(self.opt["path"]["visualization"])
                 images = sorted(str(p) for p in visual.glob(f"*/*_{self.current_iter}.png"))
-            self.events.emit(VAL, iter=self.current_iter, dataset=name, metrics=metrics, settings=settings,
-                             best={k: {"value": v["val"], "iter": v["iter"]} for k, v in best.items()},
-                             baselines=self._baselines(loader.dataset.opt, settings.get("psnr", {})),
-                             images=images)
+            self.events.emit(ValEvent(iter=self.current_iter, dataset=name, metrics=metrics, settings=settings,
+                                      best={k: Best(v["val"], v["iter"]) for k, v in best.items()},
+                                      baselines=self._baselines(loader.dataset.opt, settings.get("psnr", {})),
+                                      images=images))
             health.after_val(self.current_iter, name, metrics)
 
     def _baselines(self, dataset_opt: dict[str, Any], psnr_settings: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -385,14 +403,14 @@ class Trainer:
                 self._baseline_cache[name] = {kind: {"psnr": r.psnr, "ssim": r.ssim} for kind, r in results.items()}
         return self._baseline_cache[name]
 
-    def _obey(self, model: Any, data: TrainData, tb_logger: Any, health: HealthMonitor) -> str | None:
+    def _obey(self, model: Any, data: TrainData, tb_logger: Any, health: HealthMonitor) -> Status | None:
         """Carry out the commands that arrived during the iteration; a final status ends the run."""
         if self.commands.stop_reason:
             return self._stop(model, reason=self.commands.stop_reason)
         for cmd in self.commands.pending():
-            if cmd == "stop":
+            if cmd == Command.STOP:
                 return self._stop(model, reason="stop command")
-            if cmd == "pause":
+            if cmd == Command.PAUSE:
                 outcome = self._pause(model, data, tb_logger, health)
                 if outcome:
                     return outcome
@@ -402,40 +420,40 @@ class Trainer:
     def _save_or_validate(self, cmd: str | None, model: Any, data: TrainData, tb_logger: Any,
                           health: HealthMonitor) -> None:
         """The commands that act at once, running or paused."""
-        if cmd == "save":
+        if cmd == Command.SAVE:
             self._save(model)
-        elif cmd == "validate":
+        elif cmd == Command.VALIDATE:
             self._validate(model, data, tb_logger, health)
 
-    def _pause(self, model: Any, data: TrainData, tb_logger: Any, health: HealthMonitor) -> str | None:
+    def _pause(self, model: Any, data: TrainData, tb_logger: Any, health: HealthMonitor) -> Status | None:
         self.set_status(PAUSED)
         while True:
             if self.commands.stop_reason:
                 return self._stop(model, reason=self.commands.stop_reason)
             cmd = self.commands.wait(0.5)
-            if cmd == "resume":
+            if cmd == Command.RESUME:
                 self.set_status(RUNNING)
                 return None
-            if cmd == "stop":
+            if cmd == Command.STOP:
                 return self._stop(model, reason="stop command")
             self._save_or_validate(cmd, model, data, tb_logger, health)
 
-    def _stop(self, model: Any, *, reason: str, save: bool = True) -> str:
+    def _stop(self, model: Any, *, reason: str, save: bool = True) -> Status:
         self.set_status(STOPPING, reason=reason)
         if save:
             self._save(model)
-        self.set_status("stopped", reason=reason, resumable_from=self._saved_iter)
-        return "stopped"
+        self.set_status(STOPPED, reason=reason, resumable_from=self._saved_iter)
+        return STOPPED
 
-    def _finish(self, model: Any, data: TrainData, tb_logger: Any, health: HealthMonitor) -> str:
+    def _finish(self, model: Any, data: TrainData, tb_logger: Any, health: HealthMonitor) -> Status:
         self._save(model)
         model.save(epoch=-1, current_iter=-1)
         if self.opt.get("val") and self.current_iter % int(self.opt["val"]["val_freq"]) != 0:
             self._validate(model, data, tb_logger, health)
         if tb_logger:
             tb_logger.close()
-        self.set_status("finished")
-        return "finished"
+        self.set_status(FINISHED)
+        return FINISHED
 
 
 def versions() -> dict[str, str]:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.protocol import FAILED, FINISHED, PROGRESS, RESULT, STATUS, STOPPED, RunPaths, decode_line
+from engine.protocol import FAILED, FINISHED, PROGRESS, RESULT, STATUS, STOPPED, RunPaths, StatusEvent, decode_line
 
 EXPERIMENTS = "experiments"
 FINAL_STATUSES = frozenset({FINISHED, FAILED, STOPPED})
@@ -255,12 +255,7 @@ def _ensure_final(paths: RunPaths, kind: str, error: str, hint: str = "", tb: st
     from engine.events import EventWriter
 
     writer = EventWriter(paths.events, source=f"job:{kind}")
-    fields: dict[str, Any] = {"status": FAILED, "job": kind, "error": error}
-    if hint:
-        fields["hint"] = hint
-    if tb:
-        fields["traceback"] = tb
-    writer.emit(STATUS, **fields)
+    writer.emit(StatusEvent(status=FAILED, job=kind, error=error, hint=hint or None, traceback=tb or None))
     writer.close()
 
 

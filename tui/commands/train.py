@@ -93,7 +93,7 @@ def start_torchrun(options: Path, plan: dict[str, Any], *, overrides: list[str],
 def torchrun_foreground(cmd: list[str], paths: Any, *, root: Path, fresh: bool) -> int:
     """torchrun as a child; its rank 0's events are printed as --no-ui prints them. Ctrl-C reaches torchrun,
     which asks every rank to stop (graceful: they agree on the iteration and rank 0 saves)."""
-    from engine.protocol import STATUS, EventFollower
+    from engine.protocol import FINISHED, STOPPED, EventFollower, StatusEvent
     from tui.console import ConsoleRenderer
 
     started = time.time()
@@ -110,10 +110,10 @@ def torchrun_foreground(cmd: list[str], paths: Any, *, root: Path, fresh: bool) 
             while True:
                 running = process.poll() is None
                 for event in follower.poll():
-                    if event.get("t", 0) >= started - 1:  # an archived run's old log is not ours
+                    if event.t >= started - 1:  # an archived run's old log is not ours
                         renderer(event)
-                        if event["type"] == STATUS:
-                            final = event.get("status")
+                        if isinstance(event, StatusEvent):
+                            final = event.status
                 if not running:
                     break
                 time.sleep(0.2)
@@ -122,7 +122,7 @@ def torchrun_foreground(cmd: list[str], paths: Any, *, root: Path, fresh: bool) 
             signal.signal(sig, handler)
     if final is None:  # a node other than 0 without the run folder shared: torchrun's word is all there is
         return process.returncode
-    return 0 if final in ("finished", "stopped") else (process.returncode or 1)
+    return 0 if final in (FINISHED, STOPPED) else (process.returncode or 1)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
