@@ -281,11 +281,10 @@ def decode_event(line: bytes | str) -> AnyEvent | None:
     """One line as a typed event; None for a torn, foreign or wrong-typed line (a reader skips it)."""
     try:
         event = _DECODER.decode(line)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+        if isinstance(event, ResultEvent):
+            event.figures = {k: v for k, v in _RAW_DECODER.decode(line).items() if k not in _ENVELOPE}
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # RecursionError: [[[[... 100,000 deep
         return None
-    if isinstance(event, ResultEvent):
-        raw = _RAW_DECODER.decode(line)
-        event.figures = {k: v for k, v in raw.items() if k not in _ENVELOPE}
     return event
 
 
@@ -293,7 +292,7 @@ def decode_line(line: bytes | str) -> dict[str, Any] | None:
     """One line as the raw record it holds (tests and tools checking the file format); None if torn."""
     try:
         event = _RAW_DECODER.decode(line)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(event, dict) or "type" not in event:
         return None

@@ -72,8 +72,9 @@ def test_unknown_fields_are_accepted_and_a_result_keeps_its_figures():
     b'"just a string"',
     b"\xff\xfe\x00binary",
     b"",
+    b'{"v":1,"t":1,"type":"result","x":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
 ], ids=["total_iter_str", "iter_list", "best_value_str", "unknown_status", "torn", "foreign", "list", "string",
-        "binary", "empty"])
+        "binary", "empty", "deep_nesting"])
 def test_a_bad_line_decodes_to_none(line: bytes):
     assert decode_event(line) is None
 

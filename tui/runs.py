@@ -92,8 +92,12 @@ def resolve_run(name_or_path: str, root: Path | None = None) -> RunPaths:
         options.append(candidate.parent)
     options += [candidate, base / candidate, base / EXPERIMENTS / name_or_path]
     for folder in options:
-        if (folder / "cockpit" / "events.jsonl").is_file():
+        log = folder / "cockpit" / "events.jsonl"
+        if log.is_file():
             return RunPaths(folder.resolve())
+        if log.exists():
+            raise UserError(f"{log} is not a file: the run's event log is damaged",
+                            f"move {log} aside; `srcockpit status` lists the runs that still read")
     known = ", ".join(p.root.name for p in discover_runs(base)) or "none"
     raise UserError(f"no run called {name_or_path!r} (no cockpit/events.jsonl there)",
                     f"runs under {base / EXPERIMENTS}: {known}")

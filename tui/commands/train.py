@@ -307,14 +307,22 @@ def run_watch(args: argparse.Namespace) -> int:
 
     paths = resolve_run(args.run)
     follower = EventFollower(paths.events, 0 if args.from_start else paths.events.stat().st_size)
-    with ConsoleRenderer() as renderer:
+
+    def drain() -> None:  # to the end of what is written (a 50 MB torn tail takes several polls)
+        size = paths.events.stat().st_size
         while True:
+            before = follower.offset
             for event in follower.poll():
                 renderer(event)
+            if follower.offset >= size or follower.offset == before:
+                return
+
+    with ConsoleRenderer() as renderer:
+        while True:
+            drain()
             status = last_status(paths)
             if status not in LIVE_STATUSES or not engine_alive(paths, status):
-                for event in follower.poll():
-                    renderer(event)
+                drain()
                 print(f"{paths.root.name}: {status or 'no engine'}")
                 return 0
             time.sleep(0.5)
