@@ -289,11 +289,11 @@ class Trainer:
         prefetcher = (CUDAPrefetcher(data.loader, opt) if opt["datasets"]["train"].get("prefetch_mode") == "cuda"
                       else CPUPrefetcher(data.loader))
         total_epochs = math.ceil(self.total_iter / data.batches_per_epoch) + 1
-        self.events.emit(RunEvent(name=opt["name"], stage=self.stage, model_type=opt["model_type"],
-                                  start_iter=start_iter, total_iter=self.total_iter, world_size=opt["world_size"],
-                                  device=str(model.device), batches_per_epoch=data.batches_per_epoch,
-                                  versions=versions(), options=opt, experiments_root=opt["path"]["experiments_root"],
-                                  log_file=str(log_file)))
+        self.events.emit(RunEvent(
+            name=opt["name"], stage=self.stage, model_type=opt["model_type"], start_iter=start_iter,
+            total_iter=self.total_iter, world_size=opt["world_size"], device=str(model.device), versions=versions(),
+            batches_per_epoch=data.batches_per_epoch, options=opt, experiments_root=opt["path"]["experiments_root"],
+            log_file=str(log_file)))
         health = HealthMonitor(opt, self.events)
         speed = Speed()
         self.set_status(RUNNING)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 import msgspec
 
@@ -237,6 +237,67 @@ class ResultEvent(Event, tag="result"):
 class LogEvent(Event, tag="log"):
     level: str = "info"
     message: str = ""
+
+
+# The figures of the rank and promote jobs' result events (engine.rank's RankResult.to_dict and the promote
+# job), as the cockpit reads them: figures_as(result.figures, RankFigures).
+class Scores(msgspec.Struct):
+    psnr: float | None = None
+    ssim: float | None = None
+
+
+class RankedCandidate(msgspec.Struct):
+    file: str
+    entry: str = ""
+    iter: int | None = None  # None: net_g_latest.pth
+    rank: int | None = None  # None: unreadable or not scored on every set
+    psnr: float | None = None
+    ssim: float | None = None
+    scores: dict[str, Scores] = {}
+    note: str = ""
+    error: str = ""
+
+
+class RankReference(msgspec.Struct):
+    label: str
+    description: str = ""
+    psnr: float | None = None
+    ssim: float | None = None
+
+
+class RankValset(msgspec.Struct):
+    name: str
+
+
+class RankFigures(msgspec.Struct):
+    candidates: list[RankedCandidate]
+    valsets: list[RankValset] = []
+    references: list[RankReference] = []
+    notes: list[str] = []
+    settings: dict[str, Any] = {}
+    evaluated: int = 0
+    reused: int = 0
+
+
+class PromoteFigures(msgspec.Struct):
+    weights: str
+    sidecar: str = ""
+    label: str = ""
+    iter: int | None = None
+    rank: int | None = None
+    psnr: float | None = None
+    ssim: float | None = None
+
+
+F = TypeVar("F", bound=msgspec.Struct)
+
+
+def figures_as(figures: Mapping[str, Any], kind: type[F]) -> F | None:
+    """A job's result figures as the record `kind`, or None when they are another job's (or malformed)."""
+    try:
+        return msgspec.convert(figures, kind, strict=False)
+    except msgspec.ValidationError:
+        return None
 
 
 AnyEvent = Union[HeaderEvent, StatusEvent, RunEvent, IterEvent, SystemEvent, ValEvent, CheckpointEvent,  # noqa: UP007

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine.options import load_options, read_yaml
-from engine.protocol import FAILED, STATUS, RunPaths, UserError, read_events
+from engine.protocol import FAILED, RunPaths, StatusEvent, UserError, load_events
 
 START_TIMEOUT_S = 120.0
 
@@ -61,11 +61,11 @@ def spawn_detached(cmd: list[str], paths: RunPaths, *, root: Path, timeout: floa
 
 def start_failure(paths: RunPaths, early_log: Path, started: float, returncode: int) -> UserError:
     """What stopped an engine at start-up: its failed status event, else the last line it printed."""
-    failed = [e for e in read_events(paths.events)
-              if e["type"] == STATUS and e.get("status") == FAILED and e.get("t", 0) >= started]
+    failed = [e for e in load_events(paths.events).events
+              if isinstance(e, StatusEvent) and e.status == FAILED and e.t >= started]
     if failed:
         early_log.unlink(missing_ok=True)
-        return UserError(failed[-1].get("error", "the engine failed"), failed[-1].get("hint", ""))
+        return UserError(failed[-1].error or "the engine failed", failed[-1].hint or "")
     output = early_log.read_text(errors="replace").strip()
     marker = "srcockpit engine: error: "
     if marker in output:  # a UserError before the event log existed (e.g. the run is locked)

@@ -24,7 +24,16 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Checkbox, DataTable, Footer, Input, Label, Static
 
-from engine.protocol import FINISHED, AnyEvent, RunEvent, RunPaths, ValEvent
+from engine.protocol import (
+    FINISHED,
+    AnyEvent,
+    PromoteFigures,
+    RankFigures,
+    RunEvent,
+    RunPaths,
+    ValEvent,
+    figures_as,
+)
 from tui.widgets.job_progress import JobProgress, JobScreen
 
 DEFAULT_TARGET = "weights/small-realesr-animevideox2v3-finetuned.pth"
@@ -104,8 +113,8 @@ class RankingScreen(JobScreen):
         self.source = "log"  # "log" or "job"
         self.log_images: dict[int, list[str]] = {}
         self.val_dirs: list[tuple[str, str]] = []  # (gt, lq) folders from the run's options
-        self.rank_result: dict[str, Any] | None = None
-        self.promoted: dict[str, Any] | None = None
+        self.rank_result: RankFigures | None = None
+        self.promoted: PromoteFigures | None = None
         self.mode = "rank"  # which job the progress widget follows: rank or promote
 
     def compose(self) -> ComposeResult:
@@ -207,12 +216,12 @@ class RankingScreen(JobScreen):
             line.append(f"; checkpoint files: {', '.join(files) if files else 'none'}\n")
             line.append("ctrl+r scores every checkpoint file (params and EMA) on the validation sets", style="dim")
         else:
-            result = self.rank_result or {}
-            settings = result.get("settings") or {}
+            result = self.rank_result or RankFigures(candidates=[])
+            settings = result.settings
             line.append("scored by `srcockpit rank`", style="bold")
             line.append(f": rank by highest PSNR, then SSIM; {'Y' if settings.get('test_y_channel') else 'RGB'}, "
-                        f"crop_border {settings.get('crop_border')}; {result.get('evaluated', 0)} evaluated, "
-                        f"{result.get('reused', 0)} from the cache")
+                        f"crop_border {settings.get('crop_border')}; {result.evaluated} evaluated, "
+                        f"{result.reused} from the cache")
         self.query_one("#source-line", Static).update(line)
         self.show_images()
 
@@ -309,39 +318,40 @@ class RankingScreen(JobScreen):
     def _finished(self, message: JobProgress.Ended) -> None:
         if message.status != FINISHED:
             return
-        for result in message.results:
-            if "candidates" in result:
-                self.show_ranking(result)
-            elif "weights" in result:
-                self.promoted = result
-                text = Text.assemble(("promoted ", "bold"))
-                text.append(f"{result.get('label')} (rank {result.get('rank')}, "
-                            f"PSNR {_num(result.get('psnr')):.3f} dB, SSIM {_num(result.get('ssim')):.4f}) "
-                            f"-> {result.get('weights')}\n")
-                text.append(f"scores and source in {result.get('sidecar')}", style="dim")
-                self.query_one("#promoted", Static).update(text)
+        for figures in message.results:
+            ranked, promoted = figures_as(figures, RankFigures), figures_as(figures, PromoteFigures)
+            if ranked is not None:
+                self.show_ranking(ranked)
+            elif promoted is not None:
+                self.show_promoted(promoted)
 
-    def show_ranking(self, result: dict[str, Any]) -> None:
+    def show_promoted(self, promoted: PromoteFigures) -> None:
+        self.promoted = promoted
+        text = Text.assemble(("promoted ", "bold"))
+        text.append(f"{promoted.label} (rank {promoted.rank}, PSNR {_num(promoted.psnr):.3f} dB, "
+                    f"SSIM {_num(promoted.ssim):.4f}) -> {promoted.weights}\n")
+        text.append(f"scores and source in {promoted.sidecar}", style="dim")
+        self.query_one("#promoted", Static).update(text)
+
+    def show_ranking(self, result: RankFigures) -> None:
         self.rank_result = result
         self.source = "job"
-        self.sets = [v.get("name") for v in result.get("valsets") or []]
+        self.sets = [v.name for v in result.valsets]
         rows = []
-        for candidate in result.get("candidates") or []:
-            scores = {name: (_num(s.get("psnr")), _num(s.get("ssim")))
-                      for name, s in (candidate.get("scores") or {}).items()}
-            file = Path(str(candidate.get("file")))
-            rows.append(RankRow(candidate.get("iter"), scores, _num(candidate.get("psnr")), _num(candidate.get("ssim")),
-                                file=str(file), images=self.log_images.get(candidate.get("iter"), []),
-                                rank=candidate.get("rank"), label=f"{file.name} [{candidate.get('entry')}]",
-                                entry=str(candidate.get("entry")), note=candidate.get("note") or "",
-                                error=candidate.get("error") or ""))
+        for candidate in result.candidates:
+            scores = {name: (_num(s.psnr), _num(s.ssim)) for name, s in candidate.scores.items()}
+            file = Path(candidate.file)
+            rows.append(RankRow(candidate.iter, scores, _num(candidate.psnr), _num(candidate.ssim), file=str(file),
+                                images=self.log_images.get(candidate.iter, []) if candidate.iter is not None else [],
+                                rank=candidate.rank, label=f"{file.name} [{candidate.entry}]", entry=candidate.entry,
+                                note=candidate.note, error=candidate.error))
         self.rows = rows
         self.fill_table()
         refs = Text()
-        for reference in result.get("references") or []:
-            refs.append(f"{reference.get('label')}: ", style="bold")
-            refs.append(f"PSNR {_num(reference.get('psnr')):.3f}  SSIM {_num(reference.get('ssim')):.4f}  ")
-            refs.append(f"{reference.get('description') or ''}\n", style="dim")
-        for note in result.get("notes") or []:
+        for reference in result.references:
+            refs.append(f"{reference.label}: ", style="bold")
+            refs.append(f"PSNR {_num(reference.psnr):.3f}  SSIM {_num(reference.ssim):.4f}  ")
+            refs.append(f"{reference.description}\n", style="dim")
+        for note in result.notes:
             refs.append(f"note: {note}\n", style="yellow")
         self.query_one("#references", Static).update(refs)
