@@ -310,9 +310,9 @@ _ENCODER = msgspec.json.Encoder()
 
 
 def _plain(value: Any) -> Any:
-    """What msgspec cannot encode: numpy scalars by value, anything else (a Path) as its string."""
-    item = getattr(value, "item", None)
-    return item() if callable(item) else str(value)
+    """What msgspec cannot encode: numpy scalars and arrays by value, anything else (a Path) as its string."""
+    tolist = getattr(value, "tolist", None)
+    return tolist() if callable(tolist) else str(value)
 
 
 def _json_safe(value: Any) -> Any:
