@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.jobs import Job
-from engine.protocol import STOPPED, Event, LogEvent, RunPaths, UserError, ValEvent, load_events
+from engine.protocol import FINISHED, STOPPED, Event, LogEvent, RunPaths, UserError, ValEvent, load_events
 from engine.stages import best_checkpoint, describe
 
 OPTIONS_DIR = Path(__file__).resolve().parent.parent / "options"
@@ -241,7 +241,7 @@ class Demo:
                             vgg_weights=self.vgg_weights, listener=self.listener)
         if status == STOPPED:
             return {"stopped": True}
-        if status != "finished":
+        if status != FINISHED:
             raise UserError(f"{name} ended {status}", f"see {self.paths.stage(name).events}")
         vals = [e for e in load_events(self.paths.stage(name).events).events if isinstance(e, ValEvent)]
         return {"run": str(self.paths.stage(name).root), "val": [{"iter": v.iter, **v.metrics} for v in vals]}

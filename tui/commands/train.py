@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.protocol import COMMANDS, LIVE_STATUSES, UserError
+from engine.protocol import COMMANDS, FINISHED, LIVE_STATUSES, PAUSED, STOPPED, UserError
 
 STOP_WAIT_S = 600.0
 
@@ -93,7 +93,7 @@ def start_torchrun(options: Path, plan: dict[str, Any], *, overrides: list[str],
 def torchrun_foreground(cmd: list[str], paths: Any, *, root: Path, fresh: bool) -> int:
     """torchrun as a child; its rank 0's events are printed as --no-ui prints them. Ctrl-C reaches torchrun,
     which asks every rank to stop (graceful: they agree on the iteration and rank 0 saves)."""
-    from engine.protocol import FINISHED, STOPPED, EventFollower, StatusEvent
+    from engine.protocol import EventFollower, StatusEvent
     from tui.console import ConsoleRenderer
 
     started = time.time()
@@ -216,7 +216,7 @@ def train_foreground(options: Path | list[Path], *, overrides: list[str], auto_r
     with ConsoleRenderer() as renderer:
         status = run_stages(stages, root=Path.cwd(), overrides=overrides, auto_resume=auto_resume, debug=debug,
                             vgg_weights=vgg_weights, listener=renderer, argv=sys.argv[1:])
-    return 0 if status in ("finished", "stopped") else 1
+    return 0 if status in (FINISHED, STOPPED) else 1
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -267,12 +267,12 @@ def run_resume(args: argparse.Namespace) -> int:
     paths = resolve_run(args.run)
     summary = summarise(paths)
     if summary.alive:
-        if summary.status == "paused":
+        if summary.status == PAUSED:
             send_command(paths, "resume")
             print(f"{paths.root.name}: unpaused")
             return 0
         raise UserError(f"{paths.root.name} is {summary.status}, with a live engine", "nothing to resume")
-    if summary.status == "finished" and not args.overrides:
+    if summary.status == FINISHED and not args.overrides:
         raise UserError(f"{paths.root.name} has finished ({summary.iter} iterations)",
                         "to train longer: srcockpit resume NAME --set train.total_iter=N")
     plan = torchrun_plan(args, paths.engine_info().get("torchrun"))  # a torchrun run resumes on as many ranks

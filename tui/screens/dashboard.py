@@ -22,7 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 from textual.worker import get_current_worker
 
-from engine.protocol import FINISHED, PAUSED, RUNNING, STARTING, STOPPED, RunPaths, UserError
+from engine.protocol import FAILED, FINISHED, PAUSED, RUNNING, STARTING, STOPPED, RunPaths, UserError
 from tui.messages import (
     AlertsRaised,
     Checkpointed,
@@ -156,9 +156,9 @@ class DashboardScreen(Screen):
         self.state.apply(message.event)
         self._dirty = True
         if self.caught_up and before != message.status:
-            severity = "error" if message.status == "failed" else "information"
+            severity = "error" if message.status == FAILED else "information"
             self.notify(f"{self.state.name}: {before or '?'} → {message.status}", severity=severity)
-            if message.status not in ("failed",):
+            if message.status != FAILED:
                 self.lost = False
             self.check_engine()
 
