@@ -254,8 +254,8 @@ class RankedCandidate(msgspec.Struct):
     psnr: float | None = None
     ssim: float | None = None
     scores: dict[str, Scores] = {}
-    note: str = ""
-    error: str = ""
+    note: str | None = None
+    error: str | None = None  # why it could not be scored
 
 
 class RankReference(msgspec.Struct):

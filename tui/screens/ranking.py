@@ -344,7 +344,7 @@ class RankingScreen(JobScreen):
             rows.append(RankRow(candidate.iter, scores, _num(candidate.psnr), _num(candidate.ssim), file=str(file),
                                 images=self.log_images.get(candidate.iter, []) if candidate.iter is not None else [],
                                 rank=candidate.rank, label=f"{file.name} [{candidate.entry}]", entry=candidate.entry,
-                                note=candidate.note, error=candidate.error))
+                                note=candidate.note or "", error=candidate.error or ""))
         self.rows = rows
         self.fill_table()
         refs = Text()
