@@ -14,6 +14,7 @@ import math
 import os
 import socket
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -447,7 +448,8 @@ class RunPaths:
         """Write engine.json (atomically): who works on this run now, so clients find and probe it."""
         self.cockpit.mkdir(parents=True, exist_ok=True)
         fields = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), **info}
-        partial = self.engine_json.with_suffix(".partial")
+        # a name of its own: a job's runner and its Job announce the same folder at nearly the same moment
+        partial = self.cockpit / f".engine.json.{uuid.uuid4().hex}.partial"
         partial.write_text(json.dumps(fields, indent=2, default=str))
         partial.replace(self.engine_json)
 
