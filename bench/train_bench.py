@@ -133,7 +133,7 @@ def engine_overhead(profile: Profile, folder: Path, photos: Path, meta: Path, lo
     k: its health checks, control commands, events and logging are all inside."""
     from engine.launch import run_engine
     from engine.options import load_options
-    from engine.protocol import ITER
+    from engine.protocol import Event, IterEvent
 
     total = profile.warmup + profile.timed * (2 if profile.quick else 3)
     opt_plain = bench_options(profile, photos, meta, name="bench_plain", total_iter=total + 1)
@@ -143,15 +143,15 @@ def engine_overhead(profile: Profile, folder: Path, photos: Path, meta: Path, lo
     engine_times: list[float] = []
     last = [0.0]
 
-    def listener(event: dict[str, Any]) -> None:
-        if event.get("type") != ITER:
+    def listener(event: Event) -> None:
+        if not isinstance(event, IterEvent):
             return
         arrived = time.perf_counter()  # on CUDA the engine's loss .item() has synchronised already
-        if event["iter"] > 1:
+        if event.iter > 1:
             engine_times.append(arrived - last[0])
         seconds = plain.step()
-        if event["iter"] > 1:
-            log(f"  iter {event['iter']}: engine {engine_times[-1]:.3f} s, plain {seconds:.3f} s")
+        if event.iter > 1:
+            log(f"  iter {event.iter}: engine {engine_times[-1]:.3f} s, plain {seconds:.3f} s")
         last[0] = time.perf_counter()
 
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}

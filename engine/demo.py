@@ -22,7 +22,7 @@ from typing import Any
 
 from engine.files import shipped_folder
 from engine.jobs import Job
-from engine.protocol import LOG, RunPaths, UserError, read_events
+from engine.protocol import FINISHED, STOPPED, Event, LogEvent, RunPaths, UserError, ValEvent, load_events
 from engine.stages import best_checkpoint, describe
 
 OPTIONS_DIR = shipped_folder("engine", "options_files", "options")
@@ -57,7 +57,7 @@ FAST = DemoSettings(warmup_iters=40, warmup_every=20, gan_iters=2, gan_every=2, 
                     sim_size=(32, 32), calib_frames=2, refit_patches=16, val_crop=96, timing_runs=1,
                     timing_frame=(48, 64))
 
-Listener = Callable[[dict[str, Any]], None]
+Listener = Callable[[Event], None]
 
 
 @dataclass
@@ -168,13 +168,14 @@ class Demo:
             for number, (name, title, step) in enumerate(steps, start=1):
                 done = self.record["steps"].get(name)
                 if done:
-                    job.events.emit(LOG, level="info", message=f"[{number}/{len(steps)}] {title}: done earlier, reused")
+                    job.events.emit(LogEvent(level="info",
+                                             message=f"[{number}/{len(steps)}] {title}: done earlier, reused"))
                     continue
                 job.progress(number - 1, len(steps), title)
                 start = time.monotonic()
                 figures = step(job)
                 if figures.get("stopped"):
-                    job.events.emit(LOG, level="warning", message=f"{title}: stopped; run the demo again to go on")
+                    job.events.emit(LogEvent(level="warning", message=f"{title}: stopped; run the demo again to go on"))
                     return self.record
                 figures["seconds"] = round(time.monotonic() - start, 1)
                 self.record["steps"][name] = figures
@@ -239,12 +240,12 @@ class Demo:
 
         status = run_engine(options, root=self.paths.root, overrides=[f"name={name}", *overrides], auto_resume=True,
                             vgg_weights=self.vgg_weights, listener=self.listener)
-        if status == "stopped":
+        if status == STOPPED:
             return {"stopped": True}
-        if status != "finished":
+        if status != FINISHED:
             raise UserError(f"{name} ended {status}", f"see {self.paths.stage(name).events}")
-        vals = [e for e in read_events(self.paths.stage(name).events) if e["type"] == "val"]
-        return {"run": str(self.paths.stage(name).root), "val": [{"iter": v["iter"], **v["metrics"]} for v in vals]}
+        vals = [e for e in load_events(self.paths.stage(name).events).events if isinstance(e, ValEvent)]
+        return {"run": str(self.paths.stage(name).root), "val": [{"iter": v.iter, **v.metrics} for v in vals]}
 
     def _val_overrides(self) -> list[str]:
         gt, lq = self._val_dirs()
@@ -276,7 +277,7 @@ class Demo:
                      "srcockpit.usm=separable"]
         if self.vgg_weights is None:
             overrides.append("train.perceptual_opt=null")
-            job.events.emit(LOG, level="warning", message=PERCEPTUAL_OFF)
+            job.events.emit(LogEvent(level="warning", message=PERCEPTUAL_OFF))
         figures = self._train(PLAN_OPTIONS, overrides, "demo_stage2_gan")
         figures["start"] = best.to_dict()
         figures["perceptual"] = self.vgg_weights is not None

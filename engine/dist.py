@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.protocol import Event
+
 STORE_ENV = "SRCOCKPIT_DIST_STORE"  # set by engine/ranks.py: the rendezvous file of a one-node run
 # Test-only: every rank saves its bare networks here when the loop ends (`dump_networks`).
 DUMP_ENV = "SRCOCKPIT_TEST_DUMP_DIR"
@@ -213,8 +215,8 @@ class NullEvents:
 
     listener = None
 
-    def emit(self, kind: str, **fields: Any) -> dict[str, Any]:
-        return {"type": kind, **fields}
+    def emit(self, event: Event) -> Event:
+        return event
 
     def close(self) -> None:
         pass

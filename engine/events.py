@@ -12,38 +12,21 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from engine.files import FULL_ERRNOS, disk_full
-from engine.protocol import (
-    CHECKPOINT,
-    HEADER,
-    SCHEMA_VERSION,
-    STATUS,
-    encode_event,
-    make_event,
-)
+from engine.protocol import SCHEMA_VERSION, CheckpointEvent, Event, HeaderEvent, StatusEvent, encode_event
 
-_DURABLE = frozenset({STATUS, CHECKPOINT, HEADER})
+_DURABLE = (StatusEvent, CheckpointEvent, HeaderEvent)
 RESERVE_NAME = ".events.reserve"
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN and inf have no JSON literal; they travel as the strings "nan", "inf", "-inf"."""
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return str(value)
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
-    return value
+E = TypeVar("E", bound=Event)
 
 
 class EventWriter:
     """Thread-safe appender; the main loop and the telemetry thread share one writer. With `reserve` bytes, a
     file of that size is kept beside the log and deleted the first time the disk is full."""
 
-    def __init__(self, path: Path, source: str, listener: Callable[[dict[str, Any]], None] | None = None,
+    def __init__(self, path: Path, source: str, listener: Callable[[Event], None] | None = None,
                  reserve: int = 0) -> None:
         self.listener = listener
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,7 +37,7 @@ class EventWriter:
         self.path = path
         self._reserve = self._make_reserve(path.with_name(RESERVE_NAME), reserve) if reserve else None
         if fresh:
-            self.emit(HEADER, schema_version=SCHEMA_VERSION, source=source)
+            self.emit(HeaderEvent(schema_version=SCHEMA_VERSION, source=source))
         else:
             self._seal_torn_line()
 
@@ -78,13 +61,12 @@ class EventWriter:
             if handle.read(1) != b"\n":
                 self._torn = True
 
-    def emit(self, kind: str, **fields: Any) -> dict[str, Any]:
+    def emit(self, event: E) -> E:
         """Append one event; a full disk raises engine.files.DiskFull (and leaves the log as it was)."""
-        event = _json_safe(make_event(kind, **fields))
         data = encode_event(event)
         with self._lock:
             try:
-                self._append(data, kind in _DURABLE)
+                self._append(data, isinstance(event, _DURABLE))
             except OSError as error:
                 full = disk_full(error, self.path.parent)
                 if full is None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from engine.events import EventWriter
 from engine.files import free_bytes, mount_point, size_text
-from engine.protocol import ALERT
+from engine.protocol import AlertEvent, LossKind, classify_loss
 
 WINDOW = 200  # iterations compared for trends
 # The disk guard stops the run when less than CHECKPOINTS_KEPT_FREE checkpoints plus DISK_SLACK are free: one
@@ -102,7 +102,7 @@ class HealthMonitor:
         if code in self.raised:
             return
         self.raised.add(code)
-        self.events.emit(ALERT, level=level, code=code, message=message, hint=hint)
+        self.events.emit(AlertEvent(level=level, code=code, message=message, hint=hint))
 
     def clear(self, code: str) -> None:
         self.raised.discard(code)
@@ -116,29 +116,36 @@ class HealthMonitor:
                 self.alert("nan", "error", f"{name} is {value} at iteration {current_iter}", hint)
                 return Verdict(f"{name} became {value} at iteration {current_iter}", hint, save=False)
             self.history.setdefault(name, deque(maxlen=WINDOW)).append(value)
-        self._trends(current_iter)
+        self._trends()
         if self.on_gpu and current_iter > 100 and 0 < it_s < SLOW_IT_S:
             self.alert("slow", "warning", f"{it_s:.2f} it/s is below the plan's {SLOW_IT_S} it/s",
                        "check the data-wait share: more num_worker_per_gpu, prefetch_mode cuda, or "
                        "pre-extracted sub-images (`srcockpit data extract-subimages`)")
         return self.disk.check(self.alert)
 
-    def _trends(self, current_iter: int) -> None:
-        pix = self.history.get("l_g_pix")
-        if pix is not None and len(pix) == WINDOW:
-            half = WINDOW // 2
-            first, second = list(pix)[:half], list(pix)[half:]
-            if fmean(second) > 1.5 * fmean(first):
-                self.alert("diverging", "warning", f"l_g_pix rose {fmean(second) / fmean(first):.1f}x over the "
-                           f"last {WINDOW} iterations", "reduce the learning rate; check the data")
-            elif pstdev(second) > fmean(second):
-                self.alert("oscillating", "warning", "l_g_pix oscillates more than its own size",
-                           "reduce the learning rate")
-        for name in ("l_d_real", "l_d_fake"):
-            values = self.history.get(name)
-            if values is not None and len(values) >= 50 and max(list(values)[-50:]) < D_COLLAPSE:
-                self.alert("d_collapse", "warning", f"{name} stayed below {D_COLLAPSE} for 50 iterations: "
-                           "the discriminator wins every time", "lower the GAN loss weight or raise net_d_iters")
+    def _trends(self) -> None:
+        # the model's own names (l_g_pix for RealESRGAN, l_pix for RealESRNet / SRModel): sorted by engine.losses
+        for name, values in self.history.items():
+            kind = classify_loss(name)
+            if kind is LossKind.PIXEL and len(values) == WINDOW:
+                self._pixel_trend(name, list(values))
+            elif kind in (LossKind.D_REAL, LossKind.D_FAKE):
+                self._d_collapse(name, values)
+
+    def _pixel_trend(self, name: str, values: list[float]) -> None:
+        half = WINDOW // 2
+        first, second = values[:half], values[half:]
+        if fmean(second) > 1.5 * fmean(first):
+            self.alert("diverging", "warning", f"{name} rose {fmean(second) / fmean(first):.1f}x over the "
+                       f"last {WINDOW} iterations", "reduce the learning rate; check the data")
+        elif pstdev(second) > fmean(second):
+            self.alert("oscillating", "warning", f"{name} oscillates more than its own size",
+                       "reduce the learning rate")
+
+    def _d_collapse(self, name: str, values: deque[float]) -> None:
+        if len(values) >= 50 and max(list(values)[-50:]) < D_COLLAPSE:
+            self.alert("d_collapse", "warning", f"{name} stayed below {D_COLLAPSE} for 50 iterations: "
+                       "the discriminator wins every time", "lower the GAN loss weight or raise net_d_iters")
 
     def after_val(self, current_iter: int, dataset: str, metrics: dict[str, float]) -> None:
         psnr = metrics.get("psnr")

@@ -18,13 +18,13 @@ from typing import Any
 
 from engine.events import EventWriter
 from engine.files import private_dir, restrict_new_files
-from engine.protocol import FAILED, FINISHED, PROGRESS, RESULT, RUNNING, STATUS, RunPaths
+from engine.protocol import FAILED, FINISHED, RUNNING, Event, ProgressEvent, ResultEvent, RunPaths, StatusEvent
 
 
 class Job:
     """Context manager: status running -> finished, or failed with the traceback."""
 
-    def __init__(self, folder: Path, kind: str, listener: Callable[[dict[str, Any]], None] | None = None,
+    def __init__(self, folder: Path, kind: str, listener: Callable[[Event], None] | None = None,
                  **params: Any) -> None:
         self.paths = RunPaths(folder)
         self.kind = kind
@@ -36,8 +36,8 @@ class Job:
 
     def __enter__(self) -> Job:
         self.paths.announce(job=self.kind, argv=sys.argv, root=str(Path.cwd()))
-        self.events.emit(STATUS, status=RUNNING, job=self.kind, pid=os.getpid(), host=socket.gethostname(),
-                         params=self.params)
+        self.events.emit(StatusEvent(status=RUNNING, job=self.kind, pid=os.getpid(), host=socket.gethostname(),
+                                     params=self.params))
         return self
 
     def progress(self, done: int, total: int, message: str = "") -> None:
@@ -46,16 +46,16 @@ class Job:
         if done < total and now - self._last_progress < 0.1:
             return
         self._last_progress = now
-        self.events.emit(PROGRESS, job=self.kind, done=done, total=total, message=message)
+        self.events.emit(ProgressEvent(job=self.kind, done=done, total=total, message=message))
 
     def result(self, **fields: Any) -> None:
-        self.events.emit(RESULT, job=self.kind, **fields)
+        self.events.emit(ResultEvent(job=self.kind, figures=fields))
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         if exc is None:
-            self.events.emit(STATUS, status=FINISHED, job=self.kind)
+            self.events.emit(StatusEvent(status=FINISHED, job=self.kind))
         else:
-            self.events.emit(STATUS, status=FAILED, job=self.kind, error=str(exc),
-                             traceback="".join(traceback.format_exception(exc_type, exc, tb)))
+            self.events.emit(StatusEvent(status=FAILED, job=self.kind, error=str(exc),
+                                         traceback="".join(traceback.format_exception(exc_type, exc, tb))))
         self.events.close()

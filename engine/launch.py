@@ -24,7 +24,19 @@ import yaml
 
 from engine.files import private_dir, restrict_new_files
 from engine.options import apply_override, load_options, read_yaml
-from engine.protocol import FAILED, LOG, STARTING, STATUS, RunPaths, UserError
+from engine.protocol import (
+    FAILED,
+    FINISHED,
+    STARTING,
+    STOPPED,
+    Event,
+    LogEvent,
+    RunPaths,
+    Status,
+    StatusEvent,
+    SystemEvent,
+    UserError,
+)
 
 # torch caches downloaded weights here; basicsr looks in its own relative path first.
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
@@ -200,8 +212,8 @@ def report_failure(events: Any, trainer: Any, **fields: Any) -> None:
     from engine.files import DiskFull
 
     with contextlib.suppress(DiskFull):
-        events.emit(STATUS, status=FAILED, iter=trainer.current_iter, resumable_from=trainer.resumable_from,
-                    **fields)
+        events.emit(StatusEvent(status=FAILED, iter=trainer.current_iter, resumable_from=trainer.resumable_from,
+                                **fields))
 
 
 def record_failure(error: BaseException, events: Any, trainer: Any, *, root: Path, world: Any,
@@ -229,19 +241,18 @@ def telemetry_emitter(events: Any) -> Callable[..., None]:
     """system events from the telemetry thread; on a full disk they are dropped (the loop's disk guard and its
     own writes end the run with one message, a dying thread would print a traceback)."""
     from engine.files import DiskFull
-    from engine.protocol import SYSTEM
 
     def emit(**fields: Any) -> None:
         with contextlib.suppress(DiskFull):
-            events.emit(SYSTEM, **fields)
+            events.emit(SystemEvent(**fields))
 
     return emit
 
 
 def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto_resume: bool = False,
                debug: bool = False, vgg_weights: Path | None = None,
-               listener: Callable[[dict[str, Any]], None] | None = None, argv: Sequence[str] = (),
-               stage: str | None = None) -> str:
+               listener: Callable[[Event], None] | None = None, argv: Sequence[str] = (),
+               stage: str | None = None) -> Status:
     """Train one run to its end, a stop, or a failure; returns the final status."""
     import torch
 
@@ -249,7 +260,6 @@ def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto
     from engine.control import ControlServer
     from engine.events import EventWriter
     from engine.loop import Commands, Trainer, copy_options_file
-    from engine.protocol import SYSTEM
     from engine.telemetry import TelemetryThread, own_gpu_readings
 
     restrict_new_files()
@@ -263,13 +273,13 @@ def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto
               else dist.NullEvents())
     redirect_output(os.environ.pop(ENGINE_LOG_ENV, None))
     if archived:
-        events.emit(LOG, level="info", message=f"an earlier run of this name was moved to {archived}")
+        events.emit(LogEvent(level="info", message=f"an earlier run of this name was moved to {archived}"))
     commands = Commands(control=None, world=world)
     trainer = Trainer(opt, events, commands, stage=stage)
     install_signal_handlers(commands.request_stop)
     control = telemetry = None
     try:
-        events.emit(STATUS, status=STARTING, pid=os.getpid(), host=socket.gethostname(), options=str(options))
+        events.emit(StatusEvent(status=STARTING, pid=os.getpid(), host=socket.gethostname(), options=str(options)))
         problem = vgg_weights_problem(opt, vgg_weights)
         if problem:
             raise UserError(problem, "download vgg19-dcbb9e9d.pth on a machine with internet (torchvision "
@@ -282,7 +292,7 @@ def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto
             control = ControlServer(paths.socket(), trainer.state)
             commands.control = control
             telemetry = TelemetryThread(telemetry_emitter(events), gpus=world.gpu_readings if world else None).start()
-            events.emit(SYSTEM, **telemetry.sample())
+            events.emit(SystemEvent(**telemetry.sample()))
         if world:
             world.watch_gpus(own_gpu_readings())
         status = trainer.run()
@@ -343,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("srcockpit engine: aborted", file=sys.stderr)
         return 130
-    return 0 if status in ("finished", "stopped") else 1
+    return 0 if status in (FINISHED, STOPPED) else 1
 
 
 if __name__ == "__main__":

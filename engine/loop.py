@@ -30,19 +30,25 @@ from engine.files import DiskFull, private_dir
 from engine.health import HealthMonitor, Verdict
 from engine.options import MODEL_SUBSTITUTES
 from engine.protocol import (
-    ALERT,
-    CHECKPOINT,
-    ITER,
+    FAILED,
+    FINISHED,
     PAUSED,
-    RUN,
     RUNNING,
     STARTING,
-    STATUS,
+    STOPPED,
     STOPPING,
-    VAL,
+    AlertEvent,
+    Best,
+    CheckpointEvent,
+    Command,
+    IterEvent,
+    RunEvent,
     RunPaths,
+    Status,
+    StatusEvent,
     UserError,
-    read_events,
+    ValEvent,
+    load_events,
 )
 from engine.speed import apply_speed_options
 from engine.states import load_state
@@ -128,7 +134,7 @@ def resume_networks(opt: dict[str, Any], stem: str) -> list[Path]:
 
 def earlier_engine(events: Path) -> bool:
     """Whether an engine before this one started on the run: its log holds a second `starting` status."""
-    starts = (e for e in read_events(events) if e["type"] == STATUS and e.get("status") == STARTING)
+    starts = (e for e in load_events(events).events if isinstance(e, StatusEvent) and e.status == STARTING)
     return next(islice(starts, 1, None), None) is not None
 
 
@@ -245,7 +251,7 @@ class Trainer:
         self.stage = stage
         self.events = events
         self.commands = commands
-        self.status = "starting"
+        self.status = STARTING
         self.current_iter = 0
         self.total_iter = int(opt["train"]["total_iter"])
         self.epoch = 0
@@ -262,9 +268,9 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         return {"status": self.status, "iter": self.current_iter, "total_iter": self.total_iter}
 
-    def set_status(self, status: str, **fields: Any) -> None:
+    def set_status(self, status: Status, **fields: Any) -> None:
         self.status = status
-        self.events.emit(STATUS, status=status, iter=self.current_iter, **fields)
+        self.events.emit(StatusEvent(status=status, iter=self.current_iter, **fields))
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -278,7 +284,7 @@ class Trainer:
 
         def warn(message: str) -> None:
             skipped.append(message)
-            self.events.emit(ALERT, level="warning", code="resume_skip", message=message)
+            self.events.emit(AlertEvent(level="warning", code="resume_skip", message=message))
 
         resume_state = newest_resume_state(opt, warn)
         if resume_state is not None:
@@ -301,10 +307,10 @@ class Trainer:
         if not opt.get("auto_resume") or not earlier_engine(RunPaths(Path(opt["path"]["experiments_root"])).events):
             return
         found = "no usable checkpoint" if usable_skipped else "no checkpoint yet"
-        self.events.emit(ALERT, level="warning", code="restart",
-                         message=f"{found}: starting {opt['name']} again from iteration 0",
-                         hint=f"a checkpoint comes every {opt['logger']['save_checkpoint_freq']} iterations "
-                              "(logger.save_checkpoint_freq)")
+        self.events.emit(AlertEvent(level="warning", code="restart",
+                                    message=f"{found}: starting {opt['name']} again from iteration 0",
+                                    hint=f"a checkpoint comes every {opt['logger']['save_checkpoint_freq']} "
+                                         "iterations (logger.save_checkpoint_freq)"))
 
     def _build_model(self) -> Any:
         model_opt = dict(self.opt, model_type=MODEL_SUBSTITUTES.get(self.opt["model_type"], self.opt["model_type"]))
@@ -312,7 +318,7 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------------
 
-    def run(self) -> str:
+    def run(self) -> Status:
         opt = self.opt
         resume_state = self._prepare()
         log_file = Path(opt["path"]["log"]) / f"train_{opt['name']}_{get_time_str()}.log"
@@ -336,10 +342,11 @@ class Trainer:
         prefetcher = (CUDAPrefetcher(data.loader, opt) if opt["datasets"]["train"].get("prefetch_mode") == "cuda"
                       else CPUPrefetcher(data.loader))
         total_epochs = math.ceil(self.total_iter / data.batches_per_epoch) + 1
-        self.events.emit(RUN, name=opt["name"], stage=self.stage, model_type=opt["model_type"], start_iter=start_iter,
-                         total_iter=self.total_iter, world_size=opt["world_size"], device=str(model.device),
-                         batches_per_epoch=data.batches_per_epoch, versions=versions(), options=opt,
-                         experiments_root=opt["path"]["experiments_root"], log_file=str(log_file))
+        self.events.emit(RunEvent(
+            name=opt["name"], stage=self.stage, model_type=opt["model_type"], start_iter=start_iter,
+            total_iter=self.total_iter, world_size=opt["world_size"], device=str(model.device), versions=versions(),
+            batches_per_epoch=data.batches_per_epoch, options=opt, experiments_root=opt["path"]["experiments_root"],
+            log_file=str(log_file)))
         health = HealthMonitor(opt, self.events, model)
         self.disk = health.disk
         speed = Speed()
@@ -396,9 +403,9 @@ class Trainer:
     def _emit_iter(self, model: Any, losses: dict[str, float], speed: Speed) -> None:
         figures = speed.figures()
         remaining = self.total_iter - self.current_iter
-        self.events.emit(ITER, iter=self.current_iter, epoch=self.epoch, total_iter=self.total_iter,
-                         lr=model.get_current_learning_rate()[0], losses=losses, **figures,
-                         eta_s=remaining / figures["it_s"] if figures["it_s"] > 0 else None)
+        self.events.emit(IterEvent(iter=self.current_iter, epoch=self.epoch, total_iter=self.total_iter,
+                                   lr=model.get_current_learning_rate()[0], losses=losses, **figures,
+                                   eta_s=remaining / figures["it_s"] if figures["it_s"] > 0 else None))
 
     def _checkpoint_files(self, iteration: int) -> list[Path]:
         """net_g (with its EMA), net_d and the training state of one checkpoint."""
@@ -422,9 +429,9 @@ class Trainer:
         models = Path(self.opt["path"]["models"])
         if self.disk is not None:
             self.disk.saved(self._checkpoint_files(self.current_iter))
-        self.events.emit(CHECKPOINT, iter=self.current_iter, net_g=str(models / f"net_g_{self.current_iter}.pth"),
-                         net_g_ema=str(models / f"net_g_{self.current_iter}.pth") if hasattr(model, "net_g_ema")
-                         else None, state=str(state_path))
+        self.events.emit(CheckpointEvent(iter=self.current_iter, net_g=str(models / f"net_g_{self.current_iter}.pth"),
+                                         net_g_ema=str(models / f"net_g_{self.current_iter}.pth")
+                                         if hasattr(model, "net_g_ema") else None, state=str(state_path)))
 
     def _validate(self, model: Any, data: TrainData, tb_logger: Any, health: HealthMonitor) -> None:
         val_opt = self.opt.get("val")
@@ -444,10 +451,10 @@ class Trainer:
             if val_opt.get("save_img"):
                 visual = Path(self.opt["path"]["visualization"])
                 images = sorted(str(p) for p in visual.glob(f"*/*_{self.current_iter}.png"))
-            self.events.emit(VAL, iter=self.current_iter, dataset=name, metrics=metrics, settings=settings,
-                             best={k: {"value": v["val"], "iter": v["iter"]} for k, v in best.items()},
-                             baselines=self._baselines(loader.dataset.opt, settings.get("psnr", {})),
-                             images=images)
+            self.events.emit(ValEvent(iter=self.current_iter, dataset=name, metrics=metrics, settings=settings,
+                                      best={k: Best(v["val"], v["iter"]) for k, v in best.items()},
+                                      baselines=self._baselines(loader.dataset.opt, settings.get("psnr", {})),
+                                      images=images))
             health.after_val(self.current_iter, name, metrics)
 
     def _baselines(self, dataset_opt: dict[str, Any], psnr_settings: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -464,16 +471,16 @@ class Trainer:
                 self._baseline_cache[name] = {kind: {"psnr": r.psnr, "ssim": r.ssim} for kind, r in results.items()}
         return self._baseline_cache[name]
 
-    def _obey(self, model: Any, data: TrainData, tb_logger: Any, health: HealthMonitor) -> str | None:
+    def _obey(self, model: Any, data: TrainData, tb_logger: Any, health: HealthMonitor) -> Status | None:
         """Carry out the commands that arrived during the iteration; a final status ends the run."""
         if self.commands.stop_reason:
             return self._stop(model, reason=self.commands.stop_reason)
         queued = deque(self.commands.pending())
         while queued:
             cmd = queued.popleft()
-            if cmd == "stop":
+            if cmd == Command.STOP:
                 return self._stop(model, reason="stop command")
-            if cmd == "pause":  # the commands that came after it are the pause's to obey, in order
+            if cmd == Command.PAUSE:  # the commands that came after it are the pause's to obey, in order
                 outcome = self._pause(model, data, tb_logger, health, queued)
                 if outcome:
                     return outcome
@@ -483,46 +490,46 @@ class Trainer:
     def _save_or_validate(self, cmd: str | None, model: Any, data: TrainData, tb_logger: Any,
                           health: HealthMonitor) -> None:
         """The commands that act at once, running or paused."""
-        if cmd == "save":
+        if cmd == Command.SAVE:
             self._save(model)
-        elif cmd == "validate":
+        elif cmd == Command.VALIDATE:
             self._validate(model, data, tb_logger, health)
 
     def _pause(self, model: Any, data: TrainData, tb_logger: Any, health: HealthMonitor,
-               queued: deque[str]) -> str | None:
+               queued: deque[str]) -> Status | None:
         self.set_status(PAUSED)
         while True:
             if self.commands.stop_reason:
                 return self._stop(model, reason=self.commands.stop_reason)
             cmd = queued.popleft() if queued else self.commands.wait(0.5)
-            if cmd == "resume":
+            if cmd == Command.RESUME:
                 self.set_status(RUNNING)
                 return None
-            if cmd == "stop":
+            if cmd == Command.STOP:
                 return self._stop(model, reason="stop command")
             self._save_or_validate(cmd, model, data, tb_logger, health)
 
-    def _stop(self, model: Any, *, reason: str, save: bool = True, hint: str | None = None) -> str:
+    def _stop(self, model: Any, *, reason: str, save: bool = True, hint: str | None = None) -> Status:
         """A stop the user asked for ends 'stopped'; one a problem forced (hint given) ends 'failed', resumable
         from the newest checkpoint all the same."""
         self.set_status(STOPPING, reason=reason)
         if save:
             self._save(model)
         if hint is None:
-            self.set_status("stopped", reason=reason, resumable_from=self._saved_iter)
-            return "stopped"
-        self.set_status("failed", error=reason, hint=hint, resumable_from=self._saved_iter)
-        return "failed"
+            self.set_status(STOPPED, reason=reason, resumable_from=self._saved_iter)
+            return STOPPED
+        self.set_status(FAILED, error=reason, hint=hint, resumable_from=self._saved_iter)
+        return FAILED
 
-    def _finish(self, model: Any, data: TrainData, tb_logger: Any, health: HealthMonitor) -> str:
+    def _finish(self, model: Any, data: TrainData, tb_logger: Any, health: HealthMonitor) -> Status:
         self._save(model)
         model.save(epoch=-1, current_iter=-1)
         if self.opt.get("val") and self.current_iter % int(self.opt["val"]["val_freq"]) != 0:
             self._validate(model, data, tb_logger, health)
         if tb_logger:
             tb_logger.close()
-        self.set_status("finished")
-        return "finished"
+        self.set_status(FINISHED)
+        return FINISHED
 
 
 def _version(name: str) -> str:

@@ -1,68 +1,95 @@
 """The contract between the two rooms: event log, control commands and run-folder layout.
 
-Standard library only: tui/ imports this module, and tui/ must start without torch.
+Standard library and msgspec only: tui/ imports this module, and tui/ must start without torch.
+Every event is a typed record (a msgspec Struct tagged by its "type" field); one encoder and one
+decoder turn them into the lines of events.jsonl and back, in both rooms.
 """
 
 from __future__ import annotations
 
+import enum
 import fcntl
 import hashlib
 import json
+import math
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, Union
+
+import msgspec
+
+from engine.losses import (  # noqa: F401  (re-exported: the loss classification is part of the contract)
+    DISCRIMINATOR_KINDS,
+    GENERATOR_KINDS,
+    LossKind,
+    classify_loss,
+    losses_of_kind,
+)
 
 SCHEMA_VERSION = 1
 
-# Event types (design.md section 2). Fields beyond {"v", "t", "type"}, per type:
-#   header      schema_version, source ("engine" or "job:<kind>")                     (line 1)
-#   status      status (STARTING..FAILED), iter?, pid?, host?, job?, error?, traceback?, reason?
-#   run         name, stage?, start_iter, total_iter, world_size, device, versions{}, options{}
-#   iter        iter, epoch, total_iter, lr, losses{l_g_pix, l_g_percep, l_g_gan, l_d_real, l_d_fake,
-#               out_d_real, out_d_fake, ...}, it_s, data_s, compute_s, eta_s
-#   system      gpus[{index, name, mem_alloc, mem_reserved, mem_peak, mem_used, mem_total, util, temp,
-#               power, power_limit}] (bytes, %, degC, W; [] without a GPU), cpu_percent, rss, ram_used,
-#               ram_total
-#   val         iter, dataset, metrics{psnr, ssim}, settings{crop_border, test_y_channel}, best{psnr:
-#               {value, iter}, ssim: {...}}, baselines?{bicubic: {psnr, ssim}, nearest: {...}}, images[]
-#   checkpoint  iter, net_g, net_g_ema?, state
-#   alert       level ("warning"|"error"), code, message, hint?
-#   progress    job, done, total, message
-#   result      job, plus the job's figures
-#   log         level, message
-HEADER = "header"
-STATUS = "status"
-RUN = "run"
-ITER = "iter"
-SYSTEM = "system"
-VAL = "val"
-CHECKPOINT = "checkpoint"
-ALERT = "alert"
-PROGRESS = "progress"
-RESULT = "result"
-LOG = "log"
 
-# Run statuses, in the order a healthy run meets them.
-STARTING, RUNNING, PAUSED, STOPPING, STOPPED, FINISHED, FAILED = (
-    "starting",
-    "running",
-    "paused",
-    "stopping",
-    "stopped",
-    "finished",
-    "failed",
-)
+class _Named(str, enum.Enum):
+    """A str enum whose str() and format() are its value, so the JSON and the messages keep the words."""
+
+    __str__ = str.__str__
+    __format__ = str.__format__
+
+
+class EventType(_Named):
+    HEADER = "header"
+    STATUS = "status"
+    RUN = "run"
+    ITER = "iter"
+    SYSTEM = "system"
+    VAL = "val"
+    CHECKPOINT = "checkpoint"
+    ALERT = "alert"
+    PROGRESS = "progress"
+    RESULT = "result"
+    LOG = "log"
+
+
+class Status(_Named):
+    """Run statuses, in the order a healthy run meets them."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+
+class Command(_Named):
+    """Control commands (design.md section 3)."""
+
+    STOP = "stop"
+    PAUSE = "pause"
+    RESUME = "resume"
+    SAVE = "save"
+    VALIDATE = "validate"
+    PING = "ping"
+
+
+HEADER, STATUS, RUN, ITER, SYSTEM, VAL = (EventType.HEADER, EventType.STATUS, EventType.RUN, EventType.ITER,
+                                          EventType.SYSTEM, EventType.VAL)
+CHECKPOINT, ALERT, PROGRESS, RESULT, LOG = (EventType.CHECKPOINT, EventType.ALERT, EventType.PROGRESS,
+                                            EventType.RESULT, EventType.LOG)
+STARTING, RUNNING, PAUSED, STOPPING, STOPPED, FINISHED, FAILED = Status
 LIVE_STATUSES = frozenset({STARTING, RUNNING, PAUSED, STOPPING})
-
-# Control commands (design.md section 3).
-COMMANDS = ("stop", "pause", "resume", "save", "validate", "ping")
+COMMANDS = tuple(command.value for command in Command)
 
 # Unix socket paths are limited to 108 bytes; longer run folders get their socket elsewhere.
 SOCKET_PATH_LIMIT = 100
+# A summary walking back from the end of a log skips lines longer than this without decoding them.
+MAX_SUMMARY_LINE = 1 << 20
 
 ProgressFn = Callable[[int, int, str], None]
 """progress(done, total, message): how a slow engine function reports how far it is."""
@@ -80,40 +107,301 @@ class UserError(Exception):
         return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
 
 
-def make_event(kind: str, **fields: Any) -> dict[str, Any]:
-    """One event as written to events.jsonl."""
-    return {"v": SCHEMA_VERSION, "t": time.time(), "type": kind, **fields}
+# ---------------------------------------------------------------------------------------- events
+# Every event carries {"v", "t", "type"}; fields left None are not written. Unknown fields are
+# ignored when read (a newer engine may add some); open-ended figures (losses, metrics, options,
+# gpus) stay dicts. NaN and inf travel as the strings "nan", "inf", "-inf" (JSON has no literal).
+NAN = math.nan
 
 
-def encode_event(event: dict[str, Any]) -> bytes:
-    # NaN/inf are valid floats for a loss; JSON has no literal for them, so they travel as strings.
-    return (json.dumps(event, default=str, allow_nan=False, separators=(",", ":")) + "\n").encode()
+class Event(msgspec.Struct, kw_only=True, tag_field="type"):
+    v: int = SCHEMA_VERSION
+    t: float = msgspec.field(default_factory=time.time)
+
+    @property
+    def type(self) -> EventType:
+        return EventType(self.__struct_config__.tag)
+
+
+class HeaderEvent(Event, tag="header"):
+    """Line 1 of every log."""
+
+    schema_version: int | None = None
+    source: str = "engine"  # "engine" or "job:<kind>"
+
+
+class StatusEvent(Event, tag="status"):
+    status: Status
+    iter: int | None = None
+    pid: int | None = None
+    host: str | None = None
+    job: str | None = None
+    options: str | None = None
+    params: dict[str, Any] | None = None
+    reason: str | None = None
+    resumable_from: int | None = None
+    error: str | None = None
+    hint: str | None = None
+    traceback: str | None = None
+
+
+class RunEvent(Event, tag="run"):
+    name: str = ""
+    stage: str | None = None
+    model_type: str = ""
+    start_iter: int = 0
+    total_iter: int = 0
+    world_size: int = 1
+    device: str = ""
+    batches_per_epoch: int | None = None
+    versions: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    experiments_root: str | None = None
+    log_file: str | None = None
+
+
+class IterEvent(Event, tag="iter"):
+    iter: int
+    epoch: int = 0
+    total_iter: int = 0
+    lr: float | list[float] = NAN  # one per optimizer in old logs: the generator's comes first
+    losses: dict[str, float] = {}  # the model's own log keys (classify_loss sorts them)
+    it_s: float = NAN
+    data_s: float = NAN
+    compute_s: float = NAN
+    eta_s: float | None = None
+
+    @property
+    def generator_lr(self) -> float:
+        if isinstance(self.lr, list):
+            return self.lr[0] if self.lr else NAN
+        return self.lr
+
+
+class SystemEvent(Event, tag="system"):
+    """GPUs as {index, name, mem_alloc, mem_reserved, mem_peak, mem_used, mem_total, util, temp, power,
+    power_limit} (bytes, %, degC, W; [] without a GPU), the host's CPU and RAM."""
+
+    gpus: list[dict[str, Any]] = []
+    cpu_percent: float = NAN
+    rss: int = 0
+    ram_used: int = 0
+    ram_total: int = 0
+
+
+class Best(msgspec.Struct):
+    value: float
+    iter: int = 0
+
+
+class ValEvent(Event, tag="val"):
+    iter: int
+    dataset: str = "val"
+    metrics: dict[str, float] = {}
+    settings: dict[str, Any] = {}
+    best: dict[str, Best] = {}
+    baselines: dict[str, dict[str, float]] = {}
+    images: list[str] = []
+
+
+class CheckpointEvent(Event, tag="checkpoint"):
+    iter: int
+    net_g: str = ""
+    net_g_ema: str | None = None
+    state: str = ""
+
+
+class AlertEvent(Event, tag="alert"):
+    code: str
+    level: str = "warning"  # "warning" | "error"
+    message: str = ""
+    hint: str = ""
+
+
+class ProgressEvent(Event, tag="progress"):
+    job: str = ""
+    done: int = 0
+    total: int = 0
+    message: str = ""
+
+
+class ResultEvent(Event, tag="result"):
+    """A job's figures; they stand beside "job" in the line, and in `figures` here."""
+
+    job: str = ""
+    figures: dict[str, Any] = {}
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figures with the job's name, as the job screens read them."""
+        return {"job": self.job, **self.figures}
+
+
+class LogEvent(Event, tag="log"):
+    level: str = "info"
+    message: str = ""
+
+
+# The figures of the rank and promote jobs' result events (engine.rank's RankResult.to_dict and the promote
+# job), as the cockpit reads them: figures_as(result.figures, RankFigures).
+class Scores(msgspec.Struct):
+    psnr: float | None = None
+    ssim: float | None = None
+
+
+class RankedCandidate(msgspec.Struct):
+    file: str
+    entry: str = ""
+    iter: int | None = None  # None: net_g_latest.pth
+    rank: int | None = None  # None: unreadable or not scored on every set
+    psnr: float | None = None
+    ssim: float | None = None
+    scores: dict[str, Scores] = {}
+    note: str | None = None
+    error: str | None = None  # why it could not be scored
+
+
+class RankReference(msgspec.Struct):
+    label: str
+    description: str = ""
+    psnr: float | None = None
+    ssim: float | None = None
+
+
+class RankValset(msgspec.Struct):
+    name: str
+
+
+class RankFigures(msgspec.Struct):
+    candidates: list[RankedCandidate]
+    valsets: list[RankValset] = []
+    references: list[RankReference] = []
+    notes: list[str] = []
+    settings: dict[str, Any] = {}
+    evaluated: int = 0
+    reused: int = 0
+
+
+class PromoteFigures(msgspec.Struct):
+    weights: str
+    sidecar: str = ""
+    label: str = ""
+    iter: int | None = None
+    rank: int | None = None
+    psnr: float | None = None
+    ssim: float | None = None
+
+
+F = TypeVar("F", bound=msgspec.Struct)
+
+
+def figures_as(figures: Mapping[str, Any], kind: type[F]) -> F | None:
+    """A job's result figures as the record `kind`, or None when they are another job's (or malformed)."""
+    try:
+        return msgspec.convert(figures, kind, strict=False)
+    except msgspec.ValidationError:
+        return None
+
+
+AnyEvent = Union[HeaderEvent, StatusEvent, RunEvent, IterEvent, SystemEvent, ValEvent, CheckpointEvent,  # noqa: UP007
+                 AlertEvent, ProgressEvent, ResultEvent, LogEvent]
+_ENVELOPE = frozenset({"v", "t", "type", "job"})
+# lax: "nan"/"inf" strings become floats, "3" an int; a wrong type ("x" for an int) still fails
+_DECODER = msgspec.json.Decoder(AnyEvent, strict=False)
+_RAW_DECODER = msgspec.json.Decoder()
+_ENCODER = msgspec.json.Encoder()
+
+
+def _plain(value: Any) -> Any:
+    """What msgspec cannot encode: numpy scalars and arrays by value, anything else (a Path) as its string."""
+    tolist = getattr(value, "tolist", None)
+    return tolist() if callable(tolist) else str(value)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def event_record(event: Event | Mapping[str, Any]) -> dict[str, Any]:
+    """The line's fields as plain JSON values: None fields dropped, a result's figures beside "job"."""
+    record = msgspec.to_builtins(event, enc_hook=_plain)
+    if isinstance(event, ResultEvent):
+        record.update({k: v for k, v in record.pop("figures").items() if k not in _ENVELOPE})
+    return _json_safe({k: v for k, v in record.items() if v is not None})
+
+
+def encode_event(event: Event | Mapping[str, Any]) -> bytes:
+    """One line of events.jsonl. A mapping is written as it is (tools and tests that craft raw logs)."""
+    return _ENCODER.encode(event_record(event)) + b"\n"
+
+
+def decode_event(line: bytes | str) -> AnyEvent | None:
+    """One line as a typed event; None for a torn, foreign or wrong-typed line (a reader skips it)."""
+    try:
+        event = _DECODER.decode(line)
+        if isinstance(event, ResultEvent):
+            event.figures = {k: v for k, v in _RAW_DECODER.decode(line).items() if k not in _ENVELOPE}
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # RecursionError: [[[[... 100,000 deep
+        return None
+    return event
 
 
 def decode_line(line: bytes | str) -> dict[str, Any] | None:
-    """Parse one line; None for a torn or foreign line (a reader must survive a crash mid-write)."""
+    """One line as the raw record it holds (tests and tools checking the file format); None if torn."""
     try:
-        event = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
+        event = _RAW_DECODER.decode(line)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(event, dict) or "type" not in event:
         return None
     return event
 
 
-def read_events(path: Path) -> Iterator[dict[str, Any]]:
-    """Every complete, well-formed event of a log; a torn last line is skipped."""
+def make_event(kind: str, **fields: Any) -> dict[str, Any]:
+    """A raw record as written to events.jsonl (for crafting logs; the engine emits typed events)."""
+    return {"v": SCHEMA_VERSION, "t": time.time(), "type": kind, **fields}
+
+
+def _complete_lines(path: Path) -> Iterator[bytes]:
     try:
         with open(path, "rb") as handle:
             for line in handle:
                 if line.endswith(b"\n"):
-                    event = decode_line(line)
-                    if event is not None:
-                        yield event
-    except FileNotFoundError:
+                    yield line
+    except (FileNotFoundError, IsADirectoryError):
         return
 
 
+def read_events(path: Path) -> Iterator[dict[str, Any]]:
+    """Every complete, well-formed raw record of a log; a torn last line is skipped."""
+    for line in _complete_lines(path):
+        event = decode_line(line)
+        if event is not None:
+            yield event
+
+
+@dataclass
+class EventLog:
+    """A whole log read as typed events, with how many lines were skipped (torn, foreign, wrong-typed)."""
+
+    events: list[AnyEvent]
+    skipped: int
+
+
+def load_events(path: Path) -> EventLog:
+    events, skipped = [], 0
+    for line in _complete_lines(path):
+        event = decode_event(line)
+        if event is None:
+            skipped += bool(line.strip())
+        else:
+            events.append(event)
+    return EventLog(events, skipped)
 @dataclass(frozen=True)
 class RunPaths:
     """Where srcockpit keeps its files inside a basicsr experiment folder (design.md section 4)."""
@@ -161,16 +449,18 @@ class RunPaths:
         """Write engine.json (atomically): who works on this run now, so clients find and probe it."""
         self.cockpit.mkdir(parents=True, exist_ok=True)
         fields = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), **info}
-        partial = self.engine_json.with_suffix(".partial")
+        # a name of its own: a job's runner and its Job announce the same folder at nearly the same moment
+        partial = self.cockpit / f".engine.json.{uuid.uuid4().hex}.partial"
         partial.write_text(json.dumps(fields, indent=2, default=str))
         partial.replace(self.engine_json)
 
     def engine_info(self) -> dict[str, Any]:
-        """engine.json, or {} when the run never started an engine."""
+        """engine.json, or {} when the run never started an engine (or the file holds no JSON object)."""
         try:
-            return json.loads(self.engine_json.read_text())
-        except (FileNotFoundError, ValueError):
+            info = json.loads(self.engine_json.read_bytes())
+        except (OSError, ValueError):  # absent, a folder, unreadable, torn, binary
             return {}
+        return info if isinstance(info, dict) else {}
 
 
 def engine_holds_lock(paths: RunPaths) -> bool | None:
@@ -234,7 +524,7 @@ class LineFollower:
                     self.offset, self._partial = 0, b""
                 handle.seek(self.offset)
                 chunk = handle.read(max_bytes)
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError):
             return []
         self.offset += len(chunk)
         lines = (self._partial + chunk).split(b"\n")
@@ -243,7 +533,18 @@ class LineFollower:
 
 
 class EventFollower(LineFollower):
-    """The events appended to an event log since the last poll()."""
+    """The typed events appended to an event log since the last poll(); `skipped` counts the bad lines."""
 
-    def poll(self, max_bytes: int = 8 << 20) -> list[dict[str, Any]]:
-        return [event for event in map(decode_line, self.lines(max_bytes)) if event is not None]
+    def __init__(self, path: Path, offset: int = 0) -> None:
+        super().__init__(path, offset)
+        self.skipped = 0
+
+    def poll(self, max_bytes: int = 8 << 20) -> list[AnyEvent]:
+        events = []
+        for line in self.lines(max_bytes):
+            event = decode_event(line)
+            if event is not None:
+                events.append(event)
+            elif line.strip():
+                self.skipped += 1
+        return events

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.protocol import FINISHED, STATUS, UserError, read_events
+from engine.protocol import FINISHED, StatusEvent, UserError, load_events
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,8 @@ def describe(candidate: Any) -> Best:
 
 
 def finished(run_dir: Path) -> bool:
-    statuses = [e["status"] for e in read_events(run_dir / "cockpit" / "events.jsonl") if e["type"] == STATUS]
+    log = load_events(run_dir / "cockpit" / "events.jsonl")
+    statuses = [e.status for e in log.events if isinstance(e, StatusEvent)]
     return bool(statuses) and statuses[-1] == FINISHED
 
 

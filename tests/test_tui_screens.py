@@ -299,7 +299,7 @@ async def test_ranking_shows_the_log_then_scores_and_promotes_the_chosen_checkpo
         # at once, from the log: iterations 4 and 8 with their checkpoint files, best first and marked
         events = [json.loads(line) for line in (root / "experiments/tiny_cpu/cockpit/events.jsonl").open()]
         vals = sorted((e for e in events if e["type"] == "val"), key=lambda e: -e["metrics"]["psnr"])
-        assert [row["iter"] for row in screen.rows] == [v["iter"] for v in vals]
+        assert [row.iter for row in screen.rows] == [v["iter"] for v in vals]
         table = screen.query_one("#ranked")
         first = [str(cell) for cell in table.get_row_at(0)]
         assert first[1] == f"net_g_{vals[0]['iter']}.pth" and "best" in first[-1]
@@ -317,7 +317,7 @@ async def test_ranking_shows_the_log_then_scores_and_promotes_the_chosen_checkpo
         progress = await wait_job(pilot)
         assert progress.status == "finished", (progress.error, progress.output)
         assert screen.source == "job" and len(screen.rows) >= 2
-        psnrs = [(row["psnr"], row["ssim"]) for row in screen.rows]
+        psnrs = [(row.psnr, row.ssim) for row in screen.rows]
         assert psnrs == sorted(psnrs, reverse=True)
         assert "best" in str(table.get_row_at(0)[-1]) and "best" not in str(table.get_row_at(1)[-1])
         assert "bicubic" in shown(pilot, "#references") and "nearest" in shown(pilot, "#references")
@@ -332,7 +332,7 @@ async def test_ranking_shows_the_log_then_scores_and_promotes_the_chosen_checkpo
         assert progress.status == "finished", (progress.error, progress.output)
         sidecar = json.loads((root / "weights" / "chosen.json").read_text())
         assert (root / "weights" / "chosen.pth").is_file()
-        assert sidecar["rank"] == 2 and sidecar["source"] == chosen["file"] and sidecar["entry"] == chosen["entry"]
+        assert sidecar["rank"] == 2 and sidecar["source"] == chosen.file and sidecar["entry"] == chosen.entry
         assert "promoted" in shown(pilot, "#promoted") and "chosen.pth" in shown(pilot, "#promoted")
 
 

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "runs"))
 from generate import write_run
 from tui_helpers import fixture_run
 
-from engine.protocol import RunPaths, UserError, read_events
+from engine.protocol import RunPaths, UserError, load_events
 from tui import config as cfg
 from tui.messages import IterBatch, RunStatus, SystemSample, TailCaughtUp, ValResults
 from tui.runs import discover_runs, engine_alive, resolve_run, summarise
@@ -60,14 +60,14 @@ def test_series_counts_non_finite_values_but_keeps_drawing():
 
 def test_fixture_folds_into_state():
     state = RunState()
-    state.apply_all(read_events(fixture_run().events))
+    state.apply_all(load_events(fixture_run().events).events)
     assert state.name == "finetune_x2_gan"
     assert (state.status, state.iter, state.total_iter) == ("stopped", 3000, 4000)
     assert set(state.losses) >= {"l_g_pix", "l_g_percep", "l_g_gan", "l_d_real", "l_d_fake"}
     assert state.vals["Set5"].best_psnr[1] == 3000
     assert state.vals["Set5"].baselines["bicubic"]["psnr"] == 32.0
     assert len(state.gpus) == 1 and state.gpus[0].sample["mem_total"] > 0
-    assert [a["code"] for a in state.alerts] == ["slow", "d_collapse"]
+    assert [a.code for a in state.alerts] == ["slow", "d_collapse"]
     assert state.checkpoints == 3
     assert not state.live
 
@@ -93,14 +93,13 @@ def test_tailer_handles_torn_lines_and_growth(tmp_path):
         elif isinstance(message, ValResults):
             for event in message.events:
                 state.apply(event)
-    assert tailer.count == len(list(read_events(fixture_run().events)))
+    assert tailer.count == len(load_events(fixture_run().events).events)
     assert state.iter == 3000 and state.status == "stopped"
     assert state.losses["l_g_pix"].count == 150
 
 
 def test_split_events_coalesces_state_messages():
-    events = list(read_events(fixture_run().events))
-    messages = split_events("run", events)
+    messages = split_events("run", load_events(fixture_run().events).events)
     kinds = [type(m).__name__ for m in messages]
     assert kinds.count("SystemSample") == 1 and kinds.count("RunStatus") == 1
     assert kinds[-1] == "RunStatus"
@@ -188,6 +187,16 @@ def test_importing_the_cockpit_never_imports_torch():
     code = ("import sys\nimport tui.app, tui.screens.dashboard, tui.screens.run_list, tui.tailer, tui.replay\n"
             "import tui.commands.attach\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'basicsr', 'cv2', 'numpy')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).parent.parent).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_importing_the_protocol_never_imports_torch():
+    """engine.protocol is the contract both rooms import: standard library and msgspec only."""
+    code = ("import sys\nimport engine.protocol, engine.losses\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'basicsr', 'cv2', 'numpy', "
+            "'textual')))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).parent.parent).stdout
     assert out.strip().splitlines()[-1] == "[]"

@@ -36,7 +36,17 @@ from pathlib import Path
 from typing import Any
 
 from engine.files import file_mode, run_umask
-from engine.protocol import FAILED, FINISHED, PROGRESS, RESULT, STATUS, STOPPED, RunPaths, decode_line
+from engine.protocol import (
+    FAILED,
+    FINISHED,
+    STOPPED,
+    AnyEvent,
+    ProgressEvent,
+    ResultEvent,
+    RunPaths,
+    StatusEvent,
+    load_events,
+)
 
 EXPERIMENTS = "experiments"
 FINAL_STATUSES = frozenset({FINISHED, FAILED, STOPPED})
@@ -155,39 +165,36 @@ class JobState:
     status: str = ""
     kind: str = ""
     error: str = ""
-    progress: dict[str, Any] = field(default_factory=dict)
-    results: list[dict[str, Any]] = field(default_factory=list)
+    progress: ProgressEvent | None = None
+    results: list[dict[str, Any]] = field(default_factory=list)  # each result's figures (ResultEvent.as_dict)
     params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def final(self) -> bool:
         return self.status in FINAL_STATUSES
 
-    def apply(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        if kind == STATUS:
-            self.status = str(event.get("status") or "")
-            self.kind = str(event.get("job") or self.kind)
-            if event.get("params"):
-                self.params = dict(event["params"])
+    def apply(self, event: AnyEvent) -> None:
+        if isinstance(event, StatusEvent):
+            self.status = event.status
+            self.kind = event.job or self.kind
+            if event.params:
+                self.params = dict(event.params)
             if self.status == FAILED:
-                self.error = str(event.get("error") or "failed")
-        elif kind == PROGRESS:
+                self.error = event.error or "failed"
+        elif isinstance(event, ProgressEvent):
             self.progress = event
-        elif kind == RESULT:
-            self.results.append(event)
+        elif isinstance(event, ResultEvent):
+            self.results.append(event.as_dict())
 
 
 def read_job(folder: Path) -> JobState:
     state = JobState()
     try:
-        with open(RunPaths(Path(folder)).events, "rb") as handle:
-            for line in handle:
-                event = decode_line(line)
-                if event is not None:
-                    state.apply(event)
-    except OSError:
-        pass
+        events = load_events(RunPaths(Path(folder)).events).events
+    except OSError:  # unreadable: nothing known about the job
+        return state
+    for event in events:
+        state.apply(event)
     return state
 
 
@@ -256,12 +263,7 @@ def _ensure_final(paths: RunPaths, kind: str, error: str, hint: str = "", tb: st
     from engine.events import EventWriter
 
     writer = EventWriter(paths.events, source=f"job:{kind}")
-    fields: dict[str, Any] = {"status": FAILED, "job": kind, "error": error}
-    if hint:
-        fields["hint"] = hint
-    if tb:
-        fields["traceback"] = tb
-    writer.emit(STATUS, **fields)
+    writer.emit(StatusEvent(status=FAILED, job=kind, error=error, hint=hint or None, traceback=tb or None))
     writer.close()
 
 

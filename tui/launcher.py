@@ -18,11 +18,23 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from engine.files import run_umask
 from engine.options import load_options, read_yaml
-from engine.protocol import FAILED, STARTING, STATUS, EventFollower, RunPaths, UserError, read_events
+from engine.protocol import (
+    FAILED,
+    STARTING,
+    AnyEvent,
+    EventFollower,
+    RunPaths,
+    Status,
+    StatusEvent,
+    UserError,
+    load_events,
+)
+
+E = TypeVar("E")
 
 START_TIMEOUT_S = 120.0
 # How long a detached start waits, once the engine has announced itself, for it to run or fail.
@@ -49,16 +61,16 @@ class Started:
     """A detached engine that has announced itself, and what it said up to its first decisive status."""
 
     pid: int
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[AnyEvent] = field(default_factory=list)
 
-    def last(self, kind: str) -> dict[str, Any] | None:
-        return next((e for e in reversed(self.events) if e["type"] == kind), None)
+    def last(self, kind: type[E]) -> E | None:
+        return next((e for e in reversed(self.events) if isinstance(e, kind)), None)
 
     @property
-    def status(self) -> str | None:
+    def status(self) -> Status | None:
         """The engine's status once it decided (running, paused, stopped, finished), None while starting."""
-        event = self.last(STATUS)
-        return event.get("status") if event and event.get("status") != STARTING else None
+        event = self.last(StatusEvent)
+        return event.status if event and event.status != STARTING else None
 
 
 class NewEvents:
@@ -77,11 +89,11 @@ class NewEvents:
         except FileNotFoundError:
             return None
 
-    def poll(self) -> list[dict[str, Any]]:
+    def poll(self) -> list[AnyEvent]:
         inode = self._inode()
         if inode != self.inode:
             self.inode, self.follower = inode, EventFollower(self.path, 0)
-        return [e for e in self.follower.poll() if isinstance(e.get("t"), (int, float)) and e["t"] >= self.since]
+        return [e for e in self.follower.poll() if e.t >= self.since]
 
 
 def spawn_detached(cmd: list[str], paths: RunPaths, *, root: Path, timeout: float = START_TIMEOUT_S,
@@ -117,10 +129,9 @@ def await_decision(start: Started, process: subprocess.Popen, news: NewEvents, p
     while time.monotonic() < deadline:
         exited = process.poll() is not None
         start.events += news.poll()
-        last = start.last(STATUS)
-        if last and last.get("status") == FAILED:
-            raise UserError(str(last.get("error") or "the engine failed"),
-                            str(last.get("hint") or f"the engine's output: {paths.engine_log}"))
+        last = start.last(StatusEvent)
+        if last and last.status == FAILED:
+            raise UserError(last.error or "the engine failed", last.hint or f"the engine's output: {paths.engine_log}")
         if start.status is not None:
             return start
         if exited:
@@ -132,11 +143,11 @@ def await_decision(start: Started, process: subprocess.Popen, news: NewEvents, p
 
 def start_failure(paths: RunPaths, early_log: Path, started: float, returncode: int) -> UserError:
     """What stopped an engine at start-up: its failed status event, else the last line it printed."""
-    failed = [e for e in read_events(paths.events)
-              if e["type"] == STATUS and e.get("status") == FAILED and e.get("t", 0) >= started]
+    failed = [e for e in load_events(paths.events).events
+              if isinstance(e, StatusEvent) and e.status == FAILED and e.t >= started]
     if failed:
         early_log.unlink(missing_ok=True)
-        return UserError(failed[-1].get("error", "the engine failed"), failed[-1].get("hint", ""))
+        return UserError(failed[-1].error or "the engine failed", failed[-1].hint or "")
     output = early_log.read_text(errors="replace").strip()
     marker = "srcockpit engine: error: "
     if marker in output:  # a UserError before the event log existed (e.g. the run is locked)

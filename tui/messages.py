@@ -12,6 +12,16 @@ from typing import Any
 
 from textual.message import Message
 
+from engine.protocol import (
+    AlertEvent,
+    AnyEvent,
+    CheckpointEvent,
+    HeaderEvent,
+    RunEvent,
+    StatusEvent,
+    SystemEvent,
+    ValEvent,
+)
 from tui.state import IterColumns
 
 
@@ -26,7 +36,7 @@ class RunMessage(Message):
 class RunInfo(RunMessage):
     """A header or run event (resolved options, total_iter, device...)."""
 
-    event: dict[str, Any]
+    event: HeaderEvent | RunEvent
 
 
 @dataclass
@@ -34,7 +44,7 @@ class RunStatus(RunMessage):
     """The newest status event; only the latest matters."""
 
     status: str
-    event: dict[str, Any]
+    event: StatusEvent
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, RunStatus) and message.run == self.run
@@ -51,7 +61,7 @@ class IterBatch(RunMessage):
 class SystemSample(RunMessage):
     """The newest system event (GPUs, host CPU/RAM)."""
 
-    event: dict[str, Any]
+    event: SystemEvent
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, SystemSample) and message.run == self.run
@@ -59,18 +69,18 @@ class SystemSample(RunMessage):
 
 @dataclass
 class ValResults(RunMessage):
-    events: list[dict[str, Any]]
+    events: list[ValEvent]
 
 
 @dataclass
 class Checkpointed(RunMessage):
-    event: dict[str, Any]
+    event: CheckpointEvent
     count: int = 1
 
 
 @dataclass
 class AlertsRaised(RunMessage):
-    events: list[dict[str, Any]]
+    events: list[AlertEvent]
     replayed: bool = False  # True while catching up on history: no pop-up for each old alert
 
 
@@ -85,7 +95,7 @@ class LogLines(RunMessage):
 class OtherEvents(RunMessage):
     """progress, result and unknown events, in order."""
 
-    events: list[dict[str, Any]]
+    events: list[AnyEvent]
 
 
 @dataclass

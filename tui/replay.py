@@ -6,11 +6,10 @@ live code path is what a replay exercises. Schema versions other than ours are r
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from textual.message import Message
 
-from engine.protocol import SCHEMA_VERSION, RunPaths, UserError, read_events
+from engine.protocol import SCHEMA_VERSION, AnyEvent, HeaderEvent, RunPaths, UserError, load_events
 from tui.messages import TailCaughtUp
 from tui.tailer import split_events
 
@@ -27,9 +26,9 @@ class Replayer:
         self.speed = max(speed, 1e-3)
         self.max_gap = max_gap
         self.clock = clock
-        self.events: list[dict[str, Any]] = list(read_events(paths.events))
-        if self.events and self.events[0].get("type") == "header":
-            version = self.events[0].get("schema_version")
+        self.events: list[AnyEvent] = load_events(paths.events).events
+        if self.events and isinstance(self.events[0], HeaderEvent):
+            version = self.events[0].schema_version
             if version is not None and version != SCHEMA_VERSION:
                 raise UserError(f"{paths.events} was written with schema {version}; this srcockpit reads "
                                 f"{SCHEMA_VERSION}", "replay it with the srcockpit version that wrote it")
@@ -42,11 +41,9 @@ class Replayer:
     def _schedule(self) -> list[float]:
         times, replay_t, previous = [], 0.0, None
         for event in self.events:
-            t = event.get("t")
-            if isinstance(t, (int, float)) and previous is not None:
-                replay_t += min(max(0.0, t - previous), self.max_gap * self.speed)
-            if isinstance(t, (int, float)):
-                previous = t
+            if previous is not None:
+                replay_t += min(max(0.0, event.t - previous), self.max_gap * self.speed)
+            previous = event.t
             times.append(replay_t)
         return times
 

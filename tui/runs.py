@@ -11,28 +11,34 @@ import math
 import os
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.protocol import (
     FAILED,
-    ITER,
     LIVE_STATUSES,
-    PROGRESS,
-    RUN,
-    STATUS,
-    VAL,
+    MAX_SUMMARY_LINE,
+    AnyEvent,
+    Event,
+    HeaderEvent,
+    IterEvent,
+    ProgressEvent,
+    RunEvent,
     RunPaths,
+    StatusEvent,
     UserError,
-    decode_line,
+    ValEvent,
+    decode_event,
     engine_holds_lock,
 )
 
 EXPERIMENTS = "experiments"
 HEAD_BYTES = 64 << 10
 TAIL_CHUNK = 256 << 10
-TAIL_LIMIT = 16 << 20  # stop walking back after this much; fields not found stay unknown
+DECODE_LIMIT = 16 << 20  # stop walking back after decoding this much; fields not found stay unknown
+SKIP_LIMIT = 1 << 30  # oversized lines (a torn 50 MB tail) are stepped over without decoding, up to this
 
 
 @dataclass
@@ -63,6 +69,8 @@ class RunSummary:
 
     @property
     def display_status(self) -> str:
+        if self.error:
+            return "unreadable"
         return "lost" if self.lost else (self.status or "unknown")
 
 
@@ -87,58 +95,79 @@ def resolve_run(name_or_path: str, root: Path | None = None) -> RunPaths:
         options.append(candidate.parent)
     options += [candidate, base / candidate, base / EXPERIMENTS / name_or_path]
     for folder in options:
-        if (folder / "cockpit" / "events.jsonl").is_file():
+        log = folder / "cockpit" / "events.jsonl"
+        if log.is_file():
             return RunPaths(folder.resolve())
+        if log.exists():
+            raise UserError(f"{log} is not a file: the run's event log is damaged",
+                            f"move {log} aside; `srcockpit status` lists the runs that still read")
     known = ", ".join(p.root.name for p in discover_runs(base)) or "none"
     raise UserError(f"no run called {name_or_path!r} (no cockpit/events.jsonl there)",
                     f"runs under {base / EXPERIMENTS}: {known}")
 
 
-def _head_events(path: Path) -> list[dict[str, Any]]:
+def _head_events(path: Path) -> list[AnyEvent]:
     with open(path, "rb") as handle:
         chunk = handle.read(HEAD_BYTES)
     lines = chunk.split(b"\n")
-    if not chunk.endswith(b"\n"):
-        lines.pop()
-    return [e for e in map(decode_line, lines) if e is not None]
+    lines.pop()  # after the last newline: a torn or cut line
+    return [e for e in map(decode_event, lines) if e is not None]
 
 
-def _tail_events(path: Path, wanted: set[str]) -> dict[str, dict[str, Any]]:
-    """The last event of each wanted type, reading backwards in chunks."""
-    found: dict[str, dict[str, Any]] = {}
-    last_any: dict[str, Any] | None = None
-    with open(path, "rb") as handle:
-        end = handle.seek(0, os.SEEK_END)
-        pos, carry, read = end, b"", 0
-        while pos > 0 and read < TAIL_LIMIT and not wanted <= found.keys():
-            step = min(TAIL_CHUNK, pos)
-            pos -= step
-            handle.seek(pos)
-            data = handle.read(step) + carry
-            read += step
-            lines = data.split(b"\n")
-            carry = lines.pop(0) if pos > 0 else b""
-            for line in reversed(lines):
-                if not line:
-                    continue
-                event = decode_line(line)
-                if event is None:
-                    continue
-                if last_any is None:
-                    last_any = event
-                kind = event.get("type")
-                if kind in wanted and kind not in found:
-                    found[kind] = event
-    if last_any is not None:
-        found["_last"] = last_any
-    return found
+class _TailWalk:
+    """Complete lines of a file from its end backwards; lines over MAX_SUMMARY_LINE are stepped over unread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.decoded = self.skipped = 0
+
+    def lines(self) -> Iterator[bytes]:
+        with open(self.path, "rb") as handle:
+            pos = handle.seek(0, os.SEEK_END)
+            carry, inside_long = b"", True  # what follows the last newline is never a complete line
+            while pos > 0 and self.decoded < DECODE_LIMIT and self.skipped < SKIP_LIMIT:
+                step = min(TAIL_CHUNK, pos)
+                pos -= step
+                handle.seek(pos)
+                segments = (handle.read(step) + carry).split(b"\n")
+                if inside_long:
+                    self.skipped += step
+                    if len(segments) == 1:
+                        carry = b""
+                        continue
+                    segments[-1], inside_long = b"", False
+                carry = segments.pop(0) if pos > 0 else b""
+                if len(carry) > MAX_SUMMARY_LINE:
+                    carry, inside_long = b"", True
+                for line in reversed(segments):
+                    if line:
+                        self.decoded += len(line)
+                        yield line
+
+
+def _tail_events(path: Path, wanted: tuple[type[Event], ...]) -> tuple[dict[type[Event], AnyEvent], float | None]:
+    """The last good event of each wanted type, reading backwards; and the time of the last good event."""
+    found: dict[type[Event], AnyEvent] = {}
+    last_t: float | None = None
+    for line in _TailWalk(path).lines():
+        event = decode_event(line)
+        if event is None:
+            continue
+        if last_t is None:
+            last_t = event.t
+        if isinstance(event, wanted) and type(event) not in found:
+            found[type(event)] = event
+            if len(found) == len(wanted):
+                break
+    return found, last_t
 
 
 def last_status(paths: RunPaths) -> str:
     try:
-        return str(_tail_events(paths.events, {STATUS}).get(STATUS, {}).get("status") or "")
+        status = _tail_events(paths.events, (StatusEvent,))[0].get(StatusEvent)
     except OSError:
         return ""
+    return status.status if isinstance(status, StatusEvent) else ""
 
 
 def pid_alive(pid: Any) -> bool:
@@ -203,53 +232,50 @@ def _pid_is_the_engine(info: dict[str, Any]) -> bool:
 
 
 def summarise(paths: RunPaths) -> RunSummary:
-    """Status, iteration/total, best PSNR, last event time and liveness of one run."""
+    """Status, iteration/total, best PSNR, last event time and liveness of one run (named by its folder:
+    an archived run keeps the original name in its log)."""
     summary = RunSummary(name=paths.root.name, paths=paths)
     try:
         head = _head_events(paths.events)
-        tail = _tail_events(paths.events, {STATUS, ITER, VAL, RUN, PROGRESS})
+        tail, summary.last_t = _tail_events(paths.events, (StatusEvent, IterEvent, ValEvent, RunEvent, ProgressEvent))
     except OSError as error:
-        summary.error = str(error)
+        summary.error = f"cannot read {paths.events}: {error.strerror or error}"
         return summary
     for event in head:
-        if event.get("type") == "header":
-            summary.source = str(event.get("source") or "engine")
-        if event.get("type") == RUN:
-            summary.total_iter = int(event.get("total_iter") or 0)
-            summary.name = str(event.get("name") or summary.name)
-    run = tail.get(RUN)
-    if run:
-        summary.total_iter = int(run.get("total_iter") or summary.total_iter)
-    status = tail.get(STATUS, {})
-    summary.status = str(status.get("status") or "")
-    if summary.status == FAILED:
-        summary.reason = str(status.get("error") or "")
-    it = tail.get(ITER)
-    if it:
-        summary.iter = int(it.get("iter") or 0)
-        summary.total_iter = int(it.get("total_iter") or summary.total_iter)
-    if status.get("iter") is not None:
-        summary.iter = max(summary.iter, int(status["iter"]))
-    progress = tail.get(PROGRESS)
-    if progress and not it:  # a job (subset, export, demo): its steps stand in for iterations
-        summary.iter, summary.total_iter = int(progress.get("done") or 0), int(progress.get("total") or 0)
-    val = tail.get(VAL)
-    if val:
-        best = (val.get("best") or {}).get("psnr")
-        if isinstance(best, dict):
-            summary.best_psnr = float(best.get("value")) if best.get("value") is not None else None
-            summary.best_psnr_iter = best.get("iter")
-        else:
-            value = (val.get("metrics") or {}).get("psnr")
-            summary.best_psnr = float(value) if isinstance(value, (int, float)) else None
-            summary.best_psnr_iter = val.get("iter")
-        if summary.best_psnr is not None and not math.isfinite(summary.best_psnr):
-            summary.best_psnr = None
-    last = tail.get("_last")
-    if last and isinstance(last.get("t"), (int, float)):
-        summary.last_t = float(last["t"])
+        if isinstance(event, HeaderEvent):
+            summary.source = event.source
+        elif isinstance(event, RunEvent):
+            summary.total_iter = event.total_iter
+    _fold_tail(summary, tail)
     summary.alive = engine_alive(paths, summary.status)
     return summary
+
+
+def _fold_tail(summary: RunSummary, tail: dict[type[Event], AnyEvent]) -> None:
+    run, status, it = tail.get(RunEvent), tail.get(StatusEvent), tail.get(IterEvent)
+    if isinstance(run, RunEvent):
+        summary.total_iter = run.total_iter or summary.total_iter
+    if isinstance(status, StatusEvent):
+        summary.status = status.status
+        if status.status == FAILED:
+            summary.reason = status.error or ""
+    if isinstance(it, IterEvent):
+        summary.iter = it.iter
+        summary.total_iter = it.total_iter or summary.total_iter
+    if isinstance(status, StatusEvent) and status.iter is not None:
+        summary.iter = max(summary.iter, status.iter)
+    progress = tail.get(ProgressEvent)
+    if isinstance(progress, ProgressEvent) and it is None:  # a job (subset, export, demo): its steps stand in
+        summary.iter, summary.total_iter = progress.done, progress.total
+    val = tail.get(ValEvent)
+    if isinstance(val, ValEvent):
+        best = val.best.get("psnr")
+        if best is not None:
+            summary.best_psnr, summary.best_psnr_iter = best.value, best.iter
+        else:
+            summary.best_psnr, summary.best_psnr_iter = val.metrics.get("psnr"), val.iter
+        if summary.best_psnr is not None and not math.isfinite(summary.best_psnr):
+            summary.best_psnr = None
 
 
 def list_runs(root: Path | None = None) -> list[RunSummary]:

@@ -8,32 +8,33 @@ curve is a `Series` of at most `capacity` min/max/mean buckets that merge pairwi
 from __future__ import annotations
 
 import math
-import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.protocol import (
-    ALERT,
-    CHECKPOINT,
+    DISCRIMINATOR_KINDS,
     FAILED,
-    HEADER,
-    ITER,
+    GENERATOR_KINDS,
     LIVE_STATUSES,
-    LOG,
-    PROGRESS,
-    RESULT,
-    RUN,
-    STATUS,
-    SYSTEM,
-    VAL,
+    RUNNING,
+    STARTING,
+    AlertEvent,
+    AnyEvent,
+    CheckpointEvent,
+    HeaderEvent,
+    IterEvent,
+    LogEvent,
+    ProgressEvent,
+    ResultEvent,
+    RunEvent,
+    StatusEvent,
+    SystemEvent,
+    ValEvent,
+    losses_of_kind,
 )
 
-# The losses drawn by default, in the order the plan names them.
-# RealESRGANModel logs l_g_*; RealESRNetModel and SRModel (the L1 warm-up) log l_pix / l_percep.
-GEN_LOSSES = ("l_g_pix", "l_g_percep", "l_g_gan", "l_pix", "l_percep")
-DIS_LOSSES = ("l_d_real", "l_d_fake")
 SERIES_CAPACITY = 512  # buckets per curve: more than any terminal is wide in braille dots / 2
 VAL_CAPACITY = 400
 LOG_LINES = 200
@@ -173,31 +174,27 @@ class DatasetVal:
     settings: dict[str, Any] = field(default_factory=dict)
     images: list[str] = field(default_factory=list)
 
-    def add(self, event: dict[str, Any]) -> None:
-        metrics = event.get("metrics") or {}
-        point = ValPoint(int(event.get("iter") or 0), as_float(metrics.get("psnr")), as_float(metrics.get("ssim")))
+    def add(self, event: ValEvent) -> None:
+        metrics = event.metrics
+        point = ValPoint(event.iter, metrics.get("psnr", math.nan), metrics.get("ssim", math.nan))
         self.points.append(point)
         if len(self.points) > VAL_CAPACITY:
             self.points = self.points[:1] + self.points[1:-1:2] + self.points[-1:]
-        best = event.get("best") or {}
         for key in ("psnr", "ssim"):
-            entry = best.get(key)
-            if isinstance(entry, dict) and "value" in entry:
-                setattr(self, f"best_{key}", (as_float(entry["value"]), int(entry.get("iter") or 0)))
+            entry = event.best.get(key)
+            if entry is not None:
+                setattr(self, f"best_{key}", (entry.value, entry.iter))
             else:  # work it out ourselves
                 value = getattr(point, key)
                 current = getattr(self, f"best_{key}")
                 if math.isfinite(value) and (current is None or value > current[0]):
                     setattr(self, f"best_{key}", (value, point.iter))
-        if event.get("baselines"):
-            self.baselines = {
-                name: {k: as_float(v) for k, v in (vals or {}).items()}
-                for name, vals in event["baselines"].items()
-            }
-        if event.get("settings"):
-            self.settings = dict(event["settings"])
-        if event.get("images"):
-            self.images = [str(p) for p in event["images"]]
+        if event.baselines:
+            self.baselines = event.baselines
+        if event.settings:
+            self.settings = dict(event.settings)
+        if event.images:
+            self.images = list(event.images)
 
 
 @dataclass
@@ -217,11 +214,11 @@ class RunState:
         self.source = "engine"
         self.schema_version: int | None = None
         self.status = ""
-        self.status_event: dict[str, Any] = {}
+        self.status_event: StatusEvent | None = None
         self.first_t: float | None = None
         self.session_t: float | None = None  # start of the latest engine session (resumes append)
         self.last_t: float | None = None
-        self.run: dict[str, Any] = {}
+        self.run = RunEvent(t=0.0)  # an empty one until the log names the run
         self.total_iter = 0
         self.start_iter = 0
         self.iter = 0
@@ -237,16 +234,16 @@ class RunState:
         self.lr_series = Series(capacity)
         self.speed = Series(capacity)
         self.data_share = Series(capacity)
-        self.system: dict[str, Any] = {}
+        self.system: SystemEvent | None = None
         self.gpus: dict[int, GpuState] = {}
         self.system_seen = False
         self.vals: dict[str, DatasetVal] = {}
-        self.last_checkpoint: dict[str, Any] = {}
+        self.last_checkpoint: CheckpointEvent | None = None
         self.checkpoints = 0
-        self.alerts: deque[dict[str, Any]] = deque(maxlen=ALERTS)
+        self.alerts: deque[AlertEvent] = deque(maxlen=ALERTS)
         self.logs: deque[tuple[float, str, str]] = deque(maxlen=LOG_LINES)
-        self.progress: dict[str, Any] = {}
-        self.results: list[dict[str, Any]] = []
+        self.progress: ProgressEvent | None = None
+        self.results: list[ResultEvent] = []
         self.events = 0
 
     # ----------------------------------------------------------------- derived
@@ -268,12 +265,19 @@ class RunState:
     def eta(self, now: float) -> float | None:
         if not self.live or not math.isfinite(self.eta_s):
             return None
-        since = now - self.iter_t if (self.iter_t and self.status == "running") else 0.0
+        since = now - self.iter_t if (self.iter_t and self.status == RUNNING) else 0.0
         return max(0.0, self.eta_s - max(0.0, since))
 
     def best_psnr(self) -> tuple[float, int] | None:
         bests = [v.best_psnr for v in self.vals.values() if v.best_psnr]
         return max(bests) if bests else None
+
+    def generator_losses(self) -> tuple[str, ...]:
+        """The generator's losses this run logs (pixel, perceptual, style, GAN...), by the shared classification."""
+        return losses_of_kind(self.losses, GENERATOR_KINDS)
+
+    def discriminator_losses(self) -> tuple[str, ...]:
+        return losses_of_kind(self.losses, DISCRIMINATOR_KINDS)
 
     def stored_points(self) -> int:
         """How many numbers the curves hold (the bound a 200k-iteration replay is tested against)."""
@@ -281,11 +285,11 @@ class RunState:
         return sum(len(s) for s in series) + sum(len(v.points) for v in self.vals.values())
 
     # ----------------------------------------------------------------- folding
-    def apply_all(self, events: Iterable[dict[str, Any]]) -> None:
+    def apply_all(self, events: Iterable[AnyEvent]) -> None:
         """Fold events in order; runs of iter events go in as one columnar batch."""
-        pending: list[dict[str, Any]] = []
+        pending: list[IterEvent] = []
         for event in events:
-            if event.get("type") == ITER:
+            if isinstance(event, IterEvent):
                 pending.append(event)
                 continue
             if pending:
@@ -295,62 +299,63 @@ class RunState:
         if pending:
             self.apply_iters(IterColumns.from_events(pending))
 
-    def _touch(self, event: dict[str, Any]) -> None:
+    def _touch(self, event: AnyEvent) -> None:
         self.events += 1
-        t = event.get("t")
-        if isinstance(t, (int, float)):
-            if self.first_t is None:
-                self.first_t = float(t)
-            self.last_t = float(t)
+        if self.first_t is None:
+            self.first_t = event.t
+        self.last_t = event.t
 
-    def apply(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        if kind == ITER:
+    def apply(self, event: AnyEvent) -> None:
+        if isinstance(event, IterEvent):
             self.apply_iters(IterColumns.from_events([event]))
             return
         self._touch(event)
-        if kind == HEADER:
-            self.schema_version = event.get("schema_version")
-            self.source = str(event.get("source") or "engine")
-        elif kind == STATUS:
-            self.status = str(event.get("status") or "")
-            self.status_event = event
-            if self.status == "starting" or (self.status == "running" and self.session_t is None):
-                self.session_t = event.get("t", self.session_t)
-            if event.get("iter") is not None:
-                self.iter = int(event["iter"])
-        elif kind == RUN:
-            self.run = event
-            self.name = str(event.get("name") or self.name)
-            self.total_iter = int(event.get("total_iter") or self.total_iter or 0)
-            self.start_iter = int(event.get("start_iter") or 0)
-            self.iter = max(self.iter, self.start_iter)
-            self.session_t = event.get("t", self.session_t)
-        elif kind == SYSTEM:
-            self.apply_system(event)
-        elif kind == VAL:
-            name = str(event.get("dataset") or "val")
-            self.vals.setdefault(name, DatasetVal(name)).add(event)
-        elif kind == CHECKPOINT:
-            self.last_checkpoint = event
-            self.checkpoints += 1
-        elif kind == ALERT:
-            self.alerts.append(event)
-        elif kind == LOG:
-            self.logs.append((float(event.get("t") or 0), str(event.get("level") or "info"),
-                              str(event.get("message") or "")))
-        elif kind == PROGRESS:
-            self.progress = event
-        elif kind == RESULT:
-            self.results.append(event)
-            del self.results[:-20]
+        match event:
+            case HeaderEvent():
+                self.schema_version, self.source = event.schema_version, event.source
+            case StatusEvent():
+                self.apply_status(event)
+            case RunEvent():
+                self.apply_run(event)
+            case SystemEvent():
+                self.apply_system(event)
+            case ValEvent():
+                self.vals.setdefault(event.dataset, DatasetVal(event.dataset)).add(event)
+            case CheckpointEvent():
+                self.last_checkpoint = event
+                self.checkpoints += 1
+            case AlertEvent():
+                self.alerts.append(event)
+            case LogEvent():
+                self.logs.append((event.t, event.level, event.message))
+            case ProgressEvent():
+                self.progress = event
+            case ResultEvent():
+                self.results.append(event)
+                del self.results[:-20]
 
-    def apply_system(self, event: dict[str, Any]) -> None:
+    def apply_status(self, event: StatusEvent) -> None:
+        self.status = event.status
+        self.status_event = event
+        if self.status == STARTING or (self.status == RUNNING and self.session_t is None):
+            self.session_t = event.t
+        if event.iter is not None:
+            self.iter = event.iter
+
+    def apply_run(self, event: RunEvent) -> None:
+        self.run = event
+        self.name = event.name or self.name
+        self.total_iter = event.total_iter or self.total_iter
+        self.start_iter = event.start_iter
+        self.iter = max(self.iter, self.start_iter)
+        self.session_t = event.t
+
+    def apply_system(self, event: SystemEvent) -> None:
         self.system = event
         self.system_seen = True
         seen = set()
-        for gpu in event.get("gpus") or []:
-            index = int(gpu.get("index", len(seen)))
+        for gpu in event.gpus:
+            index = int(as_float(gpu.get("index", len(seen))))
             seen.add(index)
             state = self.gpus.setdefault(index, GpuState(index, gpu))
             state.sample = gpu
@@ -388,7 +393,7 @@ class RunState:
         self.lr, self.it_s = batch.lr[-1], batch.it_s[-1]
         self.data_s, self.compute_s, self.eta_s = batch.data_s[-1], batch.compute_s[-1], batch.eta_s[-1]
         if self.status == "" and self.iter:
-            self.status = "running"
+            self.status = RUNNING
 
 
 @dataclass
@@ -407,37 +412,27 @@ class IterColumns:
     total_iter: int = 0
 
     @classmethod
-    def from_events(cls, events: Sequence[dict[str, Any]]) -> IterColumns:
+    def from_events(cls, events: Sequence[IterEvent]) -> IterColumns:
         cols = cls()
-        n = len(events)
-
-        def num(value: Any) -> float:  # the common case (a float) without a call to as_float
-            return value if type(value) is float else as_float(value)
-
         iters, ts, lr, it_s = cols.iters, cols.t, cols.lr, cols.it_s
         data_s, compute_s, eta_s, losses = cols.data_s, cols.compute_s, cols.eta_s, cols.losses
-        now = time.time()
         for k, event in enumerate(events):
-            get = event.get
-            iters.append(num(get("iter")))
-            t = get("t")
-            ts.append(num(t) if t is not None else now)
-            lr.append(num(get("lr")))
-            it_s.append(num(get("it_s")))
-            data_s.append(num(get("data_s")))
-            compute_s.append(num(get("compute_s")))
-            eta_s.append(num(get("eta_s")))
-            event_losses = get("losses") or {}
-            for name, value in event_losses.items():
+            iters.append(float(event.iter))
+            ts.append(event.t)
+            lr.append(event.generator_lr)
+            it_s.append(event.it_s)
+            data_s.append(event.data_s)
+            compute_s.append(event.compute_s)
+            eta_s.append(math.nan if event.eta_s is None else event.eta_s)
+            for name, value in event.losses.items():
                 column = losses.get(name)
                 if column is None:  # a loss that appears late: pad its past with NaN (not drawn)
                     column = losses[name] = [math.nan] * k
-                column.append(num(value))
-            if len(event_losses) != len(losses):
+                column.append(value)
+            if len(event.losses) != len(losses):
                 for column in losses.values():
                     if len(column) < k + 1:
                         column.append(math.nan)
-        if n:
-            cols.epoch = int(as_float(events[-1].get("epoch")) if events[-1].get("epoch") is not None else 0)
-            cols.total_iter = int(events[-1].get("total_iter") or 0)
+        if events:
+            cols.epoch, cols.total_iter = events[-1].epoch, events[-1].total_iter
         return cols

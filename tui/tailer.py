@@ -16,18 +16,19 @@ from typing import Any
 from textual.message import Message
 
 from engine.protocol import (
-    ALERT,
-    CHECKPOINT,
-    HEADER,
-    ITER,
-    LOG,
-    RUN,
-    STATUS,
-    SYSTEM,
-    VAL,
+    AlertEvent,
+    AnyEvent,
+    CheckpointEvent,
     EventFollower,
+    HeaderEvent,
+    IterEvent,
     LineFollower,
+    LogEvent,
+    RunEvent,
     RunPaths,
+    StatusEvent,
+    SystemEvent,
+    ValEvent,
 )
 from tui.messages import (
     AlertsRaised,
@@ -69,17 +70,17 @@ class TextFollower(LineFollower):
         return [line.decode("utf-8", "replace").rstrip("\r") for line in lines]
 
 
-def split_events(run: str, events: list[dict[str, Any]], replayed: bool = False) -> list[Message]:
+def split_events(run: str, events: list[AnyEvent], replayed: bool = False) -> list[Message]:
     """One poll's events as at most a handful of messages, order kept where it matters."""
     messages: list[Message] = []
-    iters: list[dict[str, Any]] = []
-    vals: list[dict[str, Any]] = []
-    alerts: list[dict[str, Any]] = []
+    iters: list[IterEvent] = []
+    vals: list[ValEvent] = []
+    alerts: list[AlertEvent] = []
     logs: list[tuple[float, str, str]] = []
-    other: list[dict[str, Any]] = []
-    status: dict[str, Any] | None = None
-    system: dict[str, Any] | None = None
-    checkpoint: dict[str, Any] | None = None
+    other: list[AnyEvent] = []
+    status: StatusEvent | None = None
+    system: SystemEvent | None = None
+    checkpoint: CheckpointEvent | None = None
     checkpoints = 0
 
     def flush_iters() -> None:
@@ -88,27 +89,26 @@ def split_events(run: str, events: list[dict[str, Any]], replayed: bool = False)
             iters.clear()
 
     for event in events:
-        kind = event.get("type")
-        if kind == ITER:
-            iters.append(event)
-        elif kind in (HEADER, RUN):
-            flush_iters()  # a resume's run event must come after the iters before it
-            messages.append(RunInfo(run, event))
-        elif kind == STATUS:
-            status = event
-        elif kind == SYSTEM:
-            system = event
-        elif kind == VAL:
-            vals.append(event)
-        elif kind == CHECKPOINT:
-            checkpoint, checkpoints = event, checkpoints + 1
-        elif kind == ALERT:
-            alerts.append(event)
-        elif kind == LOG:
-            logs.append((float(event.get("t") or 0), str(event.get("level") or "info"),
-                         str(event.get("message") or "")))
-        else:
-            other.append(event)
+        match event:
+            case IterEvent():
+                iters.append(event)
+            case HeaderEvent() | RunEvent():
+                flush_iters()  # a resume's run event must come after the iters before it
+                messages.append(RunInfo(run, event))
+            case StatusEvent():
+                status = event
+            case SystemEvent():
+                system = event
+            case ValEvent():
+                vals.append(event)
+            case CheckpointEvent():
+                checkpoint, checkpoints = event, checkpoints + 1
+            case AlertEvent():
+                alerts.append(event)
+            case LogEvent():
+                logs.append((event.t, event.level, event.message))
+            case _:
+                other.append(event)
     flush_iters()
     if system is not None:
         messages.append(SystemSample(run, system))
@@ -123,7 +123,7 @@ def split_events(run: str, events: list[dict[str, Any]], replayed: bool = False)
     if other:
         messages.append(OtherEvents(run, other))
     if status is not None:  # last: a final status sees every point before it
-        messages.append(RunStatus(run, str(status.get("status") or ""), status))
+        messages.append(RunStatus(run, status.status, status))
     return messages
 
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.protocol import COMMANDS, LIVE_STATUSES, UserError
+from engine.protocol import COMMANDS, FINISHED, LIVE_STATUSES, PAUSED, STOPPED, UserError
 
 STOP_WAIT_S = 600.0
 REASON_WIDTH = 160  # a failed run's reason in `srcockpit status`: one line
@@ -94,7 +94,7 @@ def start_torchrun(options: Path, plan: dict[str, Any], *, overrides: list[str],
 def torchrun_foreground(cmd: list[str], paths: Any, *, root: Path, fresh: bool) -> int:
     """torchrun as a child; its rank 0's events are printed as --no-ui prints them. Ctrl-C reaches torchrun,
     which asks every rank to stop (graceful: they agree on the iteration and rank 0 saves)."""
-    from engine.protocol import STATUS, EventFollower
+    from engine.protocol import EventFollower, StatusEvent
     from tui.console import ConsoleRenderer
 
     started = time.time()
@@ -111,10 +111,10 @@ def torchrun_foreground(cmd: list[str], paths: Any, *, root: Path, fresh: bool) 
             while True:
                 running = process.poll() is None
                 for event in follower.poll():
-                    if event.get("t", 0) >= started - 1:  # an archived run's old log is not ours
+                    if event.t >= started - 1:  # an archived run's old log is not ours
                         renderer(event)
-                        if event["type"] == STATUS:
-                            final = event.get("status")
+                        if isinstance(event, StatusEvent):
+                            final = event.status
                 if not running:
                     break
                 time.sleep(0.2)
@@ -123,7 +123,7 @@ def torchrun_foreground(cmd: list[str], paths: Any, *, root: Path, fresh: bool) 
             signal.signal(sig, handler)
     if final is None:  # a node other than 0 without the run folder shared: torchrun's word is all there is
         return process.returncode
-    return 0 if final in ("finished", "stopped") else (process.returncode or 1)
+    return 0 if final in (FINISHED, STOPPED) else (process.returncode or 1)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -223,7 +223,7 @@ def train_foreground(options: Path | list[Path], *, overrides: list[str], auto_r
     with ConsoleRenderer() as renderer:
         status = run_stages(stages, root=root or Path.cwd(), overrides=overrides, auto_resume=auto_resume, debug=debug,
                             vgg_weights=vgg_weights, listener=renderer, argv=sys.argv[1:])
-    return 0 if status in ("finished", "stopped") else 1
+    return 0 if status in (FINISHED, STOPPED) else 1
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -294,14 +294,14 @@ def run_resume(args: argparse.Namespace) -> int:
     paths = resolve_run(args.run)
     summary = summarise(paths)
     if summary.alive:
-        if summary.status == "paused":
+        if summary.status == PAUSED:
             reply = send_command(paths, "resume")
             if not reply.get("ok"):
                 raise UserError(f"the engine refused to resume: {reply.get('error')}")
             print(f"{paths.root.name}: unpaused")
             return 0
         raise UserError(f"{paths.root.name} is {summary.status}, with a live engine", "nothing to resume")
-    if summary.status == "finished" and not args.overrides:
+    if summary.status == FINISHED and not args.overrides:
         raise UserError(f"{paths.root.name} has finished ({summary.iter} iterations)",
                         "to train longer: srcockpit resume NAME --set train.total_iter=N")
     plan = torchrun_plan(args, paths.engine_info().get("torchrun"))  # a torchrun run resumes on as many ranks
@@ -318,15 +318,17 @@ def run_resume(args: argparse.Namespace) -> int:
 
 def resume_line(name: str, start: Any) -> str:
     """What a detached resume did: the engine's word when it found no checkpoint, else where it continues."""
-    restart = next((e for e in start.events if e["type"] == "alert" and e.get("code") == "restart"), None)
-    run = start.last("run")
+    from engine.protocol import AlertEvent, RunEvent
+
+    restart = next((e for e in start.events if isinstance(e, AlertEvent) and e.code == "restart"), None)
+    run = start.last(RunEvent)
     if restart:
-        return f"{restart.get('message')} (engine pid {start.pid})"
+        return f"{restart.message} (engine pid {start.pid})"
     if run is None:
         return f"{name}: resumed (engine pid {start.pid}, still setting up)"
-    if not run.get("start_iter"):
+    if not run.start_iter:
         return f"no checkpoint yet: starting {name} again from iteration 0 (engine pid {start.pid})"
-    return f"{name}: resumed from iteration {run['start_iter']} (engine pid {start.pid})"
+    return f"{name}: resumed from iteration {run.start_iter} (engine pid {start.pid})"
 
 
 def run_send(args: argparse.Namespace) -> int:
@@ -347,14 +349,22 @@ def run_watch(args: argparse.Namespace) -> int:
 
     paths = resolve_run(args.run)
     follower = EventFollower(paths.events, 0 if args.from_start else paths.events.stat().st_size)
-    with ConsoleRenderer() as renderer:
+
+    def drain() -> None:  # to the end of what is written (a 50 MB torn tail takes several polls)
+        size = paths.events.stat().st_size
         while True:
+            before = follower.offset
             for event in follower.poll():
                 renderer(event)
+            if follower.offset >= size or follower.offset == before:
+                return
+
+    with ConsoleRenderer() as renderer:
+        while True:
+            drain()
             status = last_status(paths)
             if status not in LIVE_STATUSES or not engine_alive(paths, status):
-                for event in follower.poll():
-                    renderer(event)
+                drain()
                 print(f"{paths.root.name}: {status or 'no engine'}")
                 return 0
             time.sleep(0.5)

@@ -22,7 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 from textual.worker import get_current_worker
 
-from engine.protocol import FINISHED, PAUSED, RUNNING, STARTING, STOPPED, RunPaths, UserError
+from engine.protocol import FAILED, FINISHED, PAUSED, RUNNING, STARTING, STOPPED, RunPaths, UserError
 from tui.messages import (
     AlertsRaised,
     Checkpointed,
@@ -37,7 +37,7 @@ from tui.messages import (
     ValResults,
 )
 from tui.screens.dialogs import KEYS_DASHBOARD, ConfirmScreen, HelpScreen
-from tui.state import DIS_LOSSES, GEN_LOSSES, RunState
+from tui.state import RunState
 from tui.widgets.alerts import AlertsPanel
 from tui.widgets.charts import loss_chart_data
 from tui.widgets.engine_lost import EngineLost
@@ -156,9 +156,9 @@ class DashboardScreen(Screen):
         self.state.apply(message.event)
         self._dirty = True
         if self.caught_up and before != message.status:
-            severity = "error" if message.status == "failed" else "information"
+            severity = "error" if message.status == FAILED else "information"
             self.notify(f"{self.state.name}: {before or '?'} → {message.status}", severity=severity)
-            if message.status not in ("failed",):
+            if message.status != FAILED:
                 self.lost = False
             self.check_engine()
 
@@ -183,7 +183,7 @@ class DashboardScreen(Screen):
         self.state.checkpoints += message.count - 1
         self._dirty = True
         if self.caught_up:
-            self.notify(f"checkpoint saved at iteration {message.event.get('iter', '?'):,}")
+            self.notify(f"checkpoint saved at iteration {message.event.iter:,}")
 
     @on(AlertsRaised)
     def _alerts(self, message: AlertsRaised) -> None:
@@ -192,8 +192,8 @@ class DashboardScreen(Screen):
         for event in message.events:
             self.state.apply(event)
             if self.caught_up and not message.replayed:
-                severity = "error" if event.get("level") == "error" else "warning"
-                self.notify(str(event.get("message", "")), title=str(event.get("code", "alert")),
+                severity = "error" if event.level == "error" else "warning"
+                self.notify(event.message, title=event.code,
                             severity=severity, timeout=8)
         self._dirty = True
 
@@ -234,8 +234,9 @@ class DashboardScreen(Screen):
         state = self.state
         self.query_one(RunHeader).show(state, now, self.lost)
         self.query_one(EngineLost).show(state, self.lost, list(self.engine_lines))
-        self.query_one("#loss-g", LineChart).data = loss_chart_data(state, GEN_LOSSES, self._smoothing)
-        self.query_one("#loss-d", LineChart).data = loss_chart_data(state, DIS_LOSSES, self._smoothing)
+        smoothing = self._smoothing
+        self.query_one("#loss-g", LineChart).data = loss_chart_data(state, state.generator_losses(), smoothing)
+        self.query_one("#loss-d", LineChart).data = loss_chart_data(state, state.discriminator_losses(), smoothing)
         self.query_one("#loss-g", LineChart).border_title = f"generator losses · smoothing {self._smoothing:g}"
         self.query_one(ValPanel).show(state, now)
         self.query_one(ThroughputPanel).show(state, now)

@@ -166,7 +166,7 @@ class ValImages:
         self.run_root = run_root
         self.root = root or Path.cwd()
         self.state = state
-        self.options: dict[str, Any] = dict((state.run or {}).get("options") or {})
+        self.options: dict[str, Any] = dict(state.run.options)
         roots = [Path(self.options["root_path"])] if self.options.get("root_path") else []
         roots += [self.root, Path.cwd(), run_root.parent.parent]
         self.roots = list(dict.fromkeys(roots))

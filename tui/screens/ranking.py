@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,7 +24,16 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Checkbox, DataTable, Footer, Input, Label, Static
 
-from engine.protocol import FINISHED, RunPaths
+from engine.protocol import (
+    FINISHED,
+    AnyEvent,
+    PromoteFigures,
+    RankFigures,
+    RunEvent,
+    RunPaths,
+    ValEvent,
+    figures_as,
+)
 from tui.widgets.job_progress import JobProgress, JobScreen
 
 DEFAULT_TARGET = "weights/small-realesr-animevideox2v3-finetuned.pth"
@@ -39,31 +49,46 @@ def rank_key(psnr: float, ssim: float) -> tuple[float, float]:
     return (-psnr if psnr == psnr else math.inf, -ssim if ssim == ssim else math.inf)
 
 
-def log_rows(events: list[dict[str, Any]], models: Path) -> tuple[list[dict[str, Any]], list[str]]:
+@dataclass
+class RankRow:
+    """One line of the table: a validated iteration (from the log) or a scored checkpoint entry (from a job)."""
+
+    iter: int | None
+    scores: dict[str, tuple[float, float]]  # validation set -> (PSNR, SSIM)
+    psnr: float
+    ssim: float
+    file: str = ""
+    images: list[str] = field(default_factory=list)
+    rank: int | None = None
+    label: str = ""
+    entry: str = ""
+    note: str = ""
+    error: str = ""
+
+
+def log_rows(events: list[AnyEvent], models: Path) -> tuple[list[RankRow], list[str]]:
     """One row per validated iteration (means over the sets), ranked; and the set names."""
     by_iter: dict[int, dict[str, tuple[float, float]]] = {}
     images: dict[int, list[str]] = {}
     sets: list[str] = []
     for event in events:
-        if event.get("type") != "val" or event.get("iter") is None:
+        if not isinstance(event, ValEvent):
             continue
-        name = str(event.get("dataset") or "val")
-        if name not in sets:
-            sets.append(name)
-        metrics = event.get("metrics") or {}
-        it = int(event["iter"])
-        by_iter.setdefault(it, {})[name] = (_num(metrics.get("psnr")), _num(metrics.get("ssim")))
-        images.setdefault(it, []).extend(str(p) for p in event.get("images") or [])
+        if event.dataset not in sets:
+            sets.append(event.dataset)
+        scores = (_num(event.metrics.get("psnr")), _num(event.metrics.get("ssim")))
+        by_iter.setdefault(event.iter, {})[event.dataset] = scores
+        images.setdefault(event.iter, []).extend(event.images)
     rows = []
     for it, scores in by_iter.items():
         psnrs = [p for p, _ in scores.values()]
         ssims = [s for _, s in scores.values()]
         file = models / f"net_g_{it}.pth"
-        rows.append({"iter": it, "scores": scores, "psnr": sum(psnrs) / len(psnrs), "ssim": sum(ssims) / len(ssims),
-                     "file": str(file) if file.is_file() else "", "images": images.get(it, [])})
-    rows.sort(key=lambda r: (*rank_key(r["psnr"], r["ssim"]), -r["iter"]))
+        rows.append(RankRow(it, scores, sum(psnrs) / len(psnrs), sum(ssims) / len(ssims),
+                            file=str(file) if file.is_file() else "", images=images.get(it, [])))
+    rows.sort(key=lambda r: (*rank_key(r.psnr, r.ssim), -(r.iter or 0)))
     for number, row in enumerate(rows, start=1):
-        row["rank"] = number
+        row.rank = number
     return rows, sets
 
 
@@ -83,13 +108,13 @@ class RankingScreen(JobScreen):
     def __init__(self, root: Path, run: RunPaths) -> None:
         super().__init__(root)
         self.run = run
-        self.rows: list[dict[str, Any]] = []  # what the table shows, in order
+        self.rows: list[RankRow] = []  # what the table shows, in order
         self.sets: list[str] = []
         self.source = "log"  # "log" or "job"
         self.log_images: dict[int, list[str]] = {}
         self.val_dirs: list[tuple[str, str]] = []  # (gt, lq) folders from the run's options
-        self.rank_result: dict[str, Any] | None = None
-        self.promoted: dict[str, Any] | None = None
+        self.rank_result: RankFigures | None = None
+        self.promoted: PromoteFigures | None = None
         self.mode = "rank"  # which job the progress widget follows: rank or promote
 
     def compose(self) -> ComposeResult:
@@ -134,24 +159,20 @@ class RankingScreen(JobScreen):
     # ---------------------------------------------------------------- the log
     @work(thread=True, exclusive=True, group="read-log", exit_on_error=False)
     def load_log(self) -> None:
-        from engine.protocol import read_events
+        from engine.protocol import load_events
 
-        try:
-            events = [e for e in read_events(self.run.events) if e.get("type") in ("val", "run")]
-        except OSError as error:
-            self.app.call_from_thread(self.show_problems, [(None, f"cannot read the run's log: {error}")])
-            return
+        events = [e for e in load_events(self.run.events).events if isinstance(e, (ValEvent, RunEvent))]
         rows, sets = log_rows(events, self.run.models)
-        options = next((e.get("options") for e in reversed(events) if e.get("type") == "run"), None) or {}
+        options = next((e.options for e in reversed(events) if isinstance(e, RunEvent)), {})
         dirs = []
         for key, dataset in (options.get("datasets") or {}).items():
             if key.startswith("val") and isinstance(dataset, dict) and dataset.get("dataroot_gt"):
                 dirs.append((str(dataset.get("dataroot_gt")), str(dataset.get("dataroot_lq") or "")))
         self.app.call_from_thread(self._log_loaded, rows, sets, dirs)
 
-    def _log_loaded(self, rows: list[dict[str, Any]], sets: list[str], dirs: list[tuple[str, str]]) -> None:
+    def _log_loaded(self, rows: list[RankRow], sets: list[str], dirs: list[tuple[str, str]]) -> None:
         self.val_dirs = dirs
-        self.log_images = {row["iter"]: row["images"] for row in rows}
+        self.log_images = {row.iter: row.images for row in rows if row.iter is not None}
         if self.source == "log":
             self.rows, self.sets = rows, sets
             self.fill_table()
@@ -172,21 +193,19 @@ class RankingScreen(JobScreen):
         table.add_column("", key="flag")
         theme = self.app.current_theme
         for row in self.rows:
-            best = row.get("rank") == 1
+            best = row.rank == 1
             style = f"bold {theme.success}" if best else ""
-            cells: list[Any] = [Text(str(row.get("rank") or "-"), style=style, justify="right"),
-                                Text(row["label"] if "label" in row else (Path(row["file"]).name if row["file"]
-                                                                        else "(no checkpoint file)"), style=style),
-                                Text(str(row["iter"]) if row["iter"] is not None else "latest", justify="right")]
+            label = row.label or (Path(row.file).name if row.file else "(no checkpoint file)")
+            cells: list[Any] = [Text(str(row.rank or "-"), style=style, justify="right"), Text(label, style=style),
+                                Text(str(row.iter) if row.iter is not None else "latest", justify="right")]
             for name in self.sets:
-                psnr, ssim = row["scores"].get(name, (float("nan"), float("nan")))
+                psnr, ssim = row.scores.get(name, (float("nan"), float("nan")))
                 cells += [Text(f"{psnr:.3f}" if psnr == psnr else "-", justify="right", style=style),
                           Text(f"{ssim:.4f}" if ssim == ssim else "-", justify="right")]
             if len(self.sets) > 1:
-                cells += [Text(f"{row['psnr']:.3f}", justify="right", style=style),
-                          Text(f"{row['ssim']:.4f}", justify="right")]
-            cells.append(Text("★ best" if best else (row.get("error") or row.get("note") or ""),
-                              style=style or "dim"))
+                cells += [Text(f"{row.psnr:.3f}", justify="right", style=style),
+                          Text(f"{row.ssim:.4f}", justify="right")]
+            cells.append(Text("★ best" if best else (row.error or row.note), style=style or "dim"))
             table.add_row(*cells)
         line = Text()
         if self.source == "log":
@@ -197,12 +216,12 @@ class RankingScreen(JobScreen):
             line.append(f"; checkpoint files: {', '.join(files) if files else 'none'}\n")
             line.append("ctrl+r scores every checkpoint file (params and EMA) on the validation sets", style="dim")
         else:
-            result = self.rank_result or {}
-            settings = result.get("settings") or {}
+            result = self.rank_result or RankFigures(candidates=[])
+            settings = result.settings
             line.append("scored by `srcockpit rank`", style="bold")
             line.append(f": rank by highest PSNR, then SSIM; {'Y' if settings.get('test_y_channel') else 'RGB'}, "
-                        f"crop_border {settings.get('crop_border')}; {result.get('evaluated', 0)} evaluated, "
-                        f"{result.get('reused', 0)} from the cache")
+                        f"crop_border {settings.get('crop_border')}; {result.evaluated} evaluated, "
+                        f"{result.reused} from the cache")
         self.query_one("#source-line", Static).update(line)
         self.show_images()
 
@@ -211,7 +230,7 @@ class RankingScreen(JobScreen):
     def _highlighted(self) -> None:
         self.show_images()
 
-    def selected(self) -> dict[str, Any] | None:
+    def selected(self) -> RankRow | None:
         table = self.query_one("#ranked", DataTable)
         if not self.rows or table.cursor_row is None or table.cursor_row >= len(self.rows):
             return None
@@ -220,14 +239,14 @@ class RankingScreen(JobScreen):
     def show_images(self) -> None:
         row = self.selected()
         widget = self.query_one("#images", Static)
-        if row is None or row.get("iter") is None:
+        if row is None or row.iter is None:
             widget.update("")
             return
-        outputs = row.get("images") or self.log_images.get(row["iter"], [])
+        outputs = row.images or self.log_images.get(row.iter, [])
         if not outputs:
-            widget.update(Text(f"no validation images saved at iteration {row['iter']} (val.save_img)"))
+            widget.update(Text(f"no validation images saved at iteration {row.iter} (val.save_img)"))
             return
-        text = Text(f"validation crops at iteration {row['iter']} (LR / output / GT; open them in an image viewer):\n")
+        text = Text(f"validation crops at iteration {row.iter} (LR / output / GT; open them in an image viewer):\n")
         for output in outputs[:6]:
             name = Path(output).parent.name
             lr, gt = self.pair_paths(name)
@@ -277,7 +296,7 @@ class RankingScreen(JobScreen):
         if self.source != "job":
             problems.append((None, "promote needs scored checkpoints: ctrl+r scores them first (the log's "
                                    "validations do not say which weights were validated)"))
-        elif row is None or row.get("rank") is None:
+        elif row is None or row.rank is None:
             problems.append((None, "choose a ranked checkpoint (up/down), then p"))
         if not target:
             problems.append(("target", "promote to: the .pth path to write"))
@@ -290,7 +309,7 @@ class RankingScreen(JobScreen):
         from tui.jobs import job_folder
 
         folder = job_folder(self.root, "promote")
-        argv = ["promote", str(self.run.root), "--file", row["file"], "--entry", row["entry"], "--to", target]
+        argv = ["promote", str(self.run.root), "--file", row.file, "--entry", row.entry, "--to", target]
         if not self.query_one("#original", Checkbox).value:
             argv += ["--original", "none"]
         self.launch(argv, folder=folder, kind="promote")
@@ -299,39 +318,40 @@ class RankingScreen(JobScreen):
     def _finished(self, message: JobProgress.Ended) -> None:
         if message.status != FINISHED:
             return
-        for result in message.results:
-            if "candidates" in result:
-                self.show_ranking(result)
-            elif "weights" in result:
-                self.promoted = result
-                text = Text.assemble(("promoted ", "bold"))
-                text.append(f"{result.get('label')} (rank {result.get('rank')}, "
-                            f"PSNR {_num(result.get('psnr')):.3f} dB, SSIM {_num(result.get('ssim')):.4f}) "
-                            f"-> {result.get('weights')}\n")
-                text.append(f"scores and source in {result.get('sidecar')}", style="dim")
-                self.query_one("#promoted", Static).update(text)
+        for figures in message.results:
+            ranked, promoted = figures_as(figures, RankFigures), figures_as(figures, PromoteFigures)
+            if ranked is not None:
+                self.show_ranking(ranked)
+            elif promoted is not None:
+                self.show_promoted(promoted)
 
-    def show_ranking(self, result: dict[str, Any]) -> None:
+    def show_promoted(self, promoted: PromoteFigures) -> None:
+        self.promoted = promoted
+        text = Text.assemble(("promoted ", "bold"))
+        text.append(f"{promoted.label} (rank {promoted.rank}, PSNR {_num(promoted.psnr):.3f} dB, "
+                    f"SSIM {_num(promoted.ssim):.4f}) -> {promoted.weights}\n")
+        text.append(f"scores and source in {promoted.sidecar}", style="dim")
+        self.query_one("#promoted", Static).update(text)
+
+    def show_ranking(self, result: RankFigures) -> None:
         self.rank_result = result
         self.source = "job"
-        self.sets = [v.get("name") for v in result.get("valsets") or []]
+        self.sets = [v.name for v in result.valsets]
         rows = []
-        for candidate in result.get("candidates") or []:
-            scores = {name: (_num(s.get("psnr")), _num(s.get("ssim")))
-                      for name, s in (candidate.get("scores") or {}).items()}
-            file = Path(str(candidate.get("file")))
-            rows.append({"rank": candidate.get("rank"), "label": f"{file.name} [{candidate.get('entry')}]",
-                         "file": str(file), "entry": candidate.get("entry"), "iter": candidate.get("iter"),
-                         "scores": scores, "psnr": _num(candidate.get("psnr")), "ssim": _num(candidate.get("ssim")),
-                         "note": candidate.get("note") or "", "error": candidate.get("error") or "",
-                         "images": self.log_images.get(candidate.get("iter"), [])})
+        for candidate in result.candidates:
+            scores = {name: (_num(s.psnr), _num(s.ssim)) for name, s in candidate.scores.items()}
+            file = Path(candidate.file)
+            rows.append(RankRow(candidate.iter, scores, _num(candidate.psnr), _num(candidate.ssim), file=str(file),
+                                images=self.log_images.get(candidate.iter, []) if candidate.iter is not None else [],
+                                rank=candidate.rank, label=f"{file.name} [{candidate.entry}]", entry=candidate.entry,
+                                note=candidate.note or "", error=candidate.error or ""))
         self.rows = rows
         self.fill_table()
         refs = Text()
-        for reference in result.get("references") or []:
-            refs.append(f"{reference.get('label')}: ", style="bold")
-            refs.append(f"PSNR {_num(reference.get('psnr')):.3f}  SSIM {_num(reference.get('ssim')):.4f}  ")
-            refs.append(f"{reference.get('description') or ''}\n", style="dim")
-        for note in result.get("notes") or []:
+        for reference in result.references:
+            refs.append(f"{reference.label}: ", style="bold")
+            refs.append(f"PSNR {_num(reference.psnr):.3f}  SSIM {_num(reference.ssim):.4f}  ")
+            refs.append(f"{reference.description}\n", style="dim")
+        for note in result.notes:
             refs.append(f"note: {note}\n", style="yellow")
         self.query_one("#references", Static).update(refs)

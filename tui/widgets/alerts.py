@@ -30,7 +30,7 @@ class AlertsPanel(Static):
     def show(self, state: RunState, now: float) -> None:
         theme = self.app.current_theme
         alerts = list(state.alerts)
-        self.set_class(any(a.get("level") == "error" for a in alerts), "-has-error")
+        self.set_class(any(a.level == "error" for a in alerts), "-has-error")
         self.set_class(bool(alerts) and not self.has_class("-has-error"), "-has-warning")
         self.border_title = f"alerts ({len(alerts)})" if alerts else "alerts"
         if not alerts:
@@ -38,15 +38,12 @@ class AlertsPanel(Static):
             return
         text = Text(overflow="fold")
         for alert in reversed(alerts[-20:]):
-            level = str(alert.get("level") or "warning")
-            color = theme.error if level == "error" else theme.warning
-            t = alert.get("t")
-            stamp = time.strftime("%H:%M:%S", time.localtime(t)) if isinstance(t, (int, float)) else ""
-            text.append(f"{stamp} ", style="dim")
-            text.append(f"{alert.get('code', level)} ", style=f"bold {color}")
-            text.append(str(alert.get("message", "")))
-            if alert.get("hint"):
-                text.append(f"\n  → {alert['hint']}", style="dim")
+            color = theme.error if alert.level == "error" else theme.warning
+            text.append(f"{time.strftime('%H:%M:%S', time.localtime(alert.t))} ", style="dim")
+            text.append(f"{alert.code or alert.level} ", style=f"bold {color}")
+            text.append(alert.message)
+            if alert.hint:
+                text.append(f"\n  → {alert.hint}", style="dim")
             text.append("\n")
         text.rstrip()
         self.update(text)

@@ -37,11 +37,12 @@ class EngineLost(VerticalScroll):
         theme = self.app.current_theme
         event = state.status_event
         text = Text()
-        if state.failed:
+        if state.failed and event is not None:
             self.border_title = "training failed"
-            text.append(f"failed at iteration {event.get('iter', state.iter):,}: ", style=f"bold {theme.error}")
-            text.append(str(event.get("error") or "see the traceback") + "\n")
-            tb = str(event.get("traceback") or "").rstrip()
+            failed_at = state.iter if event.iter is None else event.iter
+            text.append(f"failed at iteration {failed_at:,}: ", style=f"bold {theme.error}")
+            text.append((event.error or "see the traceback") + "\n")
+            tb = (event.traceback or "").rstrip()
             if tb:
                 text.append(tb + "\n", style="dim")
         else:

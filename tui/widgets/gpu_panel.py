@@ -50,7 +50,7 @@ class GpuPanel(Static):
             text.append("waiting for the first system sample…", style="dim")
         elif not state.gpus:
             text.append("CPU only: no GPU", style=f"bold {theme.warning}")
-            device = state.run.get("device")
+            device = state.run.device
             if device:
                 text.append(f"  (device {device})", style="dim")
         for index in sorted(state.gpus):
@@ -82,17 +82,17 @@ class GpuPanel(Static):
             text.append(f"{power:.0f}" if math.isfinite(power) else "-")
             text.append(f"/{limit:.0f} W\n" if math.isfinite(limit) else " W\n")
         system = state.system
-        if state.system_seen:
+        if system is not None:
             if not text.plain.endswith("\n"):
                 text.append("\n")
-            cpu = as_float(system.get("cpu_percent"))
+            cpu = system.cpu_percent
             text.append("host ", style="bold")
             text.append("cpu ", style="dim")
             text.append(f"{cpu:.0f}%" if math.isfinite(cpu) else "-",
                         style=load_color(theme, cpu, 10, 75))
             text.append("  rss ", style="dim")
-            text.append(gib(system.get("rss")))
-            used, total = as_float(system.get("ram_used")), as_float(system.get("ram_total"))
+            text.append(gib(system.rss))
+            used, total = float(system.ram_used), float(system.ram_total)
             text.append("  ram ", style="dim")
             pct = 100 * used / total if total and total > 0 else math.nan
             text.append(f"{gib(used)}/{gib(total)} GiB", style=load_color(theme, pct, 10, 80))

@@ -29,7 +29,7 @@ from textual.widget import Widget
 from textual.widgets import ProgressBar, Static
 from textual.worker import get_current_worker
 
-from engine.protocol import FAILED, FINISHED, PROGRESS, RESULT, STOPPED, RunPaths
+from engine.protocol import FAILED, FINISHED, STOPPED, ProgressEvent, ResultEvent, RunPaths
 from tui.messages import LogLines, OtherEvents, RunInfo, RunStatus, TailCaughtUp
 from tui.tailer import Tailer
 
@@ -129,13 +129,12 @@ class JobProgress(Widget):
         if not self._mine(message):
             return
         event = message.event
-        self.kind = str(event.get("job") or self.kind)
+        self.kind = event.job or self.kind
         if message.status == FAILED:
-            self.error = str(event.get("error") or "failed")
-            hint = event.get("hint")
+            self.error = event.error or "failed"
             text = Text(self.error, style="bold")
-            if hint:
-                text.append(f"\nhint: {hint}", style="")
+            if event.hint:
+                text.append(f"\nhint: {event.hint}", style="")
             self._set("#job-error", text)
         self.status = message.status or self.status
         if message.status in (FINISHED, FAILED, STOPPED):
@@ -147,15 +146,14 @@ class JobProgress(Widget):
         if not self._mine(message):
             return
         for event in message.events:
-            if event.get("type") == PROGRESS:
-                done, total = event.get("done"), event.get("total")
+            if isinstance(event, ProgressEvent):
                 bar = self.query_one(ProgressBar)
-                if isinstance(total, (int, float)) and total > 0:
-                    bar.update(total=total, progress=done or 0)
-                self.query_one("#job-message", Static).update(Text(str(event.get("message") or "")))
-            elif event.get("type") == RESULT:
-                self.results.append(event)
-                self.post_message(self.Result(self.folder, event))
+                if event.total > 0:
+                    bar.update(total=event.total, progress=event.done)
+                self.query_one("#job-message", Static).update(Text(event.message))
+            elif isinstance(event, ResultEvent):
+                self.results.append(event.as_dict())
+                self.post_message(self.Result(self.folder, event.as_dict()))
 
     @on(LogLines)
     def _lines(self, message: LogLines) -> None:

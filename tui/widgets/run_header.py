@@ -56,9 +56,7 @@ class RunHeader(Static):
         text.append(f" {self.status.upper()} ", style=f"bold {theme.background} on {color}")
         text.append(f"  {state.name or '?'}", style="bold")
         run = state.run
-        stage = run.get("stage")
-        device = run.get("device")
-        world = run.get("world_size")
+        stage, device, world = run.stage, run.device, run.world_size
         extras = [str(x) for x in (stage, device, f"{world} ranks" if world and world > 1 else None) if x]
         if extras:
             text.append("  " + " · ".join(extras), style="dim")

@@ -1,0 +1,73 @@
+"""The health detectors watch the pixel loss of any model: a real RealESRNet run (it logs l_pix) that diverges."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from engine.events import EventWriter
+from engine.health import HealthMonitor
+from engine.protocol import AlertEvent, IterEvent, RunPaths, load_events
+from tests.conftest import TINY_OPTIONS, srcockpit
+
+
+def realesrnet_options(folder: Path) -> Path:
+    """tiny_cpu.yml as Real-ESRGAN's L1 warm-up (RealESRNetModel: l_pix, no discriminator), a very small
+    network, and a learning rate multiplied by 10 at iterations 101, 111, 121 and 131 (1e-4 -> 1: at 0.1 this
+    network still settles, at 1 its l_pix rises by orders of magnitude)."""
+    opt = yaml.safe_load(TINY_OPTIONS.read_text())
+    opt.update(name="tiny_esrnet_diverging", model_type="RealESRNetModel", gt_size=64, queue_size=2, l1_gt_usm=False)
+    for key in ("network_d", "gan_opt", "net_d_iters", "net_d_init_iters"):
+        opt.pop(key, None)
+        opt["train"].pop(key, None)
+    opt["train"].pop("optim_d")
+    opt["path"] = {k: v for k, v in opt["path"].items() if not k.endswith("_d")}
+    opt["network_g"].update(num_feat=4, num_conv=1)
+    opt["datasets"]["train"].update(gt_size=64, batch_size_per_gpu=1)
+    opt["train"].update(total_iter=200, scheduler={"type": "MultiStepLR", "milestones": [101, 111, 121, 131],
+                                                   "gamma": 10})
+    opt["val"]["val_freq"] = 1000
+    opt["logger"].update(print_freq=10, save_checkpoint_freq=1000)
+    path = folder / "tiny_esrnet_diverging.yml"
+    path.write_text(yaml.safe_dump(opt, sort_keys=False))
+    return path
+
+
+@pytest.mark.slow
+def test_a_diverging_realesrnet_run_raises_the_diverging_alert(run_root: Path):
+    srcockpit("--no-ui", "train", str(realesrnet_options(run_root)), cwd=run_root, timeout=1200)
+    events = load_events(RunPaths(run_root / "experiments" / "tiny_esrnet_diverging").events).events
+    iters = [e for e in events if isinstance(e, IterEvent)]
+    assert iters and set(iters[-1].losses) == {"l_pix"}  # RealESRNet's own key, not l_g_pix
+    alerts = {e.code: e for e in events if isinstance(e, AlertEvent)}
+    assert "diverging" in alerts, [e.message for e in alerts.values()]
+    assert alerts["diverging"].message.startswith("l_pix rose")
+
+
+def _monitor(tmp_path: Path) -> tuple[HealthMonitor, EventWriter]:
+    writer = EventWriter(tmp_path / "cockpit" / "events.jsonl", source="engine")
+    return HealthMonitor({"num_gpu": 0, "path": {"experiments_root": str(tmp_path)}}, writer), writer
+
+
+@pytest.mark.parametrize("name", ["l_pix", "l_g_pix", "l_g_l1"])
+def test_the_pixel_loss_of_any_model_is_watched_for_divergence(tmp_path: Path, name: str):
+    """A loss that settles for 100 iterations, then rises 3x over the next 100: the window sees it."""
+    health, writer = _monitor(tmp_path)
+    series = [0.1 + 0.01 * math.sin(k) for k in range(100)] + [0.1 + 0.006 * k for k in range(100)]
+    for k, value in enumerate(series, start=1):
+        assert health.after_iter(k, {name: value, "l_d_real": 0.5}, 1.0) is None
+    writer.close()
+    alerts = [e for e in load_events(writer.path).events if isinstance(e, AlertEvent)]
+    assert [a.code for a in alerts] == ["diverging"] and alerts[0].message.startswith(f"{name} rose")
+
+
+def test_an_oscillating_l_pix_is_seen(tmp_path: Path):
+    """Spikes 40x the loss's usual size every tenth iteration: no net rise, but a spread wider than the mean."""
+    health, writer = _monitor(tmp_path)
+    for k in range(1, 201):
+        health.after_iter(k, {"l_pix": 0.2 if k <= 100 else (2.0 if k % 10 == 0 else 0.05)}, 1.0)
+    writer.close()
+    assert [e.code for e in load_events(writer.path).events if isinstance(e, AlertEvent)] == ["oscillating"]
