@@ -23,7 +23,7 @@ import torch
 
 import engine.models  # registers the cockpit models
 from engine.compat import load_basicsr
-from engine.evaluate import evaluate_baselines
+from engine.evaluate import baseline_figures, evaluate_baselines, load_pairs
 from engine.events import EventWriter
 from engine.files import private_dir
 from engine.health import HealthMonitor
@@ -367,14 +367,16 @@ class Trainer:
             if val_opt.get("save_img"):
                 visual = Path(self.opt["path"]["visualization"])
                 images = sorted(str(p) for p in visual.glob(f"*/*_{self.current_iter}.png"))
+            baselines = self._baselines(loader.dataset.opt, val_opt.get("metrics") or {})
             self.events.emit(VAL, iter=self.current_iter, dataset=name, metrics=metrics, settings=settings,
                              best={k: {"value": v["val"], "iter": v["iter"]} for k, v in best.items()},
-                             baselines=self._baselines(loader.dataset.opt, settings.get("psnr", {})),
-                             images=images)
-            health.after_val(self.current_iter, name, metrics)
+                             baselines=baselines, images=images)
+            health.after_val(self.current_iter, name, metrics, baselines.get("bicubic"))
 
-    def _baselines(self, dataset_opt: dict[str, Any], psnr_settings: dict[str, Any]) -> dict[str, dict[str, float]]:
+    def _baselines(self, dataset_opt: dict[str, Any], metrics: dict[str, dict[str, Any]],
+                   ) -> dict[str, dict[str, float]]:
         """Nearest and bicubic upscaling of the same LR images, scored the same way: the lines a model must beat.
+        PSNR/SSIM by the psnr entry's settings, every other val.metrics entry (artifact figures, NIQE) by its own.
         Computed once per validation set (they never change)."""
         name = dataset_opt["name"]
         if name not in self._baseline_cache:
@@ -382,9 +384,13 @@ class Trainer:
             if not (gt and lq):
                 self._baseline_cache[name] = {}
             else:
-                results = evaluate_baselines(Path(gt), Path(lq), crop_border=psnr_settings.get("crop_border", 0),
+                psnr_settings = metrics.get("psnr", {})
+                pairs = load_pairs(Path(gt), Path(lq))
+                results = evaluate_baselines(pairs, crop_border=psnr_settings.get("crop_border", 0),
                                              test_y_channel=bool(psnr_settings.get("test_y_channel", False)))
-                self._baseline_cache[name] = {kind: {"psnr": r.psnr, "ssim": r.ssim} for kind, r in results.items()}
+                figures = baseline_figures(pairs, metrics)
+                self._baseline_cache[name] = {kind: {"psnr": r.psnr, "ssim": r.ssim, **figures.get(kind, {})}
+                                              for kind, r in results.items()}
         return self._baseline_cache[name]
 
     def _obey(self, model: Any, data: TrainData, tb_logger: Any, health: HealthMonitor) -> str | None:
