@@ -153,3 +153,10 @@ def test_tiny_training_val_events_carry_the_figures_niqe_and_bicubic_baselines(r
     assert all(isinstance(vals[-1]["metrics"][name], float) for name in names)  # NIQE included: no nan
     bicubic = vals[-1]["baselines"]["bicubic"]
     assert names <= set(bicubic) and bicubic["checkerboard"] < 0.01 and bicubic["sharpness"] < 0.8
+
+
+def test_niqe_of_an_image_too_small_for_it_is_nan_not_a_crash(photos: PairedImages):
+    from basicsr.metrics import calculate_metric
+
+    crop = np.ascontiguousarray(photos.gt[0][:96, :96, ::-1])  # the fast demo's validation crops are 96 px
+    assert np.isnan(calculate_metric({"img": crop, "img2": crop}, shipped_metrics()["niqe"]))
