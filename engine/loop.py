@@ -367,14 +367,13 @@ class Trainer:
             if val_opt.get("save_img"):
                 visual = Path(self.opt["path"]["visualization"])
                 images = sorted(str(p) for p in visual.glob(f"*/*_{self.current_iter}.png"))
-            baselines = self._baselines(loader.dataset.opt, val_opt.get("metrics") or {})
             self.events.emit(VAL, iter=self.current_iter, dataset=name, metrics=metrics, settings=settings,
                              best={k: {"value": v["val"], "iter": v["iter"]} for k, v in best.items()},
-                             baselines=baselines, images=images)
-            health.after_val(self.current_iter, name, metrics, baselines.get("bicubic"))
+                             baselines=self._baselines(loader.dataset.opt, settings.get("psnr", {})),
+                             images=images)
+            health.after_val(self.current_iter, name, metrics, self._baseline_cache[name].get("bicubic"))
 
-    def _baselines(self, dataset_opt: dict[str, Any], metrics: dict[str, dict[str, Any]],
-                   ) -> dict[str, dict[str, float]]:
+    def _baselines(self, dataset_opt: dict[str, Any], psnr_settings: dict[str, Any]) -> dict[str, dict[str, float]]:
         """Nearest and bicubic upscaling of the same LR images, scored the same way: the lines a model must beat.
         PSNR/SSIM by the psnr entry's settings, every other val.metrics entry (artifact figures, NIQE) by its own.
         Computed once per validation set (they never change)."""
@@ -384,11 +383,10 @@ class Trainer:
             if not (gt and lq):
                 self._baseline_cache[name] = {}
             else:
-                psnr_settings = metrics.get("psnr", {})
                 pairs = load_pairs(Path(gt), Path(lq))
                 results = evaluate_baselines(pairs, crop_border=psnr_settings.get("crop_border", 0),
                                              test_y_channel=bool(psnr_settings.get("test_y_channel", False)))
-                figures = baseline_figures(pairs, metrics)
+                figures = baseline_figures(pairs, (self.opt.get("val") or {}).get("metrics") or {})
                 self._baseline_cache[name] = {kind: {"psnr": r.psnr, "ssim": r.ssim, **figures.get(kind, {})}
                                               for kind, r in results.items()}
         return self._baseline_cache[name]
