@@ -27,11 +27,13 @@ from typing import Any
 import numpy as np
 import torch
 
+import engine.metrics  # noqa: F401  (registers the artifact figures that baseline_figures scores)
 from engine.compat import load_basicsr
 from engine.data.images import list_images, read_rgb, require_folder
 from engine.protocol import ProgressFn, UserError
 
 load_basicsr()
+from basicsr.metrics import calculate_metric  # noqa: E402
 from basicsr.metrics.psnr_ssim import calculate_psnr, calculate_ssim  # noqa: E402
 from basicsr.utils.matlab_functions import imresize  # noqa: E402
 
@@ -276,3 +278,26 @@ def evaluate_baselines(gt_dir: Path | PairedImages, lq_dir: Path | None = None, 
         if progress:
             progress(done, len(which), kind)
     return results
+
+
+SCORED_BY_EVALUATE = ("calculate_psnr", "calculate_ssim")  # evaluate_baselines' own figures
+
+
+def baseline_figures(pairs: PairedImages, metrics: dict[str, dict[str, Any]],
+                     which: Sequence[str] = ("nearest", "bicubic")) -> dict[str, dict[str, float]]:
+    """The baselines' outputs through `metrics` (val.metrics entries), averaged per baseline as basicsr's
+    validation averages a model's: the artifact figures and NIQE a model's val event is judged against.
+
+    Entries of the types evaluate_baselines already scores (PSNR, SSIM) are left out."""
+    chosen = {name: metric for name, metric in metrics.items() if metric.get("type") not in SCORED_BY_EVALUATE}
+    figures: dict[str, dict[str, float]] = {}
+    for kind in which if chosen else ():
+        method = BASELINES[kind][0]
+        sums = dict.fromkeys(chosen, 0.0)
+        for gt, lq in zip(pairs.gt, pairs.lq, strict=True):
+            data = {"img": np.ascontiguousarray(method(lq, pairs.scale)[..., ::-1]),
+                    "img2": np.ascontiguousarray(gt[..., ::-1])}  # uint8 BGR, as basicsr's validation passes them
+            for name, metric in chosen.items():
+                sums[name] += float(calculate_metric(data, metric))
+        figures[kind] = {name: total / len(pairs) for name, total in sums.items()}
+    return figures

@@ -17,6 +17,7 @@ from pathlib import Path
 from statistics import fmean, pstdev
 from typing import Any
 
+from engine.artifacts import figure_names
 from engine.events import EventWriter
 from engine.files import free_bytes, mount_point, size_text
 from engine.protocol import AlertEvent, LossKind, classify_loss
@@ -30,6 +31,19 @@ DISK_SLACK = 8 << 20
 LOW_DISK_WARNING = 10  # checkpoints short of the stop: a warning first
 SLOW_IT_S = 2.0  # the plan's "training too slow" threshold, on a GPU
 D_COLLAPSE = 1e-3  # discriminator losses this small: it wins every time (mode collapse)
+# Artifact limits (engine/artifacts.py figures), set from the demo's 5 validation photos (issue 20): bicubic shifts
+# no colour (0.01 grey level); the shipped original model and its 32/32 transfer brighten by 1.6-2.0 (chroma
+# 0.13-0.35); a 40-iteration CPU GAN stage's raw weights swing from -1.7 to +0.2 between validations. Their
+# checkerboard share is 0.16-0.48% (bicubic 0.17%); their detail 0.84-0.96 of GT's (raw GAN weights without
+# perceptual loss 0.42-0.52, bicubic 0.49, nearest 0.53).
+COLOR_SHIFT_MAX = 3.0  # grey levels, largest |mean SR - GT| of B, G, R: 1.5x the demo's start
+CHROMA_SHIFT_MAX = 1.0  # grey levels, |mean (Cb, Cr) shift|: 3x the original model's
+COLOR_GROWTH = {"color": 0.5, "chroma": 0.25}  # a rise this large over 3 validations in a row is a drift
+CHECKERBOARD_MAX = 0.01  # share of the error energy at the upscale's period: 2x the most measured
+CHECKERBOARD_OVER_BICUBIC = 3.0  # ... and this many times bicubic's share on the same images
+SHARPNESS_MIN = 0.6  # detail energy vs GT's: below it the output is nearer bicubic's smoothness than GT's
+COLOR_HINT = ("reduce the GAN loss weight (train.gan_opt.loss_weight) and check the data's channel order (BGR/RGB); "
+              "`srcockpit rank` keeps the checkpoint before the drift")
 
 
 @dataclass(frozen=True)
@@ -97,6 +111,10 @@ class HealthMonitor:
         self.history: dict[str, deque[float]] = {}
         self.raised: set[str] = set()
         self.best_psnr: dict[str, float] = {}
+        self.scale = int(opt.get("scale", 2))
+        self.figures = figure_names((opt.get("val") or {}).get("metrics"))  # figure -> its val.metrics entry
+        self.val_trail: dict[tuple[str, str], deque[float]] = {}  # (dataset, figure) -> last 3 validations
+        self.last_psnr: dict[str, float] = {}
 
     def alert(self, code: str, level: str, message: str, hint: str = "") -> None:
         if code in self.raised:
@@ -147,10 +165,16 @@ class HealthMonitor:
             self.alert("d_collapse", "warning", f"{name} stayed below {D_COLLAPSE} for 50 iterations: "
                        "the discriminator wins every time", "lower the GAN loss weight or raise net_d_iters")
 
-    def after_val(self, current_iter: int, dataset: str, metrics: dict[str, float]) -> None:
+    def after_val(self, current_iter: int, dataset: str, metrics: dict[str, float],
+                  bicubic: dict[str, float] | None = None) -> None:
+        """Judge one validation's figures; bicubic: the same figures of bicubic upscaling (the val event's)."""
         psnr = metrics.get("psnr")
+        previous = self.last_psnr.get(dataset)
+        rising = psnr is not None and previous is not None and psnr > previous
+        self._artifacts(dataset, metrics, bicubic or {}, rising)
         if psnr is None:
             return
+        self.last_psnr[dataset] = psnr
         best = self.best_psnr.get(dataset)
         if best is not None and psnr < best - 0.5:
             self.alert(f"psnr_falling:{dataset}", "warning", f"{dataset} PSNR {psnr:.2f} dB is "
@@ -159,3 +183,60 @@ class HealthMonitor:
         else:
             self.clear(f"psnr_falling:{dataset}")
         self.best_psnr[dataset] = max(psnr, best if best is not None else psnr)
+
+    def _figure(self, metrics: dict[str, float], figure: str) -> float | None:
+        value = metrics.get(self.figures.get(figure, ""))
+        return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+    def _artifacts(self, dataset: str, metrics: dict[str, float], bicubic: dict[str, float], rising: bool) -> None:
+        for figure, limit in (("color", COLOR_SHIFT_MAX), ("chroma", CHROMA_SHIFT_MAX)):
+            self._color(dataset, figure, limit, metrics)
+        self._checkerboard(dataset, metrics, bicubic)
+        self._smoothing(dataset, metrics, bicubic, rising)
+
+    def _color(self, dataset: str, figure: str, limit: float, metrics: dict[str, float]) -> None:
+        value = self._figure(metrics, figure)
+        if value is None:
+            return
+        trail = self.val_trail.setdefault((dataset, figure), deque(maxlen=3))
+        trail.append(value)
+        code = f"{'color' if figure == 'color' else 'chroma'}_shift:{dataset}"
+        what = "colour shift (largest channel mean of SR - GT)" if figure == "color" else "chroma shift (mean Cb/Cr)"
+        if value > limit:
+            self.alert(code, "warning", f"{dataset} {what} {value:.2f} grey levels, above {limit}", COLOR_HINT)
+        elif len(trail) == 3 and trail[0] < trail[1] < trail[2] and trail[2] - trail[0] >= COLOR_GROWTH[figure]:
+            self.alert(code, "warning", f"{dataset} {what} grew 3 validations running: "
+                       f"{' -> '.join(f'{v:.2f}' for v in trail)} grey levels", COLOR_HINT)
+        else:
+            self.clear(code)
+
+    def _checkerboard(self, dataset: str, metrics: dict[str, float], bicubic: dict[str, float]) -> None:
+        value = self._figure(metrics, "checkerboard")
+        if value is None:
+            return
+        reference = self._figure(bicubic, "checkerboard")
+        code = f"checkerboard:{dataset}"
+        if value > CHECKERBOARD_MAX and (reference is None or value > CHECKERBOARD_OVER_BICUBIC * reference):
+            against = f" (bicubic {reference:.2%})" if reference is not None else ""
+            self.alert(code, "warning", f"{dataset} checkerboard: {value:.2%} of the error energy at the "
+                       f"{self.scale}-pixel period{against}",
+                       "reduce the GAN loss weight (train.gan_opt.loss_weight); `srcockpit rank` keeps the "
+                       "checkpoint before the pattern")
+        else:
+            self.clear(code)
+
+    def _smoothing(self, dataset: str, metrics: dict[str, float], bicubic: dict[str, float], rising: bool) -> None:
+        value = self._figure(metrics, "sharpness")
+        if value is None:
+            return
+        trail = self.val_trail.setdefault((dataset, "sharpness"), deque(maxlen=2))
+        trail.append(value)
+        reference = self._figure(bicubic, "sharpness")
+        code = f"smooth:{dataset}"
+        if value < SHARPNESS_MIN and rising and len(trail) == 2 and trail[1] < trail[0]:
+            against = f", bicubic {reference:.2f}" if reference is not None else ""
+            self.alert(code, "warning", f"{dataset} over-smoothing: detail fell to {value:.2f} of GT's{against} "
+                       "while PSNR rose",
+                       "increase the perceptual loss weight (train.perceptual_opt.perceptual_weight)")
+        else:
+            self.clear(code)

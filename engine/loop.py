@@ -24,7 +24,7 @@ import torch
 
 import engine.models  # registers the cockpit models
 from engine.compat import load_basicsr
-from engine.evaluate import evaluate_baselines
+from engine.evaluate import baseline_figures, evaluate_baselines, load_pairs
 from engine.events import EventWriter
 from engine.files import DiskFull, private_dir
 from engine.health import HealthMonitor, Verdict
@@ -455,10 +455,11 @@ class Trainer:
                                       best={k: Best(v["val"], v["iter"]) for k, v in best.items()},
                                       baselines=self._baselines(loader.dataset.opt, settings.get("psnr", {})),
                                       images=images))
-            health.after_val(self.current_iter, name, metrics)
+            health.after_val(self.current_iter, name, metrics, self._baseline_cache[name].get("bicubic"))
 
     def _baselines(self, dataset_opt: dict[str, Any], psnr_settings: dict[str, Any]) -> dict[str, dict[str, float]]:
         """Nearest and bicubic upscaling of the same LR images, scored the same way: the lines a model must beat.
+        PSNR/SSIM by the psnr entry's settings, every other val.metrics entry (artifact figures, NIQE) by its own.
         Computed once per validation set (they never change)."""
         name = dataset_opt["name"]
         if name not in self._baseline_cache:
@@ -466,9 +467,12 @@ class Trainer:
             if not (gt and lq):
                 self._baseline_cache[name] = {}
             else:
-                results = evaluate_baselines(Path(gt), Path(lq), crop_border=psnr_settings.get("crop_border", 0),
+                pairs = load_pairs(Path(gt), Path(lq))
+                results = evaluate_baselines(pairs, crop_border=psnr_settings.get("crop_border", 0),
                                              test_y_channel=bool(psnr_settings.get("test_y_channel", False)))
-                self._baseline_cache[name] = {kind: {"psnr": r.psnr, "ssim": r.ssim} for kind, r in results.items()}
+                figures = baseline_figures(pairs, (self.opt.get("val") or {}).get("metrics") or {})
+                self._baseline_cache[name] = {kind: {"psnr": r.psnr, "ssim": r.ssim, **figures.get(kind, {})}
+                                              for kind, r in results.items()}
         return self._baseline_cache[name]
 
     def _obey(self, model: Any, data: TrainData, tb_logger: Any, health: HealthMonitor) -> Status | None:

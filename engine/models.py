@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
+import engine.metrics  # registers the artifact figures and a size-safe NIQE as basicsr metrics
 import engine.perceptual  # noqa: F401  (registers the perceptual loss that takes --vgg-weights)
 from engine.compat import load_basicsr
 from engine.files import atomic_torch_save

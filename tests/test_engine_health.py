@@ -49,7 +49,7 @@ def test_a_diverging_realesrnet_run_raises_the_diverging_alert(run_root: Path):
 
 def _monitor(tmp_path: Path) -> tuple[HealthMonitor, EventWriter]:
     writer = EventWriter(tmp_path / "cockpit" / "events.jsonl", source="engine")
-    return HealthMonitor({"num_gpu": 0, "path": {"experiments_root": str(tmp_path)}}, writer), writer
+    return HealthMonitor({"num_gpu": 0, "path": {"experiments_root": str(tmp_path)}}, writer, None), writer
 
 
 @pytest.mark.parametrize("name", ["l_pix", "l_g_pix", "l_g_l1"])

@@ -1,0 +1,72 @@
+"""The artifact figures (engine/artifacts.py) and a size-safe NIQE as basicsr metrics.
+
+basicsr's validation calls every `val.metrics` entry through its METRIC_REGISTRY with the output and
+GT it already holds (`img`, `img2`, uint8 BGR HWC) and the entry's other keys as keyword arguments,
+sums them over the images and divides by their count, per dataset. Registered here, the figures are
+averaged by basicsr's own loop, with no extra pass over the data; `better: lower/higher` in an entry
+is basicsr's own key (its best-metric record reads it) and reaches these functions as a keyword.
+
+    val:
+      metrics:
+        color_shift: {type: calculate_color_shift, crop_border: 2, better: lower}
+        chroma_shift: {type: calculate_color_shift, channel: chroma, crop_border: 2, better: lower}
+        checkerboard: {type: calculate_checkerboard, scale: 2, crop_border: 2, better: lower}
+        sharpness: {type: calculate_sharpness, scale: 2, crop_border: 2, better: higher}
+        niqe: {type: calculate_niqe_or_nan, crop_border: 2, better: lower}
+
+engine/models.py imports this module, so every engine run has them registered.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from engine import artifacts
+from engine.compat import load_basicsr
+
+load_basicsr()
+from basicsr.metrics.niqe import calculate_niqe  # noqa: E402
+from basicsr.utils.registry import METRIC_REGISTRY  # noqa: E402
+
+NIQE_MIN_SIDE = 2 * 96  # basicsr's NIQE also scores the image at half size, in 96 x 96 blocks: one must fit
+
+
+@METRIC_REGISTRY.register()
+def calculate_color_shift(img: np.ndarray, img2: np.ndarray, crop_border: int = 0, channel: str = "max",
+                          **kwargs: Any) -> float:
+    """Mean SR - GT in grey levels: `channel` b, g, r, y, cb, cr (signed), max (largest |B|, |G|, |R|) or chroma."""
+    return artifacts.color_shift(img, img2, crop_border, channel)
+
+
+@METRIC_REGISTRY.register()
+def calculate_checkerboard(img: np.ndarray, img2: np.ndarray, crop_border: int = 0, scale: int = 2,
+                           **kwargs: Any) -> float:
+    """Share (0-1) of the luminance error's energy at the upscale's period (`scale`: the model's)."""
+    return artifacts.checkerboard_share(img, img2, crop_border, scale)
+
+
+@METRIC_REGISTRY.register()
+def calculate_sharpness(img: np.ndarray, img2: np.ndarray, crop_border: int = 0, scale: int = 2,
+                        **kwargs: Any) -> float:
+    """Detail energy of SR over GT (1.0 = as sharp as GT, below 1 smoother; `scale`: the model's)."""
+    return artifacts.sharpness_ratio(img, img2, crop_border, scale)
+
+
+@METRIC_REGISTRY.register()
+def calculate_niqe_or_nan(img: np.ndarray, crop_border: int = 0, input_order: str = "HWC", convert_to: str = "y",
+                          **kwargs: Any) -> float:
+    """basicsr's calculate_niqe, or nan for an image it cannot score.
+
+    basicsr's NIQE fits a Gaussian to 96 x 96 blocks at full and half resolution: an image under
+    NIQE_MIN_SIDE px (after crop_border) on a side has no such block and basicsr raises, which would end the
+    run at its first validation (the fast demo validates on 96 px crops, options/tiny_cpu.yml on 48 px)."""
+    height, width = (n - 2 * crop_border for n in np.shape(img)[:2])
+    if min(height, width) < NIQE_MIN_SIDE:
+        return math.nan
+    try:
+        return float(calculate_niqe(img, crop_border, input_order=input_order, convert_to=convert_to))
+    except np.linalg.LinAlgError:  # a flat image: its block statistics are degenerate
+        return math.nan
