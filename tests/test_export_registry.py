@@ -68,7 +68,7 @@ def test_a_registered_step_runs_in_the_job_and_lands_in_the_manifest(counted, ch
 def test_a_step_whose_needs_no_earlier_step_makes_is_refused_before_any_folder(counted, checkpoint, tmp_path):
     from engine.export import export_checkpoint
 
-    with pytest.raises(ValueError, match="count_nodes.*float_model"):
+    with pytest.raises(ValueError, match=r"count_nodes.*float_model"):
         export_checkpoint(checkpoint, tmp_path / "out", size=(8, 8), calib="builtin", only=("load", "count_nodes"))
     assert not (tmp_path / "out").exists()
 
