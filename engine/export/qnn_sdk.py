@@ -40,9 +40,17 @@ def write_sdk_files(folder: Path, float_model: Path, frames: list[np.ndarray], m
                     size: tuple[int, int]) -> tuple[Path, ...]:
     """The script, its two JSON configs, NHWC float32 raw calibration frames and their input list."""
     folder.mkdir(parents=True, exist_ok=True)
-    activation_bits, weight_bits = BITS[mode]
-    height, width = size
     raws = folder / "calibration"
+    input_list = _write_calibration(folder, raws, frames)
+    htp_config, extensions = _write_configs(folder)
+    script = folder / SCRIPT
+    script.write_text(_script(os.path.relpath(float_model, folder), mode, size, len(frames)))
+    script.chmod(0o755)
+    return (script, htp_config, extensions, input_list, *sorted(raws.iterdir()))
+
+
+def _write_calibration(folder: Path, raws: Path, frames: list[np.ndarray]) -> Path:
+    """Each frame as a raw file in raws/, and the input list naming them; returns the list."""
     raws.mkdir(exist_ok=True)
     lines = []
     for index, frame in enumerate(frames):
@@ -52,6 +60,11 @@ def write_sdk_files(folder: Path, float_model: Path, frames: list[np.ndarray], m
         lines.append(f"{INPUT_NAME}:={raw.relative_to(folder)}")
     input_list = folder / "input_list.txt"
     input_list.write_text("\n".join(lines) + "\n")
+    return input_list
+
+
+def _write_configs(folder: Path) -> tuple[Path, Path]:
+    """The HTP v73 device config and the backend extensions file that names it."""
     htp_config = folder / "htp_v73_config.json"
     htp_config.write_text(json.dumps({
         "graphs": [{"graph_names": [GRAPH], "vtcm_mb": 8, "O": 3}],
@@ -62,12 +75,17 @@ def write_sdk_files(folder: Path, float_model: Path, frames: list[np.ndarray], m
     extensions.write_text(json.dumps({"backend_extensions": {
         "shared_library_path": "libQnnHtpNetRunExtensions.so", "config_file_path": htp_config.name}},
         indent=2) + "\n")
-    model = os.path.relpath(float_model, folder)
-    script = folder / SCRIPT
-    script.write_text(f"""#!/usr/bin/env bash
+    return htp_config, extensions
+
+
+def _script(model: str, mode: str, size: tuple[int, int], frames: int) -> str:
+    """The bash build script: converter, model library, context binary generator."""
+    activation_bits, weight_bits = BITS[mode]
+    height, width = size
+    return f"""#!/usr/bin/env bash
 # HTP v{HTP_ARCH} context binary for QCS8550 (soc {SOC_MODEL}) with Qualcomm's QNN SDK, {mode}.
 # Written by srcockpit export; run from anywhere with QNN_SDK_ROOT set (source $QNN_SDK_ROOT/bin/envsetup.sh).
-# Calibration: the same {len(frames)} frames as the onnxruntime QDQ model, NHWC float32 raw in calibration/.
+# Calibration: the same {frames} frames as the onnxruntime QDQ model, NHWC float32 raw in calibration/.
 set -euo pipefail
 cd "$(dirname "$0")"
 : "${{QNN_SDK_ROOT:?set QNN_SDK_ROOT to the QNN / QAIRT SDK folder}}"
@@ -96,9 +114,7 @@ mkdir -p out
   --output_dir out
 
 echo "wrote $(pwd)/out/{GRAPH}_{mode}_htp_v{HTP_ARCH}.bin"
-""")
-    script.chmod(0o755)
-    return (script, htp_config, extensions, input_list, *sorted(raws.iterdir()))
+"""
 
 
 def run_sdk_script(folder: Path, timeout_s: float = 1800) -> SdkResult:

@@ -211,97 +211,125 @@ def import_ncnn(param_path: Path, bin_path: Path | None = None) -> NcnnImport:
     """Read param_path and its .bin (default: same name, .bin) into a strict-loadable state dict."""
     layers = parse_param(param_path)
     bin_path = bin_path or param_path.with_suffix(".bin")
-    reader = _BinReader(bin_path)
-    state: StateDict = {}
-    index = 0  # position in basicsr's body ModuleList
-    channels = None
-    convs = prelus = 0
-    shuffle = None
-    nearest = None
-    resize = None
-    first_input = None
-    input_blobs = set(layers[0].tops) if layers and layers[0].kind == "Input" else set()
+    graph = _Graph(param_path, _BinReader(bin_path), layers)
     for layer in layers:
-        if layer.kind == "Split" and set(layer.bottoms) & input_blobs:
-            input_blobs.update(layer.tops)
-        if layer.kind == "Convolution":
-            if shuffle is not None:
-                raise UserError(f"{param_path}: convolution {layer.name} after the PixelShuffle",
-                                "SRVGGNetCompact upsamples only in its last layer")
-            if channels is None:
-                # The first conv: its input count follows from its weight size.
-                kw = layer.int_param(1, 0)
-                in_ch = layer.int_param(6, 0) // max(1, layer.int_param(0, 1) * kw * layer.int_param(11, kw))
-                first_input = in_ch
-            else:
-                in_ch = channels
-            out, size = _check_conv(layer, param_path, in_ch)
-            weight = reader.tagged(size, f"{layer.name} weights").reshape(out, in_ch, 3, 3)
-            bias = reader.raw_fp32(out, f"{layer.name} bias")
-            if index % 2:
-                raise UserError(f"{param_path}: two convolutions in a row at {layer.name}",
-                                "SRVGGNetCompact alternates convolution and PReLU")
-            state[f"body.{index}.weight"] = torch.from_numpy(weight)
-            state[f"body.{index}.bias"] = torch.from_numpy(bias)
-            index += 1
-            channels = out
-            convs += 1
-        elif layer.kind == "PReLU":
-            if index % 2 == 0 or channels is None:
-                raise UserError(f"{param_path}: PReLU {layer.name} does not follow a convolution")
-            count = layer.int_param(0, 0)
-            if count not in (1, channels):
-                raise UserError(f"{param_path}: PReLU {layer.name} has {count} slopes "
-                                f"for {channels} channels")
-            slope = reader.raw_fp32(count, f"{layer.name} slopes")
-            state[f"body.{index}.weight"] = torch.from_numpy(np.broadcast_to(slope, (channels,)).copy())
-            index += 1
-            prelus += 1
-        elif layer.kind == "PixelShuffle":
-            shuffle = layer.int_param(0, 1)
-            if layer.int_param(1, 0) != 0:
-                raise UserError(f"{param_path}: PixelShuffle {layer.name} uses mode {layer.int_param(1, 0)}",
-                                "only the CRD ordering of torch's PixelShuffle (mode 0) is understood")
-        elif layer.kind == "Interp":
-            mode = INTERP_MODES.get(layer.int_param(0, 0), f"mode {layer.int_param(0, 0)}")
-            factor = (layer.float_param(1, 1.0), layer.float_param(2, 1.0))
-            if factor[0] != factor[1] or layer.params.get(3) or layer.params.get(4):
-                raise UserError(f"{param_path}: Interp {layer.name} resizes to a fixed size or unevenly",
-                                "only scale-factor resizes are understood")
-            if layer.bottoms[0] in input_blobs:
-                if mode != "nearest":
-                    raise UserError(f"{param_path}: the input is upsampled by {mode}, not nearest",
-                                    "basicsr's SRVGGNetCompact adds the nearest-upsampled input")
-                nearest = factor[0]
-            else:
-                resize = (mode, factor[0])
-        elif layer.kind == "BinaryOp":
-            if layer.int_param(0, 0) != 0 or len(layer.bottoms) != 2:
-                raise UserError(f"{param_path}: BinaryOp {layer.name} is not an addition of two blobs")
-        elif layer.kind not in PASSIVE_LAYERS:
-            raise UserError(f"{param_path}: layer type {layer.kind} ({layer.name}) is not part of "
-                            "SRVGGNetCompact",
-                            "only Convolution, PReLU, PixelShuffle, Interp, BinaryOp, Split, Input are read")
-    if reader.offset != len(reader.data):
-        raise UserError(f"{bin_path} holds {len(reader.data)} bytes but the layers use {reader.offset}",
-                        "the .bin does not belong to this .param")
-    if convs < 3 or shuffle is None or nearest is None:
-        raise UserError(f"{param_path} is not an SRVGGNetCompact graph (need >= 3 convolutions, "
-                        "a PixelShuffle and a nearest-upsampled input added to the output)")
-    if abs(nearest - shuffle) > 1e-6:
-        raise UserError(f"{param_path}: PixelShuffle x{shuffle} but the input is upsampled x{nearest:g}")
-    if prelus != convs - 1:
-        raise UserError(f"{param_path}: {prelus} PReLU layers for {convs} convolutions",
-                        "only the PReLU variant (act_type prelu) is understood")
-    arch = infer_arch(state, str(param_path))
-    if arch.upscale != shuffle or arch.num_in_ch != first_input:
-        raise UserError(f"{param_path}: last convolution does not match PixelShuffle x{shuffle}")
+        graph.read(layer)
+    arch = graph.check(bin_path)
+    reader = graph.reader
     dtype = "mixed" if len(reader.weight_dtypes) > 1 else reader.weight_dtypes.pop()
-    result = NcnnImport(state, arch, param_path, bin_path, layers, dtype, resize)
+    result = NcnnImport(graph.state, arch, param_path, bin_path, layers, dtype, graph.resize)
     result.notes.append(f"{arch.label}, {len(reader.data):,} bytes, conv weights {dtype} "
                         "(biases/slopes float32)")
-    if resize:
-        result.notes.append(f"the graph ends with a {resize[0]} {resize[1]:g}x resize "
+    if graph.resize:
+        result.notes.append(f"the graph ends with a {graph.resize[0]} {graph.resize[1]:g}x resize "
                             f"(x{result.effective_scale:g} overall); it is not part of SRVGGNetCompact "
                             "and is left out")
     return result
+
+
+class _Graph:
+    """An ncnn graph read layer by layer into basicsr's SRVGGNetCompact body; a UserError at the first misfit."""
+
+    def __init__(self, param_path: Path, reader: _BinReader, layers: list[NcnnLayer]) -> None:
+        self.param_path, self.reader = param_path, reader
+        self.state: StateDict = {}
+        self.index = 0  # position in basicsr's body ModuleList
+        self.channels: int | None = None
+        self.convs = self.prelus = 0
+        self.shuffle: int | None = None
+        self.nearest: float | None = None
+        self.resize: tuple[str, float] | None = None
+        self.first_input: int | None = None
+        self.input_blobs = set(layers[0].tops) if layers and layers[0].kind == "Input" else set()
+
+    def read(self, layer: NcnnLayer) -> None:
+        if layer.kind == "Split" and set(layer.bottoms) & self.input_blobs:
+            self.input_blobs.update(layer.tops)
+        if layer.kind == "Convolution":
+            self.convolution(layer)
+        elif layer.kind == "PReLU":
+            self.prelu(layer)
+        elif layer.kind == "PixelShuffle":
+            self.shuffle = layer.int_param(0, 1)
+            if layer.int_param(1, 0) != 0:
+                raise UserError(f"{self.param_path}: PixelShuffle {layer.name} uses mode {layer.int_param(1, 0)}",
+                                "only the CRD ordering of torch's PixelShuffle (mode 0) is understood")
+        elif layer.kind == "Interp":
+            self.interp(layer)
+        elif layer.kind == "BinaryOp":
+            if layer.int_param(0, 0) != 0 or len(layer.bottoms) != 2:
+                raise UserError(f"{self.param_path}: BinaryOp {layer.name} is not an addition of two blobs")
+        elif layer.kind not in PASSIVE_LAYERS:
+            raise UserError(f"{self.param_path}: layer type {layer.kind} ({layer.name}) is not part of "
+                            "SRVGGNetCompact",
+                            "only Convolution, PReLU, PixelShuffle, Interp, BinaryOp, Split, Input are read")
+
+    def convolution(self, layer: NcnnLayer) -> None:
+        if self.shuffle is not None:
+            raise UserError(f"{self.param_path}: convolution {layer.name} after the PixelShuffle",
+                            "SRVGGNetCompact upsamples only in its last layer")
+        if self.channels is None:
+            # The first conv: its input count follows from its weight size.
+            kw = layer.int_param(1, 0)
+            in_ch = layer.int_param(6, 0) // max(1, layer.int_param(0, 1) * kw * layer.int_param(11, kw))
+            self.first_input = in_ch
+        else:
+            in_ch = self.channels
+        out, size = _check_conv(layer, self.param_path, in_ch)
+        weight = self.reader.tagged(size, f"{layer.name} weights").reshape(out, in_ch, 3, 3)
+        bias = self.reader.raw_fp32(out, f"{layer.name} bias")
+        if self.index % 2:
+            raise UserError(f"{self.param_path}: two convolutions in a row at {layer.name}",
+                            "SRVGGNetCompact alternates convolution and PReLU")
+        self.state[f"body.{self.index}.weight"] = torch.from_numpy(weight)
+        self.state[f"body.{self.index}.bias"] = torch.from_numpy(bias)
+        self.index += 1
+        self.channels = out
+        self.convs += 1
+
+    def prelu(self, layer: NcnnLayer) -> None:
+        if self.index % 2 == 0 or self.channels is None:
+            raise UserError(f"{self.param_path}: PReLU {layer.name} does not follow a convolution")
+        count = layer.int_param(0, 0)
+        if count not in (1, self.channels):
+            raise UserError(f"{self.param_path}: PReLU {layer.name} has {count} slopes "
+                            f"for {self.channels} channels")
+        slope = self.reader.raw_fp32(count, f"{layer.name} slopes")
+        self.state[f"body.{self.index}.weight"] = torch.from_numpy(np.broadcast_to(slope, (self.channels,)).copy())
+        self.index += 1
+        self.prelus += 1
+
+    def interp(self, layer: NcnnLayer) -> None:
+        """The nearest upsampling of the input (the residual), or a resize after the network (noted, left out)."""
+        mode = INTERP_MODES.get(layer.int_param(0, 0), f"mode {layer.int_param(0, 0)}")
+        factor = (layer.float_param(1, 1.0), layer.float_param(2, 1.0))
+        if factor[0] != factor[1] or layer.params.get(3) or layer.params.get(4):
+            raise UserError(f"{self.param_path}: Interp {layer.name} resizes to a fixed size or unevenly",
+                            "only scale-factor resizes are understood")
+        if layer.bottoms[0] in self.input_blobs:
+            if mode != "nearest":
+                raise UserError(f"{self.param_path}: the input is upsampled by {mode}, not nearest",
+                                "basicsr's SRVGGNetCompact adds the nearest-upsampled input")
+            self.nearest = factor[0]
+        else:
+            self.resize = (mode, factor[0])
+
+    def check(self, bin_path: Path) -> SRVGGArch:
+        """The whole graph: every byte of the .bin used, an SRVGGNetCompact shape; its architecture."""
+        param_path, reader = self.param_path, self.reader
+        if reader.offset != len(reader.data):
+            raise UserError(f"{bin_path} holds {len(reader.data)} bytes but the layers use {reader.offset}",
+                            "the .bin does not belong to this .param")
+        if self.convs < 3 or self.shuffle is None or self.nearest is None:
+            raise UserError(f"{param_path} is not an SRVGGNetCompact graph (need >= 3 convolutions, "
+                            "a PixelShuffle and a nearest-upsampled input added to the output)")
+        if abs(self.nearest - self.shuffle) > 1e-6:
+            raise UserError(f"{param_path}: PixelShuffle x{self.shuffle} but the input is upsampled "
+                            f"x{self.nearest:g}")
+        if self.prelus != self.convs - 1:
+            raise UserError(f"{param_path}: {self.prelus} PReLU layers for {self.convs} convolutions",
+                            "only the PReLU variant (act_type prelu) is understood")
+        arch = infer_arch(self.state, str(param_path))
+        if arch.upscale != self.shuffle or arch.num_in_ch != self.first_input:
+            raise UserError(f"{param_path}: last convolution does not match PixelShuffle x{self.shuffle}")
+        return arch

@@ -150,13 +150,39 @@ def transfer(state: StateDict, *, num_feat: int, num_conv: int, deepen: str = "d
     source_arch = infer_arch(state, source)
     check_request(source_arch, num_feat, num_conv, deepen, refit is not None)
     original = ConvChain.from_state(state, source)
-    depth = len(original.weights)  # first + num_conv body + last
-    last = depth - 1
-
-    # Width: top-k per conv, sorted; input columns follow the previous conv's kept rows.
-    layers, narrow_w, narrow_b, narrow_s, kept_rows = [], [], [], [], []
-    previous = list(range(source_arch.num_in_ch))
     keep_body = min(num_conv, source_arch.num_conv)
+    narrow, layers, origin, kept_rows = _narrow(original, source_arch.num_in_ch, num_feat, keep_body)
+    notes = []
+    if num_conv < source_arch.num_conv:
+        dropped = ", ".join(f"body.{2 * i}" for i in range(keep_body + 1, len(original.weights) - 1))
+        notes.append(f"shallower target: body blocks {dropped} dropped (the first {num_conv} kept)")
+    refit_info = None
+    if refit is not None:
+        from engine.weights.refit import refit_chain
+
+        refit_info, per_layer = refit_chain(original, narrow, origin, kept_rows, refit, progress=progress)
+        for layer, figures in zip(layers, per_layer, strict=True):
+            layer.refit = figures
+    chain, blocks = _deepen(narrow, layers, num_feat, num_conv, keep_body, deepen)
+    arch = SRVGGArch(num_feat, num_conv, source_arch.upscale, source_arch.num_in_ch, source_arch.num_out_ch,
+                     source_arch.act_type)
+    if num_conv > keep_body:
+        extra = "copies" if deepen == "duplicate" else "identity blocks"
+        order = f"each source block followed by its {extra}"
+        notes.append(f"deepened {keep_body} -> {num_conv} body blocks by {deepen}: {order}")
+    new_state = chain.to_state()
+    check = arch.build()
+    check.load_state_dict(new_state, strict=True)  # shapes must be exactly basicsr's
+    return TransferResult(new_state, arch, source_arch, deepen, layers, blocks, notes, refit_info)
+
+
+def _narrow(original: ConvChain, num_in_ch: int, num_feat: int,
+            keep_body: int) -> tuple[ConvChain, list[LayerReport], list[int], list[list[int]]]:
+    """Width: the top-k rows of the first keep_body + 1 convs and the last; input columns follow the previous
+    conv's kept rows. Returns (the narrow chain, a report per conv, its source conv index, its kept rows)."""
+    last = len(original.weights) - 1  # first + num_conv body + last
+    layers, narrow_w, narrow_b, narrow_s, kept_rows = [], [], [], [], []
+    previous = list(range(num_in_ch))
     origin = [*range(keep_body + 1), last]  # source conv index of every narrow conv
     for number in origin:
         weight = original.weights[number]
@@ -171,20 +197,13 @@ def transfer(state: StateDict, *, num_feat: int, num_conv: int, deepen: str = "d
                                   energy_share(weight, rows), energy_share(weight, rows, previous)))
         kept_rows.append(rows)
         previous = rows
-    narrow = ConvChain(narrow_w, narrow_b, narrow_s, original.upscale)
-    notes = []
-    if num_conv < source_arch.num_conv:
-        dropped = ", ".join(f"body.{2 * i}" for i in range(keep_body + 1, last))
-        notes.append(f"shallower target: body blocks {dropped} dropped (the first {num_conv} kept)")
-    refit_info = None
-    if refit is not None:
-        from engine.weights.refit import refit_chain
+    return ConvChain(narrow_w, narrow_b, narrow_s, original.upscale), layers, origin, kept_rows
 
-        refit_info, per_layer = refit_chain(original, narrow, origin, kept_rows, refit, progress=progress)
-        for layer, figures in zip(layers, per_layer, strict=True):
-            layer.refit = figures
 
-    # Depth: block i (narrow conv i + 1) followed by its extra blocks.
+def _deepen(narrow: ConvChain, layers: list[LayerReport], num_feat: int, num_conv: int, keep_body: int,
+            deepen: str) -> tuple[ConvChain, list[dict[str, Any]]]:
+    """Depth: block i (narrow conv i + 1) followed by its extra blocks (copies or identities); each layer
+    report learns its targets. Returns the chain and a line per block."""
     weights, biases, slopes = [narrow.weights[0]], [narrow.biases[0]], [narrow.slopes[0]]
     blocks: list[dict[str, Any]] = []
     layers[0].targets.append("body.0")
@@ -210,14 +229,4 @@ def transfer(state: StateDict, *, num_feat: int, num_conv: int, deepen: str = "d
     weights.append(narrow.weights[-1])
     biases.append(narrow.biases[-1])
     layers[-1].targets.append(f"body.{2 * (len(weights) - 1)}")
-    chain = ConvChain(weights, biases, slopes, original.upscale)
-    arch = SRVGGArch(num_feat, num_conv, source_arch.upscale, source_arch.num_in_ch, source_arch.num_out_ch,
-                     source_arch.act_type)
-    if num_conv > keep_body:
-        extra = "copies" if deepen == "duplicate" else "identity blocks"
-        order = f"each source block followed by its {extra}"
-        notes.append(f"deepened {keep_body} -> {num_conv} body blocks by {deepen}: {order}")
-    new_state = chain.to_state()
-    check = arch.build()
-    check.load_state_dict(new_state, strict=True)  # shapes must be exactly basicsr's
-    return TransferResult(new_state, arch, source_arch, deepen, layers, blocks, notes, refit_info)
+    return ConvChain(weights, biases, slopes, narrow.upscale), blocks

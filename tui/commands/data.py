@@ -224,7 +224,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                           "valset, demo", description=DATA_HELP,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    _add_subset(commands)
+    _add_meta_info(commands)
+    _add_check(commands)
+    _add_extract(commands)
+    _add_valset(commands)
+    _add_demo(commands)
 
+
+def _add_subset(commands: argparse._SubParsersAction) -> None:
+    """`srcockpit data subset`."""
     p = commands.add_parser("subset", help="a checked, seeded sample of several image folders (+ meta_info)",
                             description="Pick images from several folders into one subset folder, checking "
                             "each (complete decode, short side >= --gt-size); writes meta_info, left_out.tsv "
@@ -247,6 +256,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p)
     p.set_defaults(handler=_subset)
 
+
+def _add_meta_info(commands: argparse._SubParsersAction) -> None:
+    """`srcockpit data meta-info`."""
     p = commands.add_parser("meta-info", help="a meta_info file as Real-ESRGAN's generate_meta_info.py "
                             "writes it")
     p.add_argument("--input", nargs="+", required=True, help="image folders")
@@ -258,11 +270,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p)
     p.set_defaults(handler=_meta_info)
 
+
+def _add_check(commands: argparse._SubParsersAction) -> None:
+    """`srcockpit data check`."""
     p = commands.add_parser("check", help="check that an options file's datasets resolve to existing images")
     p.add_argument("options", help="a basicsr/Real-ESRGAN options YAML")
     p.add_argument("--base", help="folder that relative dataset paths start from (default: current folder)")
     p.set_defaults(handler=_check)
 
+
+def _add_extract(commands: argparse._SubParsersAction) -> None:
+    """`srcockpit data extract-subimages`."""
     p = commands.add_parser("extract-subimages", help="crop large images into overlapping sub-images "
                             "(basicsr's extract_subimages.py)")
     p.add_argument("input", help="folder of large images")
@@ -277,6 +295,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p)
     p.set_defaults(handler=_extract)
 
+
+def _add_valset(commands: argparse._SubParsersAction) -> None:
+    """`srcockpit data valset`."""
     p = commands.add_parser("valset", help="a Set5-style pair set (GTmod12 + LRbicx<scale>) from HR images")
     p.add_argument("hr_dir", help="folder of HR images")
     p.add_argument("-o", "--output", required=True, help="set folder (gets GTmod12/ and LRbicx<scale>/)")
@@ -285,6 +306,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p)
     p.set_defaults(handler=_valset)
 
+
+def _add_demo(commands: argparse._SubParsersAction) -> None:
+    """`srcockpit data demo`."""
     p = commands.add_parser("demo", help="build the demo's train and validation data (scikit-image photos)")
     p.add_argument("root", nargs="?", default="datasets/demo", help="(datasets/demo)")
     p.add_argument("--scale", type=int, default=2, choices=(2, 3, 4), help="(2)")

@@ -13,18 +13,19 @@ from rich.markup import escape
 DEFAULT_SIZE = "270x480"
 DEFAULT_SIM_SIZE = "64x64"
 
-EPILOG = """\
-steps: ONNX (static + dynamic, checked against torch) -> QDQ quantization (PSNR vs float) ->
-HTP v73 context binary for QCS8550 (soc 43) -> run on the x86 HTP simulator (PSNR vs float) ->
-QNN SDK script -> AI Hub (--aihub) -> manifest.json (sha256 of every file, figures, versions,
-a latency ESTIMATE scaled from AI Hub's published real_esrgan_general_x4v3 figures).
-Events also go to OUTDIR/cockpit/events.jsonl, so the cockpit can follow the export.
-"""
+def epilog() -> str:
+    """The steps as the registry declares them (engine/export/steps), and where the events go."""
+    from engine.export import steps
+
+    lines = [f"  {spec.name:<13} {spec.about}" for spec in steps.REGISTRY]
+    return ("steps, in order (each checked; AI Hub only with --aihub):\n" + "\n".join(lines) + "\n"
+            "The latency ESTIMATE is scaled from AI Hub's published real_esrgan_general_x4v3 figures.\n"
+            "Events also go to OUTDIR/cockpit/events.jsonl, so the cockpit can follow the export.\n")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("export", help="export a checkpoint for Qualcomm QCS8550 (ONNX, QDQ, HTP binary)",
-                            description=__doc__, epilog=EPILOG,
+                            description=__doc__, epilog=epilog(),
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path, help="SRVGGNetCompact .pth (basicsr params/params_ema or bare)")
     parser.add_argument("-o", "--out", type=Path, default=None, metavar="OUTDIR",

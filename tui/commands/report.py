@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 HELP = "compare original, transferred and fine-tuned models: PSNR/SSIM, speed, memory, samples (HTML + Markdown)"
 
@@ -64,8 +65,6 @@ def _pick(value: str | None, default: Path) -> str | Path | None:
 
 def run_report(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
 
     from engine.protocol import UserError
 
@@ -73,23 +72,7 @@ def run_report(args: argparse.Namespace) -> int:
         height, width = (int(v) for v in args.frame.lower().split("x"))
     except ValueError:
         raise UserError(f"--frame {args.frame!r} is not HxW", "e.g. --frame 270x480") from None
-    models = {}
-    for label, value, default in (("original", args.original, None), ("transferred", args.transferred,
-                                  DEFAULT_TRANSFERRED), ("finetuned", args.finetuned, DEFAULT_FINETUNED)):
-        chosen = (None if value.lower() == "none" else value) if default is None else _pick(value, default)
-        if chosen is None:
-            continue
-        if chosen != "ncnn" and not Path(chosen).exists():
-            raise UserError(f"--{label} {chosen}: no such file", "give a .pth checkpoint (or 'none' to leave it out)")
-        if chosen != "ncnn":
-            from engine.weights.precheck import require_checkpoint_file
-
-            require_checkpoint_file(Path(chosen), f"--{label} checkpoint")  # before torch loads
-        models[label] = chosen if chosen == "ncnn" else Path(chosen)
-    if not any(label != "original" for label in models):
-        raise UserError("no small model to report on: neither --transferred nor --finetuned was given or found",
-                        f"give --transferred/--finetuned PATH (looked for {DEFAULT_TRANSFERRED} and "
-                        f"{DEFAULT_FINETUNED})")
+    models = _models(args)
     valset = args.valset
     if valset is None:
         if not DEFAULT_VALSET.is_dir():
@@ -114,11 +97,44 @@ def run_report(args: argparse.Namespace) -> int:
                 job.result(report=str(result.json_path), html=str(result.html_path), criteria=result.data["criteria"])
         else:
             result = build_report(models, spec, args.output, **options)
+    _print_summary(console, result, (height, width))
+    return 0
+
+
+def _models(args: argparse.Namespace) -> dict[str, Any]:
+    """label -> checkpoint path (or 'ncnn') from --original/--transferred/--finetuned, each checked."""
+    from engine.protocol import UserError
+
+    models: dict[str, Any] = {}
+    for label, value, default in (("original", args.original, None), ("transferred", args.transferred,
+                                  DEFAULT_TRANSFERRED), ("finetuned", args.finetuned, DEFAULT_FINETUNED)):
+        chosen = (None if value.lower() == "none" else value) if default is None else _pick(value, default)
+        if chosen is None:
+            continue
+        if chosen != "ncnn" and not Path(chosen).exists():
+            raise UserError(f"--{label} {chosen}: no such file", "give a .pth checkpoint (or 'none' to leave it out)")
+        if chosen != "ncnn":
+            from engine.weights.precheck import require_checkpoint_file
+
+            require_checkpoint_file(Path(chosen), f"--{label} checkpoint")  # before torch loads
+        models[label] = chosen if chosen == "ncnn" else Path(chosen)
+    if not any(label != "original" for label in models):
+        raise UserError("no small model to report on: neither --transferred nor --finetuned was given or found",
+                        f"give --transferred/--finetuned PATH (looked for {DEFAULT_TRANSFERRED} and "
+                        f"{DEFAULT_FINETUNED})")
+    return models
+
+
+def _print_summary(console: Any, result: Any, frame: tuple[int, int]) -> None:
+    """The scores table, the criteria, the LPIPS and timing notes, and where the report files are."""
+    from rich.markup import escape
+    from rich.table import Table
+
     data = result.data
     channel = "Y" if data["settings"]["test_y_channel"] else "RGB"
     table = Table(title=f"{data['valset']['name']}: {len(data['valset']['images'])} images, {channel}, "
                         f"crop {data['settings']['crop_border']}")
-    for column in ("model", "params", "PSNR", "SSIM", f"ms @ {height}x{width}", "memory est."):
+    for column in ("model", "params", "PSNR", "SSIM", f"ms @ {frame[0]}x{frame[1]}", "memory est."):
         table.add_column(column, justify="left" if column == "model" else "right")
     for name, model in data["models"].items():
         timing = (model.get("timing") or {}).get("frame", {}).get("median_ms")
@@ -137,4 +153,3 @@ def run_report(args: argparse.Namespace) -> int:
         timing = data["timing"]
         console.print(f"  timing: median of {timing['runs']} on {timing['device']}, {timing['threads']} threads")
     console.print(f"[bold]report:[/] {result.html_path} (self-contained), {result.markdown_path}, {result.json_path}")
-    return 0

@@ -20,6 +20,7 @@ from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Checkbox, DataTable, Footer, Input, Label, Select, Static
 
+from engine.export import steps as export_steps
 from engine.protocol import RunPaths
 from tui.widgets.job_progress import JobProgress, JobScreen
 
@@ -127,9 +128,9 @@ class ExportScreen(JobScreen):
             yield JobProgress(id="job")
             yield DataTable(id="steps", cursor_type="row", zebra_stripes=True, classes="-empty")
             yield Static(id="figures")
-            yield Static(Text("ctrl+r starts the export; each step's verification figure shows here as it lands "
-                              "(the calibration default: the run's validation LR images)", style="dim"),
-                         id="summary")
+            yield Static(Text(f"ctrl+r starts the export ({' -> '.join(export_steps.labels().values())}); each "
+                              "step's verification figure shows here as it lands (the calibration default: the "
+                              "run's validation LR images)", style="dim"), id="summary")
         yield Footer()
 
     def on_mount(self) -> None:

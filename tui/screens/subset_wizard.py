@@ -59,6 +59,9 @@ def _yaml_scalar(value: str) -> str:
     return value if re.fullmatch(r"[A-Za-z0-9_./@+-]+", value) else json.dumps(value)
 
 
+_YAML_KEY = re.compile(r"^(\s*)([A-Za-z0-9_]+)\s*:(.*)$")
+
+
 def set_train_paths(text: str, dataroot_gt: str, meta_info: str) -> str:
     """The options YAML with datasets.train.dataroot_gt and meta_info set; every other line kept as is.
 
@@ -66,49 +69,13 @@ def set_train_paths(text: str, dataroot_gt: str, meta_info: str) -> str:
     when the file has no datasets.train mapping in block style. The caller checks the result parses.
     """
     lines = text.splitlines(keepends=True)
-    key = re.compile(r"^(\s*)([A-Za-z0-9_]+)\s*:(.*)$")
-
-    def indent_of(line: str) -> int | None:
-        if not line.strip() or line.lstrip().startswith("#"):
-            return None
-        return len(line) - len(line.lstrip(" "))
-
-    def block(start: int, parent_indent: int) -> tuple[int, int]:
-        """Lines after `start` deeper than parent_indent: (first, end)."""
-        end = start + 1
-        while end < len(lines):
-            ind = indent_of(lines[end])
-            if ind is not None and ind <= parent_indent:
-                break
-            end += 1
-        return start + 1, end
-
-    def find(name: str, first: int, end: int, indent: int | None) -> tuple[int, int] | None:
-        for number in range(first, end):
-            match = key.match(lines[number].rstrip("\n"))
-            if match and match[2] == name and (indent is None or len(match[1]) == indent):
-                return number, len(match[1])
-        return None
-
-    datasets = find("datasets", 0, len(lines), 0)
-    if datasets is None:
-        raise UserError("the options file has no top-level datasets: section",
-                        "add datasets: train: ... (a basicsr options file)")
-    first, end = block(datasets[0], 0)
-    child = next((indent_of(lines[n]) for n in range(first, end) if indent_of(lines[n]) is not None), None)
-    train = find("train", first, end, child) if child is not None else None
-    if train is None:
-        raise UserError("the options file has no datasets.train section in block style",
-                        "add datasets: train: with dataroot_gt and meta_info")
-    t_first, t_end = block(train[0], train[1])
-    inner = next((indent_of(lines[n]) for n in range(t_first, t_end) if indent_of(lines[n]) is not None),
-                 train[1] + 2)
+    t_first, t_end, inner = _train_block(lines)
     pad = " " * inner
     newline = "\n" if not lines or lines[-1].endswith("\n") else ""
     gt_line = f"{pad}dataroot_gt: {_yaml_scalar(dataroot_gt)}\n"
     meta_line = f"{pad}meta_info: {_yaml_scalar(meta_info)}\n"
-    gt = find("dataroot_gt", t_first, t_end, inner)
-    meta = find("meta_info", t_first, t_end, inner)
+    gt = _find_key(lines, "dataroot_gt", t_first, t_end, inner)
+    meta = _find_key(lines, "meta_info", t_first, t_end, inner)
     if gt is not None:
         lines[gt[0]] = gt_line
     if meta is not None:
@@ -122,6 +89,54 @@ def set_train_paths(text: str, dataroot_gt: str, meta_info: str) -> str:
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += newline
     return "".join(lines)
+
+
+def _train_block(lines: list[str]) -> tuple[int, int, int]:
+    """(first line, end, indent of its keys) of datasets.train's block; a UserError when there is none."""
+    datasets = _find_key(lines, "datasets", 0, len(lines), 0)
+    if datasets is None:
+        raise UserError("the options file has no top-level datasets: section",
+                        "add datasets: train: ... (a basicsr options file)")
+    first, end = _block(lines, datasets[0], 0)
+    child = _first_indent(lines, first, end)
+    train = _find_key(lines, "train", first, end, child) if child is not None else None
+    if train is None:
+        raise UserError("the options file has no datasets.train section in block style",
+                        "add datasets: train: with dataroot_gt and meta_info")
+    t_first, t_end = _block(lines, train[0], train[1])
+    inner = _first_indent(lines, t_first, t_end)
+    return t_first, t_end, train[1] + 2 if inner is None else inner
+
+
+def _indent_of(line: str) -> int | None:
+    """A line's indent; None for blank and comment lines."""
+    if not line.strip() or line.lstrip().startswith("#"):
+        return None
+    return len(line) - len(line.lstrip(" "))
+
+
+def _first_indent(lines: list[str], first: int, end: int) -> int | None:
+    return next((_indent_of(lines[n]) for n in range(first, end) if _indent_of(lines[n]) is not None), None)
+
+
+def _block(lines: list[str], start: int, parent_indent: int) -> tuple[int, int]:
+    """Lines after `start` deeper than parent_indent: (first, end)."""
+    end = start + 1
+    while end < len(lines):
+        ind = _indent_of(lines[end])
+        if ind is not None and ind <= parent_indent:
+            break
+        end += 1
+    return start + 1, end
+
+
+def _find_key(lines: list[str], name: str, first: int, end: int, indent: int | None) -> tuple[int, int] | None:
+    """(line number, indent) of the first `name:` key in lines[first:end] at that indent (any when None)."""
+    for number in range(first, end):
+        match = _YAML_KEY.match(lines[number].rstrip("\n"))
+        if match and match[2] == name and (indent is None or len(match[1]) == indent):
+            return number, len(match[1])
+    return None
 
 
 def write_train_paths(options: Path, dataroot_gt: str, meta_info: str) -> Path:
