@@ -14,7 +14,7 @@ from engine.protocol import UserError
 
 @pytest.mark.parametrize(("text", "size"), [("270x480", (270, 480)), ("64X64", (64, 64)), (" 1x4096 ", (1, 4096))])
 def test_parse_size(text, size):
-    from engine.export import parse_size
+    from engine.units import parse_size
 
     assert parse_size(text) == size
 

@@ -17,7 +17,6 @@ __all__ = [
     "StepReport",
     "default_out_dir",
     "export_checkpoint",
-    "parse_size",
     "run_export_job",
 ]
 

@@ -7,7 +7,6 @@ section 8). This module holds the request checks, the output folder, and the loo
 
 from __future__ import annotations
 
-import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -19,10 +18,10 @@ from engine.export import steps as steps_registry
 from engine.export.steps import StepSpec
 from engine.export.steps.context import ExportContext
 from engine.protocol import ProgressFn, UserError
+from engine.units import MAX_SIDE
 
 DEFAULT_SIZE = (270, 480)  # a 540p frame at x2
 DEFAULT_SIM_SIZE = (64, 64)  # the simulator takes ~3 s per 64x64 frame, ~30 s per 270x480
-MAX_SIDE = 4096
 
 
 @dataclass
@@ -49,19 +48,6 @@ class ExportResult:
     figures: dict[str, Any]
     artefacts: list[dict[str, Any]]
     steps: list[StepReport]
-
-
-def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
-    """'270x480' -> (270, 480): height x width, positive integers up to MAX_SIDE."""
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
-    if not match:
-        raise UserError(f"{option} {text!r} is not HEIGHTxWIDTH",
-                        f"e.g. {option} 270x480 (a 540p frame at x2)")
-    size = int(match[1]), int(match[2])
-    if min(size) < 1 or max(size) > MAX_SIDE:
-        raise UserError(f"{option} {text!r}: each side must be between 1 and {MAX_SIDE} pixels",
-                        f"e.g. {option} 270x480")
-    return size
 
 
 def default_out_dir(checkpoint: Path) -> Path:

@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.calib_frames < 1:
         raise UserError(f"--calib-frames {args.calib_frames}: need at least 1")
-    from engine.export import parse_size, run_export_job
+    from engine.export import run_export_job
+    from engine.units import parse_size
 
     size = parse_size(args.size, "--size")
     sim_size = parse_size(args.sim_size, "--sim-size")

@@ -9,7 +9,6 @@ the highlighted step's figures are listed below it; the manifest path ends the j
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,25 +20,14 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Checkbox, DataTable, Footer, Input, Label, Select, Static
 
 from engine.export import steps as export_steps
-from engine.protocol import RunPaths
+from engine.protocol import RunPaths, UserError
+from engine.units import parse_size
 from tui.widgets.job_progress import JobProgress, JobScreen
 
 DEFAULT_SIZE = "270x480"
-MAX_SIDE = 4096
 PROMOTED = "weights/small-realesr-animevideox2v3-finetuned.pth"
 STATUS_STYLE = {"done": "green", "warning": "yellow", "skipped": "dim", "running": "cyan"}
 STANDARD = {"v", "t", "type", "job", "step", "title", "status", "message", "index", "total", "seconds"}
-
-
-def parse_size(text: str) -> tuple[int, int] | str:
-    """'270x480' -> (270, 480); else the message to show."""
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
-    if not match:
-        return f"size {text.strip() or '(empty)'}: write HEIGHTxWIDTH, e.g. 270x480 (a 540p frame at x2)"
-    size = int(match[1]), int(match[2])
-    if min(size) < 1 or max(size) > MAX_SIDE:
-        return f"size {text.strip()}: each side between 1 and {MAX_SIDE} pixels"
-    return size
 
 
 def newest_checkpoint(run: RunPaths | None) -> Path | None:
@@ -154,9 +142,10 @@ class ExportScreen(JobScreen):
                                            "promoted weights)"))
         elif not self.resolve(v["checkpoint"]).is_file():
             problems.append(("checkpoint", f"checkpoint {v['checkpoint']}: no such file"))
-        size = parse_size(v["size"])
-        if isinstance(size, str):
-            problems.append(("size", size))
+        try:
+            parse_size(v["size"], "size")
+        except UserError as error:
+            problems.append(("size", f"{error.message}: {error.hint}"))
         if v["calib"] and v["calib"] != "builtin" and not self.resolve(v["calib"]).is_dir():
             problems.append(("calib", f"calibration folder {v['calib']}: not a folder (leave empty for the default)"))
         if v["out"]:
