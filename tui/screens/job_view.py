@@ -31,7 +31,8 @@ def result_line(event: dict[str, Any]) -> Text:
 
 class JobViewScreen(SizeClasses, Screen[None]):
     DEFAULT_CSS = """
-    JobViewScreen #job-view-title { height: 1; padding: 0 1; text-style: bold; }
+    JobViewScreen #job-view-title { height: 1; padding: 0 1; text-style: bold; text-wrap: nowrap;
+                                    text-overflow: ellipsis; }
     JobViewScreen #job-results { height: 1fr; border: round $primary 40%; padding: 0 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -44,7 +45,7 @@ class JobViewScreen(SizeClasses, Screen[None]):
         self.paths = paths
 
     def compose(self) -> ComposeResult:
-        title = Text(f"job {self.paths.root.name}", no_wrap=True, overflow="ellipsis")
+        title = Text(f"job {self.paths.root.name}")
         title.append(f"  ({self.paths.root})", style="dim")
         yield Static(title, id="job-view-title")
         yield JobProgress(id="job")
@@ -56,7 +57,9 @@ class JobViewScreen(SizeClasses, Screen[None]):
 
     @on(JobProgress.Result)
     def _result(self, message: JobProgress.Result) -> None:
-        self.query_one(RichLog).write(result_line(message.event))
+        results = self.query_one(RichLog)
+        # wrapped at the log's own width (RichLog would measure against the console's)
+        results.write(result_line(message.event), width=results.scrollable_content_region.width or None)
 
     def action_back(self) -> None:
         self.app.pop_screen()

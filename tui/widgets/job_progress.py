@@ -42,9 +42,9 @@ class JobProgress(Widget):
     DEFAULT_CSS = """
     JobProgress { height: auto; padding: 0 1; border: round $primary 40%; }
     JobProgress.-idle { display: none; }
-    JobProgress #job-title { height: 1; }
+    JobProgress #job-title { height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
     JobProgress ProgressBar { height: 1; margin: 0 0; }
-    JobProgress #job-message { height: 1; color: $text-muted; }
+    JobProgress #job-message { height: 1; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
     JobProgress #job-error { height: auto; color: $error; }
     JobProgress #job-output { height: auto; max-height: 8; color: $text-muted; }
     JobProgress .-blank { display: none; }

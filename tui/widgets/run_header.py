@@ -31,6 +31,8 @@ class RunHeader(Static):
         padding: 0 1;
         background: $panel;
         border-bottom: tall $primary;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     RunHeader.-running { border-bottom: tall $success; }
     RunHeader.-paused, RunHeader.-stopping, RunHeader.-starting { border-bottom: tall $warning; }
