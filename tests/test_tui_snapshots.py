@@ -60,11 +60,13 @@ def test_dashboard(snap_compare, theme):
     assert snap_compare(app_for("finetune_x2_gan", theme), terminal_size=SIZE, run_before=ready)
 
 
-def test_failed_run_dashboard(snap_compare):
+@pytest.mark.parametrize("size", [SIZE, (80, 24)], ids=["150x46", "80x24"])
+def test_failed_run_dashboard(snap_compare, size):
+    """At 80x24 the failure's box stays within 8 rows (its traceback scrolls) above the losses."""
     async def ready(pilot):
         await settle_dashboard(pilot)
 
-    assert snap_compare(app_for("oom_at_256", "srcockpit-dark"), terminal_size=SIZE, run_before=ready)
+    assert snap_compare(app_for("oom_at_256", "srcockpit-dark"), terminal_size=size, run_before=ready)
 
 
 @pytest.mark.parametrize("theme", THEMES)
