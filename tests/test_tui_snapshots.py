@@ -15,6 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "runs"))
 
+from textual.widgets import Footer
 from tui_helpers import FIXTURE_ROOT, frozen_clock, settle_dashboard, settle_run_list, sync, wait_for
 
 from engine.jobs import Job
@@ -144,3 +145,47 @@ async def test_a_terminal_resized_under_the_dashboard_lays_out_the_run_list_agai
         await pilot.press("escape")
         assert await wait_for(pilot, lambda: isinstance(app.screen, RunListScreen))
         assert await wait_for(pilot, lambda: runs.has_class("-narrow", "-short") and not runs.has_class("-wide"))
+
+
+PANELS = ("#run-header", "#loss-g", "#loss-d", "#val-chart", "#val-table", "#throughput", "#gpu-panel", "#alerts",
+          "#log")
+
+
+@sync
+@pytest.mark.parametrize("size", [(80, 24), (100, 30), (160, 48), (240, 70)], ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_no_panel_covers_another(size):
+    """Every panel on screen lies inside the terminal and apart from the others; the header, the losses
+    and the validation table are on the first screen at every size."""
+    app = app_for("finetune_x2_gan", "srcockpit-dark")
+    async with app.run_test(size=size) as pilot:
+        await settle_dashboard(pilot)
+        screen = app.screen
+        body = screen.query_one("#dash-body").region  # what the scrolling column shows of the panels
+        shown = {"footer": screen.query_one(Footer).region}
+        for name in PANELS:
+            region = screen.query_one(name).region
+            assert region.right <= size[0], f"{name} runs past the right edge at {size}: {region}"
+            shown[name] = region if name == "#run-header" else region.intersection(body)
+        for name in ("#run-header", "#loss-g", "#loss-d", "#val-table"):
+            assert shown[name].area > 0, f"{name} is not on the first screen at {size}"
+        shown = {name: region for name, region in shown.items() if region.area}
+        for name, region in shown.items():
+            assert region.bottom <= size[1], (name, region)
+            for other, other_region in shown.items():
+                assert name == other or not region.overlaps(other_region), (name, region, other, other_region)
+
+
+@sync
+async def test_the_log_box_takes_no_room_until_a_line_arrives(tmp_path: Path):
+    from generate import write_run
+
+    from tui.widgets.log_panel import LogPanel
+
+    write_run(tmp_path / "experiments" / "quiet", total_iter=200, logs=False)
+    app = make_app(tmp_path, "quiet", config=Config(), clock=frozen_clock, save_settings=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle_dashboard(pilot)
+        log = app.screen.query_one(LogPanel)
+        assert not log.display and log.region.area == 0
+        log.add_lines([(frozen_clock(), "warning", "a late warning")])
+        assert await wait_for(pilot, lambda: log.display)
