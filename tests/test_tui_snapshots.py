@@ -189,3 +189,15 @@ async def test_the_log_box_takes_no_room_until_a_line_arrives(tmp_path: Path):
         assert not log.display and log.region.area == 0
         log.add_lines([(frozen_clock(), "warning", "a late warning")])
         assert await wait_for(pilot, lambda: log.display)
+
+
+@sync
+async def test_page_down_scrolls_the_one_column_layout():
+    app = app_for("finetune_x2_gan", "srcockpit-dark")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle_dashboard(pilot)
+        body = app.screen.query_one("#dash-body")
+        await pilot.press("pagedown")
+        assert await wait_for(pilot, lambda: body.scroll_y > 0), f"pagedown did not scroll; focus on {app.focused}"
+        await pilot.press("end")
+        assert await wait_for(pilot, lambda: app.screen.query_one("#log").region.intersection(body.region).area > 0)

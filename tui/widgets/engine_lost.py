@@ -10,7 +10,7 @@ from textual.widgets import Static
 from tui.state import RunState
 
 
-class EngineLost(VerticalScroll):
+class EngineLost(VerticalScroll, can_focus=False):  # hidden most of the time: it must not hold the focus
     DEFAULT_CSS = """
     EngineLost {
         display: none;
