@@ -16,7 +16,7 @@ from typing import ClassVar
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer
@@ -45,6 +45,7 @@ from tui.widgets.gpu_panel import GpuPanel
 from tui.widgets.line_chart import LineChart
 from tui.widgets.log_panel import LogPanel
 from tui.widgets.run_header import RunHeader
+from tui.widgets.sizes import SizeClasses
 from tui.widgets.throughput import ThroughputPanel
 from tui.widgets.val_panel import ValPanel
 
@@ -52,7 +53,7 @@ SMOOTHING_STEPS = (0.0, 0.6, 0.9, 0.99)
 LIVENESS_S = 2.0
 
 
-class DashboardScreen(Screen):
+class DashboardScreen(SizeClasses, Screen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("s", "stop", "stop"),
         Binding("p", "pause", "pause"),
@@ -91,17 +92,18 @@ class DashboardScreen(Screen):
     def compose(self) -> ComposeResult:
         yield RunHeader(id="run-header")
         yield EngineLost(id="engine-lost")
-        with Horizontal(id="dash-main"):
-            with Vertical(id="dash-left"):
-                with Horizontal(id="loss-row"):
-                    yield LineChart("generator losses", id="loss-g")
-                    yield LineChart("discriminator losses", id="loss-d")
-                yield ValPanel(id="val-panel")
-            with Vertical(id="dash-right"):
-                yield ThroughputPanel(id="throughput")
-                yield GpuPanel(id="gpu-panel")
-                yield AlertsPanel(id="alerts")
-        yield LogPanel(id="log")
+        with VerticalScroll(id="dash-body"):  # scrolls only in the one-column layout of a narrow terminal
+            with Horizontal(id="dash-main"):
+                with Vertical(id="dash-left"):
+                    with Horizontal(id="loss-row"):
+                        yield LineChart("generator losses", id="loss-g")
+                        yield LineChart("discriminator losses", id="loss-d")
+                    yield ValPanel(id="val-panel")
+                with Vertical(id="dash-right"):
+                    yield ThroughputPanel(id="throughput")
+                    yield GpuPanel(id="gpu-panel")
+                    yield AlertsPanel(id="alerts")
+            yield LogPanel(id="log")
         yield Footer()
 
     def on_mount(self) -> None:

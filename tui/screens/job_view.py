@@ -17,6 +17,7 @@ from textual.widgets import Footer, RichLog, Static
 
 from engine.protocol import RunPaths
 from tui.widgets.job_progress import JobProgress
+from tui.widgets.sizes import SizeClasses
 
 
 def result_line(event: dict[str, Any]) -> Text:
@@ -28,10 +29,11 @@ def result_line(event: dict[str, Any]) -> Text:
     return Text.assemble((f"{label}: ", "bold"), "  ".join(figures))
 
 
-class JobViewScreen(Screen[None]):
+class JobViewScreen(SizeClasses, Screen[None]):
     DEFAULT_CSS = """
-    JobViewScreen #job-view-title { height: 1; padding: 0 1; text-style: bold; }
-    JobViewScreen #job-results { height: 1fr; border: round $primary 40%; }
+    JobViewScreen #job-view-title { height: 1; padding: 0 1; text-style: bold; text-wrap: nowrap;
+                                    text-overflow: ellipsis; }
+    JobViewScreen #job-results { height: 1fr; border: round $primary 40%; padding: 0 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "runs"),
@@ -43,9 +45,11 @@ class JobViewScreen(Screen[None]):
         self.paths = paths
 
     def compose(self) -> ComposeResult:
-        yield Static(f"job {self.paths.root.name}  ({self.paths.root})", id="job-view-title")
+        title = Text(f"job {self.paths.root.name}")
+        title.append(f"  ({self.paths.root})", style="dim")
+        yield Static(title, id="job-view-title")
         yield JobProgress(id="job")
-        yield RichLog(id="job-results", wrap=True, markup=False)
+        yield RichLog(id="job-results", wrap=True, markup=False, min_width=20)  # wraps to the width it has
         yield Footer()
 
     def on_mount(self) -> None:
@@ -53,7 +57,9 @@ class JobViewScreen(Screen[None]):
 
     @on(JobProgress.Result)
     def _result(self, message: JobProgress.Result) -> None:
-        self.query_one(RichLog).write(result_line(message.event))
+        results = self.query_one(RichLog)
+        # wrapped at the log's own width (RichLog would measure against the console's)
+        results.write(result_line(message.event), width=results.scrollable_content_region.width or None)
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -20,16 +20,20 @@ from textual.widgets import DataTable, Footer, Static
 from engine.protocol import RunPaths, UserError
 from tui.runs import RunSummary, age, list_runs
 from tui.screens.dialogs import KEYS_RUNS, HelpScreen, PathScreen
+from tui.widgets.sizes import SizeClasses
 
 STATUS_COLORS = {"running": "success", "starting": "warning", "paused": "warning", "stopping": "warning",
                  "failed": "error", "lost": "error", "stopped": "secondary", "finished": "secondary"}
 
 
-class RunListScreen(Screen):
+class RunListScreen(SizeClasses, Screen):
     DEFAULT_CSS = """
     RunListScreen #runs-title { height: 3; padding: 1 2 0 2; background: $panel; }
     RunListScreen DataTable { height: 1fr; margin: 1 2 0 2; }
     RunListScreen #runs-empty { margin: 1 2; color: $text-muted; height: auto; }
+    RunListScreen.-narrow DataTable { margin: 1 0 0 0; }
+    RunListScreen.-narrow #runs-empty { margin: 1 1; }
+    RunListScreen.-short #runs-title { height: 1; padding: 0 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "attach", "attach", priority=True),
@@ -64,7 +68,7 @@ class RunListScreen(Screen):
         self.query_one("#runs-title", Static).update(title)
         table = self.query_one(DataTable)
         for label, key in (("run", "name"), ("status", "status"), ("iteration", "iter"),
-                           ("best PSNR", "psnr"), ("live", "live"), ("last event", "last")):
+                           ("best PSNR", "psnr"), ("last event", "last")):
             table.add_column(label, key=key)
         self.action_refresh()
         self.set_interval(5.0, self.action_refresh, name="refresh-runs")
@@ -93,10 +97,10 @@ class RunListScreen(Screen):
             psnr = f"{s.best_psnr:.2f} dB" if s.best_psnr is not None else "-"
             if s.best_psnr is not None and s.best_psnr_iter is not None:
                 psnr += f" @{int(s.best_psnr_iter):,}"
+            shown = Text.assemble(("● " if s.alive else "  ", theme.success), (status, f"bold {color}"))
             table.add_row(
-                Text(s.name, style="bold"), Text(status, style=f"bold {color}"),
+                Text(s.name, style="bold"), shown,
                 Text(iteration, justify="right"), Text(psnr, justify="right"),
-                Text("● live" if s.alive else "○", style=theme.success if s.alive else "dim"),
                 Text(age(now - s.last_t) if s.last_t else "-", style="dim"),
                 key=str(s.paths.root),
             )

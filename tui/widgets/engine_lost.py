@@ -10,7 +10,7 @@ from textual.widgets import Static
 from tui.state import RunState
 
 
-class EngineLost(VerticalScroll):
+class EngineLost(VerticalScroll, can_focus=False):  # hidden most of the time: it must not hold the focus
     DEFAULT_CSS = """
     EngineLost {
         display: none;
@@ -18,6 +18,7 @@ class EngineLost(VerticalScroll):
         max-height: 14;
         border: heavy $error;
         border-title-color: $error;
+        border-subtitle-color: $error;
         background: $error 10%;
         padding: 0 1;
     }
@@ -35,6 +36,7 @@ class EngineLost(VerticalScroll):
         if not visible:
             return
         theme = self.app.current_theme
+        self.border_subtitle = "r resumes"  # on the frame: seen even when a small screen scrolls the text
         event = state.status_event
         text = Text()
         if state.failed and event is not None:

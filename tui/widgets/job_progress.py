@@ -32,6 +32,7 @@ from textual.worker import get_current_worker
 from engine.protocol import FAILED, FINISHED, STOPPED, ProgressEvent, ResultEvent, RunPaths
 from tui.messages import LogLines, OtherEvents, RunInfo, RunStatus, TailCaughtUp
 from tui.tailer import Tailer
+from tui.widgets.sizes import SizeClasses
 
 LIVENESS_S = 1.0
 START_GRACE_S = 20.0  # a job with no engine.json yet is "starting" this long
@@ -41,9 +42,9 @@ class JobProgress(Widget):
     DEFAULT_CSS = """
     JobProgress { height: auto; padding: 0 1; border: round $primary 40%; }
     JobProgress.-idle { display: none; }
-    JobProgress #job-title { height: 1; }
+    JobProgress #job-title { height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
     JobProgress ProgressBar { height: 1; margin: 0 0; }
-    JobProgress #job-message { height: 1; color: $text-muted; }
+    JobProgress #job-message { height: 1; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
     JobProgress #job-error { height: auto; color: $error; }
     JobProgress #job-output { height: auto; max-height: 8; color: $text-muted; }
     JobProgress .-blank { display: none; }
@@ -223,7 +224,7 @@ class JobProgress(Widget):
         return self.status in ("starting", "running")
 
 
-class JobScreen(Screen):
+class JobScreen(SizeClasses, Screen):
     """A form, a job, its progress and results. Subclasses: KIND, form widgets, validate(), command()."""
 
     KIND: ClassVar[str] = "job"

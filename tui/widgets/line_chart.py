@@ -18,6 +18,8 @@ from textual.widget import Widget
 # Braille dot bits, indexed [row 0..3][col 0..1].
 _DOTS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))
 PALETTE = ("primary", "accent", "success", "secondary", "error", "warning")
+MAX_LEGEND_LINES = 3
+MIN_PLOT_ROWS = 3  # a legend wraps onto more lines only while the plot keeps this many rows
 
 
 @dataclass
@@ -275,27 +277,44 @@ def _x_axis(scale: _Scale, cols: int, axis_w: int) -> str:
     return " " * axis_w + "└" + left + "─" * gap + right + "\n"
 
 
-def _legend(data: ChartData, color_of: ColorOf, width: int, axis_style: Style) -> Text:
-    """One entry per curve in front (with its latest value) and per reference line, cut to width."""
-    legend = Text(no_wrap=True, overflow="ellipsis")
+def _legend_entries(data: ChartData, color_of: ColorOf, axis_style: Style) -> list[Text]:
+    """One entry per curve in front (with its latest value), per reference line, and the log-scale note."""
+    entries = []
     index = 0
     for curve in data.curves:
         if curve.dim:
             continue
-        color = color_of(curve.color, index)
+        entry = Text()
+        entry.append("━ ", style=Style.parse(color_of(curve.color, index)))
         index += 1
-        legend.append("━ ", style=Style.parse(color))
-        legend.append(curve.label)
+        entry.append(curve.label)
         if curve.value:
-            legend.append(f" {curve.value}", style=Style(bold=True))
-        legend.append("  ")
+            entry.append(f" {curve.value}", style=Style(bold=True))
+        entries.append(entry)
     for h in data.hlines:
-        legend.append("╌ ", style=Style.parse(color_of(h.color, 0)))
-        legend.append(f"{h.label}  ")
+        entry = Text()
+        entry.append("╌ ", style=Style.parse(color_of(h.color, 0)))
+        entry.append(h.label)
+        entries.append(entry)
     if data.log_y:
-        legend.append("(log)", style=axis_style)
-    legend.truncate(width, overflow="ellipsis")
-    return legend
+        entries.append(Text("(log)", style=axis_style))
+    return entries
+
+
+def _legend(data: ChartData, color_of: ColorOf, width: int, axis_style: Style, max_lines: int) -> list[Text]:
+    """The entries packed into lines of `width`, never splitting one: a narrow chart keeps every value
+    readable on a second line rather than cutting it; past max_lines the last line ends with an ellipsis."""
+    lines: list[Text] = []
+    for entry in _legend_entries(data, color_of, axis_style):
+        if lines and (len(lines) == max_lines or lines[-1].cell_len + 2 + entry.cell_len <= width):
+            lines[-1].append("  ")
+            lines[-1].append_text(entry)
+        else:
+            lines.append(entry.copy())
+    for line in lines:
+        line.no_wrap = True
+        line.truncate(width, overflow="ellipsis")
+    return lines
 
 
 def render_chart(data: ChartData, width: int, height: int, color_of: ColorOf | None = None,
@@ -310,15 +329,18 @@ def render_chart(data: ChartData, width: int, height: int, color_of: ColorOf | N
         text.append(data.empty, style=Style(color=muted, dim=True))
         return text
     axis_w = scale.axis_width()
-    cols, rows = width - axis_w - 1, height - 2
+    axis_style = Style(color=muted, dim=True)
+    legend = _legend(data, color_of, width, axis_style, max(1, min(MAX_LEGEND_LINES, height - 2 - MIN_PLOT_ROWS)))
+    cols, rows = width - axis_w - 1, height - 1 - len(legend)
     if cols < 4 or rows < 1:
         return text
     canvas = _Canvas(scale, cols, rows)
     _draw(canvas, data, color_of)
-    axis_style = Style(color=muted, dim=True)
     _plot_area(text, canvas, axis_w, axis_style)
     text.append(_x_axis(scale, cols, axis_w), style=axis_style)
-    text.append_text(_legend(data, color_of, width, axis_style))
+    for k, line in enumerate(legend):
+        text.append("\n" if k else "")
+        text.append_text(line)
     return text
 
 

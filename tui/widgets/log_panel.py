@@ -1,4 +1,5 @@
-"""The run's log: log events and the tail of cockpit/engine.log, newest at the bottom."""
+"""The run's log: log events and the tail of cockpit/engine.log, newest at the bottom. Hidden while it
+has no line: an empty box would take rows a small terminal needs for the figures."""
 
 from __future__ import annotations
 
@@ -17,15 +18,18 @@ class LogPanel(RichLog):
         padding: 0 1;
         scrollbar-size-vertical: 1;
     }
+    LogPanel.-empty { display: none; }
     """
 
     def __init__(self, **kwargs) -> None:
-        super().__init__(max_lines=200, wrap=False, markup=False, highlight=False, **kwargs)
+        super().__init__(max_lines=200, wrap=False, markup=False, highlight=False, classes="-empty", **kwargs)
         self.border_title = "log"
 
     def add_lines(self, lines: list[tuple[float, str, str]]) -> None:
         theme = self.app.current_theme
         colors = {"error": theme.error, "warning": theme.warning}
+        if lines:
+            self.remove_class("-empty")
         for t, level, message in lines:
             text = Text(no_wrap=True, overflow="ellipsis")
             if level != "engine":

@@ -11,6 +11,7 @@ from textual.widgets import Static
 from engine.units import duration
 from tui.state import RunState
 
+MIN_BAR, MAX_BAR = 6, 24
 STATUS_CLASSES = ("-starting", "-running", "-paused", "-stopping", "-stopped", "-finished", "-failed",
                   "-lost", "-unknown")
 
@@ -30,6 +31,8 @@ class RunHeader(Static):
         padding: 0 1;
         background: $panel;
         border-bottom: tall $primary;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     RunHeader.-running { border-bottom: tall $success; }
     RunHeader.-paused, RunHeader.-stopping, RunHeader.-starting { border-bottom: tall $warning; }
@@ -39,11 +42,20 @@ class RunHeader(Static):
 
     status: reactive[str] = reactive("unknown")
 
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._shown: tuple[RunState, float, bool] | None = None
+
+    def on_resize(self) -> None:
+        if self._shown is not None:  # the bar's width follows the header's
+            self.show(*self._shown)
+
     def watch_status(self, status: str) -> None:
         self.remove_class(*STATUS_CLASSES)
         self.add_class(f"-{status or 'unknown'}")
 
     def show(self, state: RunState, now: float, lost: bool = False) -> None:
+        self._shown = (state, now, lost)
         self.status = "lost" if lost else (state.status or "unknown")
         theme = self.app.current_theme
         colors = {
@@ -61,19 +73,31 @@ class RunHeader(Static):
         if extras:
             text.append("  " + " · ".join(extras), style="dim")
         text.append("\n")
+        text.append_text(self.progress_line(state, now, lost, color))
+        self.update(text)
+
+    def progress_line(self, state: RunState, now: float, lost: bool, color: str) -> Text:
+        """iter n / total, a bar, %, ETA, elapsed and it/s; the bar takes what the figures leave of the width,
+        so at 80 columns every figure is still there (and the bar goes before any figure does)."""
         total = state.total_iter
         fraction = state.iter / total if total else math.nan
-        text.append("iter ", style="dim")
-        text.append(f"{state.iter:,}", style="bold")
-        text.append(f" / {total:,}" if total else " / ?")
+        figures = Text(no_wrap=True, overflow="ellipsis")
         if total:
-            text.append(f"  {bar(fraction, 24)}", style=color)
-            text.append(f" {100 * fraction:5.1f}%")
-        text.append("   ETA ", style="dim")
-        text.append(duration(state.eta(now)) if state.live and not lost else "-", style="bold")
-        text.append("   elapsed ", style="dim")
-        text.append(duration(state.elapsed(now)), style="bold")
+            figures.append(f" {100 * fraction:5.1f}%")
+        figures.append("  ETA ", style="dim")
+        figures.append(duration(state.eta(now)) if state.live and not lost else "-", style="bold")
+        figures.append("  elapsed ", style="dim")
+        figures.append(duration(state.elapsed(now)), style="bold")
         if math.isfinite(state.it_s):
-            text.append("   ", style="dim")
-            text.append(f"{state.it_s:.2f} it/s", style="bold")
-        self.update(text)
+            figures.append("  ")
+            figures.append(f"{state.it_s:.2f} it/s", style="bold")
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append("iter ", style="dim")
+        line.append(f"{state.iter:,}", style="bold")
+        line.append(f" / {total:,}" if total else " / ?")
+        room = (self.content_size.width or 80) - line.cell_len - figures.cell_len - 2
+        if total and room >= MIN_BAR:
+            line.append("  ")
+            line.append(bar(fraction, min(MAX_BAR, room)), style=color)
+        line.append_text(figures)
+        return line

@@ -19,7 +19,7 @@ from tui.widgets.line_chart import LineChart
 class ValTable(Static):
     DEFAULT_CSS = """
     ValTable {
-        width: 44;
+        width: 40;
         height: 1fr;
         border: round $panel;
         border-title-color: $text-muted;
