@@ -60,7 +60,9 @@ def test_demo_data_layout_reuse_and_options(tmp_path):
     steps: list[tuple[int, int, str]] = []
     demo = build_demo_data(root, progress=lambda done, total, message: steps.append((done, total, message)))
     # a real build walks every photo (how long it takes is a benchmark figure, not a test assertion)
-    assert [done for done, _, _ in steps] == list(range(1, len(TRAIN_NAMES) + len(VAL_NAMES) + 1))
+    # every training photo twice (the folder + meta_info, then the GTmod12/LRbicx2 pairs), every validation photo
+    total = 2 * len(TRAIN_NAMES) + len(VAL_NAMES)
+    assert [done for done, _, _ in steps] == list(range(1, total + 1))
 
     assert demo == demo_paths(root)
     assert sorted(p.stem for p in demo.train_dir.glob("*.png")) == sorted(TRAIN_NAMES)

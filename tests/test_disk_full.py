@@ -18,7 +18,7 @@ import torch
 
 from engine.events import EventWriter
 from engine.files import DiskFull, free_bytes
-from engine.protocol import LOG, STATUS, RunPaths, read_events
+from engine.protocol import FAILED, STATUS, LogEvent, RunPaths, StatusEvent, read_events
 from tests.conftest import REPO, TINY_OPTIONS, srcockpit, wait_for
 
 # the tiny run with a checkpoint every iteration and no validation: the disk fills within a few iterations
@@ -79,14 +79,14 @@ def lines_of(path: Path) -> list[dict]:
 def test_a_line_that_does_not_fit_is_not_written_at_all(tmpfs):
     disk = tmpfs("256k")
     writer = EventWriter(disk / "events.jsonl", source="test")
-    writer.emit(LOG, level="info", message="before")
+    writer.emit(LogEvent(level="info", message="before"))
     filler = fill(disk, leave=16 << 10)
     with pytest.raises(DiskFull) as raised:  # the kernel takes 16 KiB of the line, then says ENOSPC
-        writer.emit(LOG, level="info", message="x" * (64 << 10))
+        writer.emit(LogEvent(level="info", message="x" * (64 << 10)))
     assert str(disk) in raised.value.message and "free" in raised.value.message
     assert [e.get("message") for e in lines_of(disk / "events.jsonl")] == [None, "before"]
     filler.unlink()
-    writer.emit(STATUS, status="failed", error="after")
+    writer.emit(StatusEvent(status=FAILED, error="after"))
     writer.close()
     assert [e.get("message", e.get("error")) for e in lines_of(disk / "events.jsonl")] == [None, "before", "after"]
 
@@ -95,9 +95,9 @@ def test_the_reserve_makes_room_for_the_last_line(tmpfs):
     disk = tmpfs("1m")
     writer = EventWriter(disk / "events.jsonl", source="test", reserve=128 << 10)
     fill(disk, leave=0)
-    writer.emit(STATUS, status="failed", error="the disk is full", detail="y" * (64 << 10))
+    writer.emit(StatusEvent(status=FAILED, error="the disk is full", hint="y" * (64 << 10)))
     with pytest.raises(DiskFull):
-        writer.emit(LOG, level="info", message="z" * (256 << 10))
+        writer.emit(LogEvent(level="info", message="z" * (256 << 10)))
     writer.close()
     assert [e["type"] for e in lines_of(disk / "events.jsonl")] == ["header", STATUS]
     assert not (disk / ".events.reserve").exists()
