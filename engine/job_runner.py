@@ -65,18 +65,10 @@ def run_job(folder: Path, kind: str, params: dict[str, Any], progress: ProgressF
     function = job_function(kind)
     if kind in SELF_REPORTING:
         return function(progress or (lambda done, total, message: None), folder=folder, **params)
-    from engine.jobs import Job
+    from engine.jobs import run_in_job
 
-    with Job(Path(folder), kind, **params) as job:
-
-        def both(done: int, total: int, message: str) -> None:
-            job.progress(done, total, message)
-            if progress is not None:
-                progress(done, total, message)
-
-        record = function(both, **params)
-        job.result(**(record or {}))
-        return record
+    return run_in_job(Path(folder), kind, params, lambda both: function(both, **params), lambda record: record or {},
+                      progress)
 
 
 class _Adopter:

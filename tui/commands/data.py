@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-ProgressFn = Callable[[int, int, str], None]
+from engine.protocol import ProgressFn
+
 DATA_HELP = """\
 Build and check training data the way basicsr and Real-ESRGAN read it.
 
@@ -58,17 +59,9 @@ def _run(args: argparse.Namespace, kind: str, params: dict[str, Any], work: Call
     with _progress_bar(getattr(args, "quiet", False)) as bar:
         if not getattr(args, "job", None):
             return work(bar)
-        from engine.jobs import Job
+        from engine.jobs import run_in_job
 
-        with Job(Path(args.job), kind, **params) as job:
-
-            def both(done: int, total: int, message: str) -> None:
-                bar(done, total, message)
-                job.progress(done, total, message)
-
-            result = work(both)
-            job.result(**summary(result))
-            return result
+        return run_in_job(Path(args.job), kind, params, work, summary, bar)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -224,7 +217,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                           "valset, demo", description=DATA_HELP,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    _register_subset(commands)
+    _register_files(commands)
 
+
+def _register_subset(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("subset", help="a checked, seeded sample of several image folders (+ meta_info)",
                             description="Pick images from several folders into one subset folder, checking "
                             "each (complete decode, short side >= --gt-size); writes meta_info, left_out.tsv "
@@ -247,6 +244,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p)
     p.set_defaults(handler=_subset)
 
+
+def _register_files(commands: argparse._SubParsersAction) -> None:
+    """meta-info, check, extract-subimages, valset, demo."""
     p = commands.add_parser("meta-info", help="a meta_info file as Real-ESRGAN's generate_meta_info.py "
                             "writes it")
     p.add_argument("--input", nargs="+", required=True, help="image folders")
