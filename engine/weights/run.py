@@ -1,7 +1,9 @@
-"""The weight transfer as one entry point: a job function (progress callback in, report record out).
+"""The weight import and transfer as entry points: the transfer is a job function (progress callback
+in, report record out).
 
-`srcockpit weights transfer` calls it with a progress bar and prints the report; the cockpit's transfer
-screen starts it as a job (engine.job_runner), so both run the very same checks and steps.
+`srcockpit weights transfer` calls transfer_weights with a progress bar and prints the report; the
+cockpit's transfer screen starts it as a job (engine.job_runner), so both run the very same checks and
+steps. `srcockpit weights import-ncnn` calls import_weights and prints its summary.
 """
 
 from __future__ import annotations
@@ -120,3 +122,29 @@ def transfer_weights(progress: ProgressFn, *, output: str | Path, source: str | 
         report_path.parent.mkdir(parents=True, exist_ok=True)
         report_path.write_text(json.dumps(record, indent=2))
     return record
+
+
+def import_weights(*, output: str | Path, model: str | Path | None = None, scale: int = 2,
+                   force: bool = False) -> dict[str, Any]:
+    """An ncnn SRVGGNetCompact (default: the shipped realesr-animevideov3) as a basicsr checkpoint at
+    OUTPUT, at `scale` through the exact head; returns its summary."""
+    from engine.srvgg import count_parameters, save_checkpoint
+    from engine.weights.heads import downscale_head, head_check
+    from engine.weights.ncnn_import import import_ncnn, shipped_ncnn_model
+
+    output = Path(output)
+    refuse_existing(output, force)
+    start = time.perf_counter()
+    param, binary = (Path(model), None) if model else shipped_ncnn_model(4)
+    imported = import_ncnn(param, binary)
+    state, arch = downscale_head(imported.state, scale, str(param))
+    new_head = arch.upscale != imported.arch.upscale
+    head_error = head_check(imported.state, state) if new_head else 0.0
+    save_checkpoint(output, state, source=str(param), arch=arch.label)
+    return {"output": str(output), "source": str(param), "bin": str(imported.bin_path),
+            "source_arch": imported.arch.label, "arch": arch.label, "parameters": count_parameters(state),
+            "weight_dtype": imported.weight_dtype, "notes": imported.notes,
+            "head": (f"exact x{imported.arch.upscale} -> x{arch.upscale} head (sub-pixel filters "
+                     f"averaged), max |head - avg_pool(x{imported.arch.upscale})| = {head_error:.2e} "
+                     "on a random input" if new_head else None),
+            "seconds": round(time.perf_counter() - start, 2)}

@@ -135,35 +135,16 @@ def _console() -> Any:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    import time
+    from engine.weights.run import import_weights
 
-    from engine.srvgg import count_parameters, save_checkpoint
-    from engine.weights.heads import downscale_head, head_check
-    from engine.weights.ncnn_import import import_ncnn, shipped_ncnn_model
-    from engine.weights.run import refuse_existing
-
-    refuse_existing(args.output, args.force)
-    start = time.perf_counter()
-    param, binary = (args.model, None) if args.model else shipped_ncnn_model(4)
-    imported = import_ncnn(param, binary)
-    state, arch = downscale_head(imported.state, args.scale, str(param))
-    head_error = head_check(imported.state, state) if arch.upscale != imported.arch.upscale else 0.0
-    save_checkpoint(args.output, state, source=str(param), arch=arch.label)
-    summary = {"output": str(args.output), "source": str(param), "bin": str(imported.bin_path),
-               "source_arch": imported.arch.label, "arch": arch.label, "parameters": count_parameters(state),
-               "weight_dtype": imported.weight_dtype, "notes": imported.notes,
-               "head": (f"exact x{imported.arch.upscale} -> x{arch.upscale} head (sub-pixel filters "
-                        f"averaged), max |head - avg_pool(x{imported.arch.upscale})| = {head_error:.2e} "
-                        "on a random input"
-                        if arch.upscale != imported.arch.upscale else None),
-               "seconds": round(time.perf_counter() - start, 2)}
+    summary = import_weights(output=args.output, model=args.model, scale=args.scale, force=args.force)
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
     console = _console()
-    console.print(f"[bold]{args.output}[/]: {arch.label}, {summary['parameters']:,} parameters")
-    console.print(f"  from {param} ({imported.arch.label})")
-    for note in imported.notes:
+    console.print(f"[bold]{args.output}[/]: {summary['arch']}, {summary['parameters']:,} parameters")
+    console.print(f"  from {summary['source']} ({summary['source_arch']})")
+    for note in summary["notes"]:
         console.print(f"  {note}")
     if summary["head"]:
         console.print(f"  {summary['head']}")
