@@ -18,7 +18,17 @@ from typing import Any
 
 from engine.events import EventWriter
 from engine.files import private_dir, restrict_new_files
-from engine.protocol import FAILED, FINISHED, RUNNING, Event, ProgressEvent, ResultEvent, RunPaths, StatusEvent
+from engine.protocol import (
+    FAILED,
+    FINISHED,
+    RUNNING,
+    Event,
+    ProgressEvent,
+    ProgressFn,
+    ResultEvent,
+    RunPaths,
+    StatusEvent,
+)
 
 
 class Job:
@@ -59,3 +69,19 @@ class Job:
             self.events.emit(StatusEvent(status=FAILED, job=self.kind, error=str(exc),
                                          traceback="".join(traceback.format_exception(exc_type, exc, tb))))
         self.events.close()
+
+
+def run_in_job(folder: Path, kind: str, params: dict[str, Any], work: Callable[[ProgressFn], Any],
+               record: Callable[[Any], dict[str, Any]], progress: ProgressFn | None = None) -> Any:
+    """work(progress) inside a Job on folder: its progress becomes the job's progress events (and reaches
+    `progress` too), record(what it returned) the result event. Returns what work returned."""
+    with Job(Path(folder), kind, **params) as job:
+
+        def both(done: int, total: int, message: str) -> None:
+            job.progress(done, total, message)
+            if progress is not None:
+                progress(done, total, message)
+
+        result = work(both)
+        job.result(**record(result))
+        return result

@@ -17,6 +17,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -249,18 +250,42 @@ def telemetry_emitter(events: Any) -> Callable[..., None]:
     return emit
 
 
-def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto_resume: bool = False,
-               debug: bool = False, vgg_weights: Path | None = None,
-               listener: Callable[[Event], None] | None = None, argv: Sequence[str] = (),
-               stage: str | None = None) -> Status:
-    """Train one run to its end, a stop, or a failure; returns the final status."""
+@dataclass
+class _Engine:
+    """One engine's hold on its run: options, folder, lock, event log, and (under torchrun) its world."""
+
+    opt: dict[str, Any]
+    paths: RunPaths
+    world: Any
+    lock_fd: int
+    events: Any
+    control: Any = None
+    telemetry: Any = None
+
+    @property
+    def main(self) -> bool:
+        """Rank 0 (or the only rank) owns the lock, the events, engine.json and the socket."""
+        return self.world is None or self.world.is_main
+
+    def close(self) -> None:
+        if self.telemetry:
+            self.telemetry.stop()
+        if self.control:
+            self.control.close()
+        self.events.close()
+        if self.lock_fd >= 0:
+            os.close(self.lock_fd)
+        if self.world:
+            self.world.close()
+
+
+def _claim(options: Path, *, root: Path, overrides: Sequence[str], auto_resume: bool, debug: bool,
+           listener: Callable[[Event], None] | None) -> _Engine:
+    """Check the options for this machine, join the torchrun world if any, lock the run, open its event log."""
     import torch
 
     from engine import dist
-    from engine.control import ControlServer
     from engine.events import EventWriter
-    from engine.loop import Commands, Trainer, copy_options_file
-    from engine.telemetry import TelemetryThread, own_gpu_readings
 
     restrict_new_files()
     opt = load_options(options, root=root, overrides=overrides, debug=debug, auto_resume=auto_resume,
@@ -268,51 +293,68 @@ def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto
     paths = experiment_paths(opt)
     world = dist.start(opt, dist.torchrun_env()) if opt["dist"] else None  # launched by torchrun
     archived, lock_fd = claim_run(opt, paths, world)
-    main = world is None or world.is_main  # rank 0 owns the lock, events, engine.json, the socket
+    main = world is None or world.is_main
     events = (EventWriter(paths.events, source="engine", listener=listener, reserve=EVENT_RESERVE_BYTES) if main
               else dist.NullEvents())
     redirect_output(os.environ.pop(ENGINE_LOG_ENV, None))
     if archived:
         events.emit(LogEvent(level="info", message=f"an earlier run of this name was moved to {archived}"))
+    return _Engine(opt, paths, world, lock_fd, events)
+
+
+def _serve(engine: _Engine, trainer: Any, commands: Any, options: Path, overrides: Sequence[str],
+           argv: Sequence[str]) -> None:
+    """What clients find: the options copies, engine.json, the control socket and telemetry (rank 0)."""
+    from engine.control import ControlServer
+    from engine.loop import copy_options_file
+    from engine.telemetry import TelemetryThread, own_gpu_readings
+
+    world, paths = engine.world, engine.paths
+    ranks = world.gather({"rank": world.rank, "pid": os.getpid(), "host": socket.gethostname()}) if world else []
+    if engine.main:
+        keep_options(paths, options, overrides)
+        copy_options_file(options, paths.root)
+        write_engine_json(paths, engine.opt, argv, torchrun_info(world, ranks) if world else None)
+        engine.control = ControlServer(paths.socket(), trainer.state)
+        commands.control = engine.control
+        engine.telemetry = TelemetryThread(telemetry_emitter(engine.events),
+                                           gpus=world.gpu_readings if world else None).start()
+        engine.events.emit(SystemEvent(**engine.telemetry.sample()))
+    if world:
+        world.watch_gpus(own_gpu_readings())
+
+
+def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto_resume: bool = False,
+               debug: bool = False, vgg_weights: Path | None = None,
+               listener: Callable[[Event], None] | None = None, argv: Sequence[str] = (),
+               stage: str | None = None) -> Status:
+    """Train one run to its end, a stop, or a failure; returns the final status."""
+    from engine import dist
+    from engine.loop import Commands, Trainer
+
+    engine = _claim(options, root=root, overrides=overrides, auto_resume=auto_resume, debug=debug,
+                    listener=listener)
+    opt, events, world = engine.opt, engine.events, engine.world
     commands = Commands(control=None, world=world)
     trainer = Trainer(opt, events, commands, stage=stage)
     install_signal_handlers(commands.request_stop)
-    control = telemetry = None
     try:
         events.emit(StatusEvent(status=STARTING, pid=os.getpid(), host=socket.gethostname(), options=str(options)))
         problem = vgg_weights_problem(opt, vgg_weights)
         if problem:
             raise UserError(problem, "download vgg19-dcbb9e9d.pth on a machine with internet (torchvision "
                             "model zoo) and pass --vgg-weights FILE, or remove train.perceptual_opt")
-        ranks = world.gather({"rank": world.rank, "pid": os.getpid(), "host": socket.gethostname()}) if world else []
-        if main:
-            keep_options(paths, options, overrides)
-            copy_options_file(options, paths.root)
-            write_engine_json(paths, opt, argv, torchrun_info(world, ranks) if world else None)
-            control = ControlServer(paths.socket(), trainer.state)
-            commands.control = control
-            telemetry = TelemetryThread(telemetry_emitter(events), gpus=world.gpu_readings if world else None).start()
-            events.emit(SystemEvent(**telemetry.sample()))
-        if world:
-            world.watch_gpus(own_gpu_readings())
+        _serve(engine, trainer, commands, options, overrides, argv)
         status = trainer.run()
         dist.dump_networks(getattr(trainer, "model", None), opt["rank"], trainer.current_iter)  # tests only
         return status
     except BaseException as error:
-        raised = record_failure(error, events, trainer, root=paths.root, world=world, name=opt["name"])
+        raised = record_failure(error, events, trainer, root=engine.paths.root, world=world, name=opt["name"])
         if raised is error:
             raise
         raise raised from error
     finally:
-        if telemetry:
-            telemetry.stop()
-        if control:
-            control.close()
-        events.close()
-        if lock_fd >= 0:
-            os.close(lock_fd)
-        if world:
-            world.close()
+        engine.close()
 
 
 def run_stages(options: Sequence[Path], *, root: Path, overrides: Sequence[str] = (), auto_resume: bool = False,

@@ -243,6 +243,20 @@ class Commands:
         return None
 
 
+@dataclass
+class _Session:
+    """What one training session works with: built once in Trainer.run, used by every step."""
+
+    model: Any
+    data: TrainData
+    tb_logger: Any
+    health: HealthMonitor
+    msg_logger: Any
+    prefetcher: Any
+    speed: Speed = field(default_factory=Speed)
+    last_emit: float = 0.0
+
+
 class Trainer:
     """One run of the loop. `status` is read by the control socket's thread."""
 
@@ -319,86 +333,116 @@ class Trainer:
     # -- the loop -------------------------------------------------------------------------------
 
     def run(self) -> Status:
-        opt = self.opt
         resume_state = self._prepare()
-        log_file = Path(opt["path"]["log"]) / f"train_{opt['name']}_{get_time_str()}.log"
-        logger = fresh_root_logger(log_file)
-        if self.events.listener is not None:  # a console renders the events: basicsr's lines go to the log only
-            for handler in logger.handlers:
-                if type(handler) is logging.StreamHandler:
-                    handler.setLevel(logging.WARNING)
-        tb_logger = init_tb_loggers(opt)
-        data = build_loaders(opt, logger)
+        log_file, logger = self._open_logger()
+        tb_logger = init_tb_loggers(self.opt)
+        data = build_loaders(self.opt, logger)
         model = self._build_model()
         self.model = model
         if resume_state is not None:
-            model.resume_training(resume_state)
-            self.epoch, self.current_iter = resume_state["epoch"], resume_state["iter"]
-            self.epoch_iter = resume_state.get("epoch_iter", 0)
-            data.sampler.skip = self.epoch_iter * opt["datasets"]["train"]["batch_size_per_gpu"]
-            self._saved_iter = self.current_iter
-        start_iter = self.current_iter
+            self._resume(model, data, resume_state)
+        session = self._start_session(model, data, tb_logger, log_file)
+        self.set_status(RUNNING)
+        # Restored once the epoch's data iterator exists: building the dataset, the model and the
+        # iterator draw random numbers that the uninterrupted run drew before this point.
+        outcome = self._train(session, resume_state["rng"] if resume_state is not None else None)
+        return outcome if outcome is not None else self._finish(model, data, tb_logger, session.health)
+
+    def _open_logger(self) -> tuple[Path, logging.Logger]:
+        """basicsr's log file for this session; with a console rendering the events, its lines go there only."""
+        log_file = Path(self.opt["path"]["log"]) / f"train_{self.opt['name']}_{get_time_str()}.log"
+        logger = fresh_root_logger(log_file)
+        if self.events.listener is not None:
+            for handler in logger.handlers:
+                if type(handler) is logging.StreamHandler:
+                    handler.setLevel(logging.WARNING)
+        return log_file, logger
+
+    def _resume(self, model: Any, data: TrainData, resume_state: dict[str, Any]) -> None:
+        model.resume_training(resume_state)
+        self.epoch, self.current_iter = resume_state["epoch"], resume_state["iter"]
+        self.epoch_iter = resume_state.get("epoch_iter", 0)
+        data.sampler.skip = self.epoch_iter * self.opt["datasets"]["train"]["batch_size_per_gpu"]
+        self._saved_iter = self.current_iter
+
+    def _start_session(self, model: Any, data: TrainData, tb_logger: Any, log_file: Path) -> _Session:
+        """The session's loggers and prefetcher, its run event, and the health monitor."""
+        opt = self.opt
         msg_logger = MessageLogger(opt, self.current_iter, tb_logger)
         prefetcher = (CUDAPrefetcher(data.loader, opt) if opt["datasets"]["train"].get("prefetch_mode") == "cuda"
                       else CPUPrefetcher(data.loader))
-        total_epochs = math.ceil(self.total_iter / data.batches_per_epoch) + 1
         self.events.emit(RunEvent(
-            name=opt["name"], stage=self.stage, model_type=opt["model_type"], start_iter=start_iter,
+            name=opt["name"], stage=self.stage, model_type=opt["model_type"], start_iter=self.current_iter,
             total_iter=self.total_iter, world_size=opt["world_size"], device=str(model.device), versions=versions(),
             batches_per_epoch=data.batches_per_epoch, options=opt, experiments_root=opt["path"]["experiments_root"],
             log_file=str(log_file)))
         health = HealthMonitor(opt, self.events, model)
         self.disk = health.disk
-        speed = Speed()
-        self.set_status(RUNNING)
-        # Restored once the epoch's data iterator exists: building the dataset, the model and the
-        # iterator draw random numbers that the uninterrupted run drew before this point.
-        pending_rng = resume_state["rng"] if resume_state is not None else None
-        last_emit = 0.0
-        print_freq = opt["logger"]["print_freq"]
+        return _Session(model, data, tb_logger, health, msg_logger, prefetcher)
+
+    def _train(self, session: _Session, pending_rng: Any) -> Status | None:
+        """Epochs until total_iter; a final status from a command or a detector ends them early."""
+        total_epochs = math.ceil(self.total_iter / session.data.batches_per_epoch) + 1
         for epoch in range(self.epoch, total_epochs + 1):
             if epoch != self.epoch:
                 self.epoch, self.epoch_iter = epoch, 0
-            data.sampler.set_epoch(epoch)
-            prefetcher.reset()
+            session.data.sampler.set_epoch(epoch)
+            session.prefetcher.reset()
             if pending_rng is not None:
                 engine.models.restore_rng_states(pending_rng)
                 pending_rng = None
-            tick = time.monotonic()
-            train_data = prefetcher.next() if self.current_iter < self.total_iter else None
-            while train_data is not None:
-                fed = time.monotonic()
-                self.current_iter += 1
-                self.epoch_iter += 1
-                model.update_learning_rate(self.current_iter, warmup_iter=opt["train"].get("warmup_iter", -1))
-                model.feed_data(train_data)
-                model.optimize_parameters(self.current_iter)
-                done = time.monotonic()
-                speed.add(fed - tick, done - fed)
-                losses = model.get_current_log()
-                if self.current_iter % print_freq == 0:
-                    msg_logger({"epoch": epoch, "iter": self.current_iter, "lrs": model.get_current_learning_rate(),
-                                "time": done - tick, "data_time": fed - tick, **losses})
-                if self.current_iter % print_freq == 0 or done - last_emit >= ITER_EVENT_SECONDS:
-                    self._emit_iter(model, losses, speed)
-                    last_emit = done
-                verdict = self.commands.sync(health.after_iter(self.current_iter, losses, speed.figures()["it_s"]))
-                if verdict:
-                    return self._stop(model, reason=verdict.reason, save=verdict.save, hint=verdict.hint)
-                if self.current_iter % opt["logger"]["save_checkpoint_freq"] == 0:
-                    self._save(model)
-                if opt.get("val") and self.current_iter % int(opt["val"]["val_freq"]) == 0:
-                    self._validate(model, data, tb_logger, health)
-                outcome = self._obey(model, data, tb_logger, health)
-                if outcome:
-                    return outcome
-                if self.current_iter >= self.total_iter:
-                    break  # before fetching: the final state then matches a stop at this iteration
-                tick = time.monotonic()
-                train_data = prefetcher.next()
+            outcome = self._epoch(session)
+            if outcome is not None or self.current_iter >= self.total_iter:
+                return outcome
+        return None
+
+    def _epoch(self, session: _Session) -> Status | None:
+        tick = time.monotonic()
+        train_data = session.prefetcher.next() if self.current_iter < self.total_iter else None
+        while train_data is not None:
+            outcome = self._step(session, train_data, tick)
+            if outcome:
+                return outcome
             if self.current_iter >= self.total_iter:
-                break
-        return self._finish(model, data, tb_logger, health)
+                break  # before fetching: the final state then matches a stop at this iteration
+            tick = time.monotonic()
+            train_data = session.prefetcher.next()
+        return None
+
+    def _step(self, session: _Session, train_data: Any, tick: float) -> Status | None:
+        """One iteration: optimize, log, detectors and commands, checkpoint, validation."""
+        opt, model = self.opt, session.model
+        fed = time.monotonic()
+        self.current_iter += 1
+        self.epoch_iter += 1
+        model.update_learning_rate(self.current_iter, warmup_iter=opt["train"].get("warmup_iter", -1))
+        model.feed_data(train_data)
+        model.optimize_parameters(self.current_iter)
+        done = time.monotonic()
+        session.speed.add(fed - tick, done - fed)
+        losses = model.get_current_log()
+        self._log_step(session, losses, fed - tick, done - tick, done)
+        verdict = self.commands.sync(session.health.after_iter(self.current_iter, losses,
+                                                               session.speed.figures()["it_s"]))
+        if verdict:
+            return self._stop(model, reason=verdict.reason, save=verdict.save, hint=verdict.hint)
+        if self.current_iter % opt["logger"]["save_checkpoint_freq"] == 0:
+            self._save(model)
+        if opt.get("val") and self.current_iter % int(opt["val"]["val_freq"]) == 0:
+            self._validate(model, session.data, session.tb_logger, session.health)
+        return self._obey(model, session.data, session.tb_logger, session.health)
+
+    def _log_step(self, session: _Session, losses: dict[str, float], data_time: float, iter_time: float,
+                  done: float) -> None:
+        """basicsr's message every print_freq iterations; an iter event then, or when the last is old."""
+        print_freq = self.opt["logger"]["print_freq"]
+        if self.current_iter % print_freq == 0:
+            session.msg_logger({"epoch": self.epoch, "iter": self.current_iter,
+                                "lrs": session.model.get_current_learning_rate(), "time": iter_time,
+                                "data_time": data_time, **losses})
+        if self.current_iter % print_freq == 0 or done - session.last_emit >= ITER_EVENT_SECONDS:
+            self._emit_iter(session.model, losses, session.speed)
+            session.last_emit = done
 
     def _emit_iter(self, model: Any, losses: dict[str, float], speed: Speed) -> None:
         figures = speed.figures()

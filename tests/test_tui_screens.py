@@ -1,6 +1,6 @@
 """The job screens (subset wizard, weight transfer, ranking, export) driven by Pilot through real jobs.
 
-Every job runs as a real detached `python -m tui.jobs ...` process on tiny data; the tests wait on the
+Every job runs as a real detached `python -m engine.job_runner ...` process on tiny data; the tests wait on the
 job's event log with a bounded timeout. Snapshots (fixed terminal size) show each screen as it opens.
 """
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from engine.files import run_umask
-from engine.options import load_options, read_yaml
+from engine.files import file_mode, run_umask
+from engine.options_yaml import read_yaml
 from engine.protocol import (
     FAILED,
     STARTING,
@@ -162,6 +162,8 @@ def start_run(options: Path | Sequence[Path], *, overrides: Sequence[str] = (), 
               auto_resume: bool = False, debug: bool = False, vgg_weights: Path | None = None) -> RunPaths:
     """Check the options here (fast, clear errors), then start their engine detached.
     Several option files train as stages (engine/stages.py); the first stage's run is returned."""
+    from engine.options import load_options  # pydantic and the schema: only when a run starts
+
     root = (root or Path.cwd()).resolve()
     stages = [options] if isinstance(options, Path) else list(options)
     opt = load_options(stages[0], root=root, overrides=overrides, debug=debug, auto_resume=auto_resume)
@@ -181,6 +183,8 @@ def resume_target(paths: RunPaths, overrides: Sequence[str] = ()) -> tuple[Path,
     (or renamed) would train that old place. The engine trains ROOT/experiments/NAME, so both are read
     from the folder itself, and the options are checked here for a fast, clear error.
     """
+    from engine.options import load_options  # pydantic and the schema: only when a run resumes
+
     options = paths.cockpit / "options.yml"
     if not options.is_file():
         raise UserError(f"{paths.root.name} has no cockpit/options.yml", "start it with `srcockpit train OPTIONS`")
@@ -207,8 +211,17 @@ def resume_run(paths: RunPaths, overrides: Sequence[str] = ()) -> Started:
                                          auto_resume=True), paths, root=root)
 
 
-def start_demo(root: Path | None = None) -> RunPaths:
-    """The demo journey as a detached job in root (default: the current folder); see tui/commands/demo.py."""
-    from tui.commands.demo import start_demo_detached
-
-    return start_demo_detached(root or Path.cwd())
+def start_demo(root: Path | None = None, *, fast: bool = False, vgg_weights: Path | None = None) -> RunPaths:
+    """The demo journey (engine/demo.py) in its own session in root (default: the current folder): it outlives
+    the cockpit; returns its job folder to attach to."""
+    root = (root or Path.cwd()).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "tui.cli", "--no-ui", "demo", "--root", str(root)]
+    if fast:
+        cmd.append("--fast")
+    if vgg_weights:
+        cmd += ["--vgg-weights", str(vgg_weights.resolve())]
+    with os.fdopen(os.open(root / "demo.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, file_mode()), "ab") as log:
+        subprocess.Popen(cmd, cwd=root, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                         start_new_session=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    return RunPaths(root / "experiments" / "demo")

@@ -7,4 +7,5 @@ Modules (import the one you need; each but precheck imports torch):
   transfer     top-k L2 channel pruning + deepening (duplicate or identity blocks), with a report
   refit        ridge least-squares refit of pruned layers on calibration patches (channel pruning
                with reconstruction, He et al. 2017 / ThiNet)
+  run          the transfer as one entry point (a job function): checks, transfer, validation, report
 """

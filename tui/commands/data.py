@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-ProgressFn = Callable[[int, int, str], None]
+from engine.protocol import ProgressFn
+
 DATA_HELP = """\
 Build and check training data the way basicsr and Real-ESRGAN read it.
 
@@ -58,17 +59,9 @@ def _run(args: argparse.Namespace, kind: str, params: dict[str, Any], work: Call
     with _progress_bar(getattr(args, "quiet", False)) as bar:
         if not getattr(args, "job", None):
             return work(bar)
-        from engine.jobs import Job
+        from engine.jobs import run_in_job
 
-        with Job(Path(args.job), kind, **params) as job:
-
-            def both(done: int, total: int, message: str) -> None:
-                bar(done, total, message)
-                job.progress(done, total, message)
-
-            result = work(both)
-            job.result(**summary(result))
-            return result
+        return run_in_job(Path(args.job), kind, params, work, summary, bar)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

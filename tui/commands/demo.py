@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from engine.protocol import RunPaths
@@ -33,11 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     if args.no_ui or args.demo_no_ui:
         return demo_foreground(args.root, fast=args.fast, vgg_weights=args.vgg_weights)
+    from tui.launcher import start_demo
     from tui.runs import engine_alive
 
     job = RunPaths(args.root.resolve() / "experiments" / "demo")
     if not engine_alive(job):
-        start_demo_detached(args.root, fast=args.fast, vgg_weights=args.vgg_weights)
+        start_demo(args.root, fast=args.fast, vgg_weights=args.vgg_weights)
     from tui.app import make_app
 
     # the run list of the demo's folder: the demo job, then each training stage as it starts
@@ -67,18 +65,3 @@ def demo_foreground(root: Path, *, fast: bool, vgg_weights: Path | None) -> int:
         print(f"  {label:16} {path}")
     print("\ntime per step: " + ", ".join(f"{name} {info['seconds']:.0f}s" for name, info in steps.items()))
     return 0
-
-
-def start_demo_detached(root: Path, *, fast: bool = False, vgg_weights: Path | None = None) -> RunPaths:
-    """The demo in its own session (it outlives the cockpit); returns its job folder to attach to."""
-    root = root.resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "tui.cli", "--no-ui", "demo", "--root", str(root)]
-    if fast:
-        cmd.append("--fast")
-    if vgg_weights:
-        cmd += ["--vgg-weights", str(vgg_weights.resolve())]
-    with open(root / "demo.log", "ab") as log:
-        subprocess.Popen(cmd, cwd=root, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                         start_new_session=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    return RunPaths(root / "experiments" / "demo")

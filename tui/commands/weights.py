@@ -110,13 +110,6 @@ def _missing_action(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def _refuse_existing(path: Path | None, force: bool) -> None:
-    from engine.protocol import UserError
-
-    if path is not None and path.exists() and not force:
-        raise UserError(f"{path} already exists", "pick another name or add --force to overwrite it")
-
-
 @contextmanager
 def _progress(console: Any, label: str) -> Iterator[Any]:
     """A rich progress bar; yields a ProgressFn(done, total, message)."""
@@ -141,54 +134,17 @@ def _console() -> Any:
     return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
-def _load_source(args: argparse.Namespace) -> tuple[dict, str, Any]:
-    """(state dict, label, arch) of the transfer's source, brought to the asked scale by the exact head."""
-    from engine.weights.heads import downscale_head
-
-    if args.original:
-        from engine.weights.ncnn_import import import_ncnn, shipped_ncnn_model
-
-        imported = import_ncnn(*shipped_ncnn_model(4))
-        state, label, scale = imported.state, "realesr-animevideov3 (ncnn, shipped)", args.scale or 2
-    else:
-        from engine.srvgg import infer_arch, read_checkpoint
-
-        state = read_checkpoint(args.source)
-        label = args.source.name
-        scale = args.scale or infer_arch(state, str(args.source)).upscale
-    state, arch = downscale_head(state, scale, label)
-    return state, label, arch
-
-
 def run_import(args: argparse.Namespace) -> int:
-    import time
+    from engine.weights.run import import_weights
 
-    from engine.srvgg import count_parameters, save_checkpoint
-    from engine.weights.heads import downscale_head, head_check
-    from engine.weights.ncnn_import import import_ncnn, shipped_ncnn_model
-
-    _refuse_existing(args.output, args.force)
-    start = time.perf_counter()
-    param, binary = (args.model, None) if args.model else shipped_ncnn_model(4)
-    imported = import_ncnn(param, binary)
-    state, arch = downscale_head(imported.state, args.scale, str(param))
-    head_error = head_check(imported.state, state) if arch.upscale != imported.arch.upscale else 0.0
-    save_checkpoint(args.output, state, source=str(param), arch=arch.label)
-    summary = {"output": str(args.output), "source": str(param), "bin": str(imported.bin_path),
-               "source_arch": imported.arch.label, "arch": arch.label, "parameters": count_parameters(state),
-               "weight_dtype": imported.weight_dtype, "notes": imported.notes,
-               "head": (f"exact x{imported.arch.upscale} -> x{arch.upscale} head (sub-pixel filters "
-                        f"averaged), max |head - avg_pool(x{imported.arch.upscale})| = {head_error:.2e} "
-                        "on a random input"
-                        if arch.upscale != imported.arch.upscale else None),
-               "seconds": round(time.perf_counter() - start, 2)}
+    summary = import_weights(output=args.output, model=args.model, scale=args.scale, force=args.force)
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
     console = _console()
-    console.print(f"[bold]{args.output}[/]: {arch.label}, {summary['parameters']:,} parameters")
-    console.print(f"  from {param} ({imported.arch.label})")
-    for note in imported.notes:
+    console.print(f"[bold]{args.output}[/]: {summary['arch']}, {summary['parameters']:,} parameters")
+    console.print(f"  from {summary['source']} ({summary['source_arch']})")
+    for note in summary["notes"]:
         console.print(f"  {note}")
     if summary["head"]:
         console.print(f"  {summary['head']}")
@@ -196,150 +152,29 @@ def run_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def arch_label(arch: Any) -> str:
-    """SRVGGArch.label ('64 feat / 16 conv / x2 / prelu') from the architecture as a report stores it (a dict)."""
-    if not isinstance(arch, dict):
-        return str(arch or "?")
-    label = f"{arch.get('num_feat')} feat / {arch.get('num_conv')} conv / x{arch.get('upscale')}"
-    return f"{label} / {arch['act_type']}" if arch.get("act_type") else label
-
-
-def layer_table(report: dict[str, Any], *, compact: bool = False) -> Any:
-    """The per-layer transfer report (TransferResult.to_dict()). compact, for the cockpit's narrower pane:
-    no channel-index column and at most four target layers per row."""
-    from rich.table import Table
-
-    title = f"{arch_label(report.get('source'))} -> {arch_label(report.get('target'))}, deepen: {report.get('deepen')}"
-    table = Table(title=title, title_justify="left", expand=False)
-    table.add_column("source layer")
-    table.add_column("kept", justify="right")
-    table.add_column("L2 energy kept", justify="right")
-    table.add_column("after input slicing", justify="right")
-    layers = report.get("layers", [])
-    refit = any(layer.get("refit") for layer in layers)
-    if refit:
-        table.add_column("refit error before -> after", justify="right")
-    table.add_column("target layers", overflow="fold")
-    if not compact:
-        table.add_column("kept channel indices", overflow="fold")
-    for layer in layers:
-        kept, out = layer.get("kept") or [], layer.get("out_channels")
-        row = [f"{layer.get('layer')} ({layer.get('role')})", f"{len(kept)}/{out}",
-               f"{layer.get('energy_kept', 0):.1%}", f"{layer.get('energy_kept_sliced', 0):.1%}"]
-        if refit:
-            figures = layer.get("refit")
-            row.append(f"{figures['error_before']:.3f} -> {figures['error_after']:.3f}" if figures else "-")
-        targets = layer.get("targets") or []
-        if compact:
-            row.append(", ".join(targets[:4]) + (f" +{len(targets) - 4}" if len(targets) > 4 else ""))
-        else:
-            row += [", ".join(targets), "all" if len(kept) == out else _ranges(kept)]
-        table.add_row(*row)
-    return table
-
-
-def _ranges(indices: list[int]) -> str:
-    parts, start = [], None
-    for number, value in enumerate(indices):
-        if start is None:
-            start = value
-        if number + 1 == len(indices) or indices[number + 1] != value + 1:
-            parts.append(str(start) if start == value else f"{start}-{value}")
-            start = None
-    return ",".join(parts)
-
-
-def score_table(results: list[tuple[str, Any, int | None]]) -> Any:
-    from rich.table import Table
-
-    first = results[0][1]
-    channel = "Y" if first.test_y_channel else "RGB"
-    table = Table(title=f"validation: {len(first.images)} images, x{first.scale}, {channel}, "
-                        f"crop {first.crop_border}")
-    table.add_column("model")
-    table.add_column("params", justify="right")
-    table.add_column("PSNR", justify="right")
-    table.add_column("SSIM", justify="right")
-    for label, result, params in results:
-        table.add_row(label, f"{params:,}" if params else "-", f"{result.psnr:.2f}", f"{result.ssim:.4f}")
-    return table
-
-
 def run_transfer(args: argparse.Namespace) -> int:
-    import time
+    from engine.weights.run import transfer_weights
+    from tui.weights_tables import arch_label, layer_table, score_table
 
-    from engine.protocol import UserError
-    from engine.weights.precheck import require_checkpoint_file
-
-    _refuse_existing(args.output, args.force)
-    _refuse_existing(args.report, args.force)
-    if args.source is not None:
-        require_checkpoint_file(args.source)  # before torch loads: a typo or a text file is refused at once
-    from engine.srvgg import count_parameters, save_checkpoint
-    from engine.weights.transfer import transfer
-
-    if args.refit is not None:
-        from engine.data.images import list_images
-
-        list_images(args.refit)  # a clear error for a missing or empty folder, before any work
-    valset = None
-    if args.valset is not None:
-        from engine.evaluate import find_valset
-
-        valset = args.valset  # resolved once the scale is known
-    if args.scale is not None and args.scale < 1:
-        raise UserError(f"--scale {args.scale}: the scale must be at least 1")
-    start = time.perf_counter()
     console = _console()
-    state, label, source_arch = _load_source(args)
-    if valset is not None:
-        find_valset(valset, source_arch.upscale)
-    refit = None
-    if args.refit is not None:
-        from engine.weights.refit import RefitSettings
-
-        refit = RefitSettings(args.refit, patches=args.patches, patch=args.patch_size, ridge=args.ridge,
-                              seed=args.seed)
-    with _progress(console, "refit" if refit else "transfer") as progress:
-        result = transfer(state, num_feat=args.feat, num_conv=args.conv, deepen=args.deepen, refit=refit,
-                          source=label, progress=progress)
-    save_checkpoint(args.output, result.state, source=label, transfer=result.to_dict())
-    console.print(layer_table(result.to_dict()))
-    for note in result.notes:
+    with _progress(console, "transfer") as progress:
+        report = transfer_weights(progress, output=args.output, source=args.source, feat=args.feat,
+                                  conv=args.conv, scale=args.scale, deepen=args.deepen, refit=args.refit,
+                                  patches=args.patches, patch_size=args.patch_size, ridge=args.ridge,
+                                  seed=args.seed, valset=args.valset, crop_border=args.crop_border, rgb=args.rgb,
+                                  device=args.device, report=args.report, force=args.force)
+    console.print(layer_table(report))
+    for note in report["notes"]:
         console.print(f"  {note}")
-    if result.refit:
-        info = result.refit
+    if report["refit"]:
+        info = report["refit"]
         console.print(f"  refit: {info['patches']} patches of {info['patch']}x{info['patch']} LR px from "
                       f"{info['calibration_images']} images ({info['inputs']}), ridge {info['ridge']:g}, "
                       f"{info['seconds']:.1f} s")
-    report = {"output": str(args.output), "source": label, **result.to_dict()}
-    console.print(f"[bold]{args.output}[/]: {result.arch.label}, {result.parameters:,} parameters "
-                  f"(source {count_parameters(state):,}); load with param_key_g: params_ema")
-    if valset is not None:
-        report["validation"] = _validate(args, console, state, result)
-    report["seconds"] = round(time.perf_counter() - start, 2)
+    console.print(f"[bold]{args.output}[/]: {arch_label(report['target'])}, {report['parameters']:,} parameters "
+                  f"(source {report['source_parameters']:,}); load with param_key_g: params_ema")
+    if report.get("validation"):
+        console.print(score_table(report["validation"]))
     if args.report:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps(report, indent=2))
         console.print(f"report: {args.report}")
     return 0
-
-
-def _validate(args: argparse.Namespace, console: Any, source_state: dict, result: Any) -> dict[str, Any]:
-    from engine.evaluate import evaluate_baselines, evaluate_model, find_valset, load_pairs
-    from engine.srvgg import count_parameters, infer_arch
-
-    gt_dir, lq_dir = find_valset(args.valset, result.arch.upscale)
-    pairs = load_pairs(gt_dir, lq_dir)
-    options = {"crop_border": args.crop_border, "test_y_channel": not args.rgb}
-    scores = []
-    for name, result_obj in evaluate_baselines(pairs, **options).items():
-        scores.append((name, result_obj, None))
-    for label, state in (("source", source_state), ("transferred", result.state)):
-        net = infer_arch(state).build()
-        net.load_state_dict(state, strict=True)
-        with _progress(console, f"scoring {label}") as progress:
-            scored = evaluate_model(net, pairs, device=args.device, label=label, progress=progress, **options)
-        scores.append((label, scored, count_parameters(state)))
-    console.print(score_table(scores))
-    return {label: {**scored.to_dict(), "parameters": params} for label, scored, params in scores}

@@ -164,14 +164,10 @@ class ExportScreen(JobScreen):
 
         v = self.values()
         folder = self.resolve(v["out"]) if v["out"] else job_folder(self.root, self.KIND)
-        argv = ["export", v["checkpoint"], "--size", v["size"].replace(" ", "").lower(), "--quant", str(v["quant"]),
-                "-o", str(folder)]
-        if v["calib"]:
-            argv += ["--calib", v["calib"]]
-        if not v["htp"]:
-            argv.append("--no-htp")
+        params = {"checkpoint": v["checkpoint"], "size": v["size"].replace(" ", "").lower(), "quant": str(v["quant"]),
+                  "calib": v["calib"] or None, "htp": bool(v["htp"])}
         self.clear_steps()
-        self.launch(argv, folder=folder)
+        self.launch(params, folder=folder)
 
     def clear_steps(self) -> None:
         self.steps, self.summary = {}, None

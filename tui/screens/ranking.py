@@ -281,10 +281,7 @@ class RankingScreen(JobScreen):
         from tui.jobs import job_folder
 
         folder = job_folder(self.root, self.KIND)
-        argv = ["rank", str(self.run.root), "--job", str(folder)]
-        if not self.query_one("#original", Checkbox).value:
-            argv += ["--original", "none"]
-        self.launch(argv, folder=folder)
+        self.launch({"run": str(self.run.root), "original": self.original()}, folder=folder)
 
     def action_promote(self) -> None:
         if self.progress.running:
@@ -309,10 +306,12 @@ class RankingScreen(JobScreen):
         from tui.jobs import job_folder
 
         folder = job_folder(self.root, "promote")
-        argv = ["promote", str(self.run.root), "--file", row.file, "--entry", row.entry, "--to", target]
-        if not self.query_one("#original", Checkbox).value:
-            argv += ["--original", "none"]
-        self.launch(argv, folder=folder, kind="promote")
+        self.launch({"run": str(self.run.root), "file": row.file, "entry": row.entry, "to": target,
+                     "original": self.original()}, folder=folder, kind="promote")
+
+    def original(self) -> str:
+        """The original model shown beside the candidates: the shipped one, or none."""
+        return "auto" if self.query_one("#original", Checkbox).value else "none"
 
     @on(JobProgress.Ended)
     def _finished(self, message: JobProgress.Ended) -> None:

@@ -327,13 +327,11 @@ class SubsetWizardScreen(JobScreen):
             problems.append(("gt-size", "gt_size: a positive number of pixels"))
         return self.show_problems(problems)
 
-    def argv(self) -> list[str]:
+    def params(self) -> dict[str, Any]:
+        """The subset job's parameters (engine.job_kinds.subset)."""
         sources, out, seed, mode, gt_size, force = self.form()
-        argv = ["data", "subset"]
-        for folder, count in sources:
-            argv += ["--source", f"{folder}={'all' if count is None else count}"]
-        argv += ["-o", out, "--seed", seed, "--mode", str(mode), "--gt-size", gt_size, "-q"]
-        return argv + (["--force"] if force else [])
+        return {"sources": [f"{folder}={'all' if count is None else count}" for folder, count in sources],
+                "out": out, "seed": int(seed), "mode": str(mode), "gt_size": int(gt_size), "force": bool(force)}
 
     def action_start(self) -> None:
         if self.progress.running:
@@ -348,7 +346,7 @@ class SubsetWizardScreen(JobScreen):
         self.result = None
         self.query_one("#report", Static).update("")
         self.query_one("#options-row").set_class(False, "-shown")
-        self.launch([*self.argv(), "--job", str(folder)], folder=folder)
+        self.launch(self.params(), folder=folder)
 
     def _new_folder(self) -> Path:
         from tui.jobs import job_folder

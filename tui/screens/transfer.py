@@ -1,9 +1,9 @@
 """Weight transfer: the original (or a .pth) narrowed/deepened to the small network, as a job.
 
-Runs `srcockpit weights transfer ... --report FILE -o OUT.pth` as an engine job (tui.jobs wraps it: its
-progress bars become progress events, the report the result event) and shows the per-layer share of
-L2 energy kept, and, with a validation set, PSNR/SSIM of the source, the transferred network and the
-nearest/bicubic baselines (design.md section 7).
+Starts engine.weights.run.transfer_weights as an engine job (the entry point `srcockpit weights
+transfer` calls too: its progress becomes progress events, its report the result event) and shows the
+per-layer share of L2 energy kept, and, with a validation set, PSNR/SSIM of the source, the transferred
+network and the nearest/bicubic baselines (design.md section 7).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -22,34 +21,14 @@ from textual.widgets import Checkbox, Footer, Input, Label, Select, Static
 
 from engine.protocol import FINISHED
 from engine.units import IMAGE_SUFFIXES
-from tui.commands.weights import arch_label, layer_table
+from tui.weights_tables import arch_label, layer_table, score_table
 from tui.widgets.job_progress import JobProgress, JobScreen
 
 DEFAULT_OUTPUT = "weights/small-realesr-animevideox2v3.pth"
-ORDER = ("nearest", "bicubic", "source", "transferred")
 
 
 def _positive(text: str) -> int | None:
     return int(text) if text.strip().isdigit() and int(text) > 0 else None
-
-
-def score_table(validation: dict[str, Any]) -> Table:
-    first = next(iter(validation.values()))
-    channel = "Y" if first.get("test_y_channel", True) else "RGB"
-    images = len(first.get("images") or [])
-    title = f"validation: {images} images, x{first.get('scale')}, {channel}, crop {first.get('crop_border')}"
-    table = Table(title=title, title_justify="left", expand=False)
-    table.add_column("model")
-    table.add_column("params", justify="right")
-    table.add_column("PSNR", justify="right")
-    table.add_column("SSIM", justify="right")
-    names = [n for n in ORDER if n in validation] + [n for n in validation if n not in ORDER]
-    for name in names:
-        scored = validation[name]
-        params = scored.get("parameters")
-        table.add_row(name, f"{params:,}" if params else "-", f"{scored['psnr']:.2f}", f"{scored['ssim']:.4f}",
-                      style="bold" if name == "transferred" else None)
-    return table
 
 
 class TransferScreen(JobScreen):
@@ -152,23 +131,13 @@ class TransferScreen(JobScreen):
             return
         if not self.validate():
             return
-        from tui.jobs import job_folder
-
         v = self.values()
-        folder = job_folder(self.root, self.KIND)
-        argv = ["weights", "transfer"] + (["--original"] if v["source"].lower() == "original" else [v["source"]])
-        argv += ["--feat", v["feat"], "--conv", v["conv"], "--deepen", str(v["deepen"])]
-        if v["refit"]:
-            argv += ["--refit", v["refit"]]
-        if v["valset"]:
-            argv += ["--valset", v["valset"]]
-        if v["force"]:
-            argv.append("--force")
-        report = folder / "transfer_report.json"
-        argv += ["--report", str(report), "-o", v["output"]]
+        params = {"source": None if v["source"].lower() == "original" else v["source"], "output": v["output"],
+                  "feat": int(v["feat"]), "conv": int(v["conv"]), "deepen": str(v["deepen"]),
+                  "refit": v["refit"] or None, "valset": v["valset"] or None, "force": bool(v["force"])}
         self.report = None
         self.query_one("#result", Static).update("")
-        self.launch(argv, folder=folder, wrap=True, report=report)
+        self.launch(params)
 
     @on(JobProgress.Ended)
     def _finished(self, message: JobProgress.Ended) -> None:

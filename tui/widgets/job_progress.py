@@ -7,8 +7,8 @@ result event as it lands, and JobProgress.Ended once: finished, failed (with the
 process is gone without a final status).
 
 JobScreen is the frame the job screens share: a form validated in place, a job started detached
-(tui.jobs.start_job), escape leaves while the job goes on, and on return the newest running job of the
-screen's kind is shown again.
+(tui.jobs.start_job runs engine.job_runner), escape leaves while the job goes on, and on return the
+newest running job of the screen's kind is shown again.
 """
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ class JobProgress(Widget):
 
 
 class JobScreen(SizeClasses, Screen):
-    """A form, a job, its progress and results. Subclasses: KIND, form widgets, validate(), command()."""
+    """A form, a job, its progress and results. Subclasses: KIND, form widgets, validate(), action_start()."""
 
     KIND: ClassVar[str] = "job"
     TITLE_TEXT: ClassVar[str] = ""
@@ -289,13 +289,13 @@ class JobScreen(SizeClasses, Screen):
     def find_job(self) -> Path | None:
         return None
 
-    def launch(self, argv: list[str], *, folder: Path | None = None, wrap: bool = False,
-               report: Path | None = None, kind: str | None = None) -> None:
+    def launch(self, params: dict[str, Any], *, folder: Path | None = None, kind: str | None = None) -> None:
+        """Start the engine's job function of this kind (engine.job_runner) with params, and follow it."""
         from tui.jobs import start_job
 
         kind = kind or self.KIND
         try:
-            job = start_job(self.root, kind, argv, folder=folder, wrap=wrap, report=report)
+            job = start_job(self.root, kind, params, folder=folder)
         except OSError as error:
             self.show_problems([(None, f"could not start the job: {error}")])
             return
