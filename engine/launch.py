@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from engine.files import private_dir, restrict_new_files
+from engine.notify import Notifier, chained, notify_command
 from engine.options import apply_override, load_options, read_yaml
 from engine.protocol import (
     FAILED,
@@ -269,8 +270,12 @@ def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto
     world = dist.start(opt, dist.torchrun_env()) if opt["dist"] else None  # launched by torchrun
     archived, lock_fd = claim_run(opt, paths, world)
     main = world is None or world.is_main  # rank 0 owns the lock, events, engine.json, the socket
-    events = (EventWriter(paths.events, source="engine", listener=listener, reserve=EVENT_RESERVE_BYTES) if main
-              else dist.NullEvents())
+    notify = notify_command(opt) if main else None
+    notifier = Notifier(notify) if notify else None
+    events = (EventWriter(paths.events, source="engine", listener=chained(listener, notifier) if notifier else listener,
+                          reserve=EVENT_RESERVE_BYTES) if main else dist.NullEvents())
+    if notifier:
+        notifier.emit = events.emit
     redirect_output(os.environ.pop(ENGINE_LOG_ENV, None))
     if archived:
         events.emit(LogEvent(level="info", message=f"an earlier run of this name was moved to {archived}"))
@@ -308,6 +313,8 @@ def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto
             telemetry.stop()
         if control:
             control.close()
+        if notifier:
+            notifier.close()
         events.close()
         if lock_fd >= 0:
             os.close(lock_fd)
