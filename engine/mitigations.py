@@ -121,13 +121,13 @@ _SUGGESTIONS: tuple[tuple[str, tuple[tuple[str, float, str], ...]], ...] = (
 )
 
 
-def suggest(code: str, subject: str, current: Mapping[str, float]) -> Suggestion | None:
-    """The set command that answers an alert, given the run's current settings; None when none applies."""
+def suggest(code: str, message: str, current: Mapping[str, float]) -> Suggestion | None:
+    """The set command that answers an alert (its code and message), given the run's current settings; None when
+    none applies or the run cannot take it."""
     for prefix, options in _SUGGESTIONS:
         if code == prefix or code.startswith((f"{prefix}:", f"{prefix}_")):
             for key, factor, action in options:
                 setting = _scaled(key, factor, current)
                 if setting is not None:
-                    where = f"{subject} {code}" if subject else code
-                    return Suggestion(setting, f"{where} - {action} ({setting})?")
+                    return Suggestion(setting, f"{message or code} - {action} ({setting})?")
     return None
