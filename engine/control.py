@@ -27,7 +27,6 @@ from engine.mitigations import KNOBS, SettingError, check_value, refusal
 from engine.protocol import COMMANDS, PAUSED, RUNNING, STARTING, Command, UserError
 
 StateFn = Callable[[], dict[str, Any]]
-SettingsFn = Callable[[], dict[str, float]]
 
 MAX_LINE = 64 << 10  # a request is a few dozen bytes; a longer line is refused and its connection closed
 RECV_BYTES = 64 << 10
@@ -145,10 +144,11 @@ class ControlServer:
     connects and sends nothing delays no one. Each line gets one reply, whatever it holds.
     """
 
-    def __init__(self, path: Path, state: StateFn, settings: SettingsFn = dict) -> None:
+    def __init__(self, path: Path, state: StateFn) -> None:
+        """state() -> the reply's fields: status, iter, total_iter and settings (what a `set` may change on the
+        run's model now, with the current values; empty while the model is built)."""
         self.path = path
         self._state = state
-        self._settings = settings  # what a `set` may change on this run's model now (empty while it is built)
         self.commands = CommandQueue()
         self._expect: str | None = None  # the status the last accepted pause/resume leads to
         private_folder(path.parent)
@@ -203,7 +203,7 @@ class ControlServer:
         state = self._state()
         if cmd == Command.SET:
             try:
-                queued = setting_command(request, self._settings())
+                queued = setting_command(request, state.get("settings") or {})
             except SettingError as error:
                 return {"ok": False, "cmd": cmd, "error": str(error), **state}
         elif cmd not in COMMANDS:

@@ -3,9 +3,11 @@ notify command."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,14 @@ from engine.protocol import RunPaths, engine_holds_lock, lock_holder_pids, read_
 from engine.states import load_state
 from tests.conftest import TINY_OPTIONS, srcockpit, wait_for
 from tui.control_client import send_command
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "runs"))
+from tui_helpers import LiveRun, settle_dashboard
+from tui_helpers import wait_for as pilot_wait_for
+
+from engine.control import ControlServer
+from tui.app import make_app
+from tui.screens.dialogs import ConfirmScreen
 
 LONG = ("--set", "train.total_iter=100000", "--set", "val.val_freq=1000000",
         "--set", "logger.save_checkpoint_freq=1000000")
@@ -136,3 +146,35 @@ def test_each_alert_suggests_a_set_the_run_can_take():
     assert suggest("disk", "", current) is None
     with pytest.raises(SettingError, match="out of range"):
         parse_setting("net_d_iters=0")
+
+
+@pytest.fixture
+def cockpit_run(tmp_path: Path):
+    """A recorded run whose engine is this test: a real ControlServer that reports a GAN run's settings."""
+    run = LiveRun(tmp_path)
+    run.server.close()
+    run.server = ControlServer(run.paths.socket(), lambda: {"status": "running", "iter": 800,
+                                                           "settings": {"lr": 1e-4, "gan_weight": 0.1}})
+    yield run
+    run.close()
+
+
+def test_a_key_offers_the_alerts_mitigation_and_sends_it(cockpit_run):
+    cockpit_run.append("alert", code="diverging", level="warning", message="l_g_pix rose 1.6x over the last 200 "
+                       "iterations", hint="reduce the learning rate; check the data")
+    app = make_app(cockpit_run.paths.root.parent.parent, cockpit_run.paths, save_settings=False)
+
+    async def drive() -> list[str]:
+        async with app.run_test(size=(150, 46), notifications=True) as pilot:
+            await settle_dashboard(pilot)
+            await pilot.press("a")
+            assert await pilot_wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            assert app.screen.question == ("l_g_pix rose 1.6x over the last 200 iterations - halve the learning "
+                                           "rate (lr=5e-05)? [y/n]")
+            await pilot.press("y")
+            got: list[str] = []
+            assert await pilot_wait_for(pilot, lambda: got.extend(cockpit_run.received()) or bool(got)), \
+                [str(toast.render()) for toast in app.screen.query("Toast")]
+            return got
+
+    assert asyncio.run(drive()) == ["set lr=5e-05"]
