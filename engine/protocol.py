@@ -228,6 +228,11 @@ class SetEvent(Event, tag="set"):
     previous: float | None = None
     iter: int = 0
 
+    @property
+    def summary(self) -> str:
+        was = f" (was {self.previous:g})" if self.previous is not None else ""
+        return f"set {self.key}={self.value:g}{was} at iteration {self.iter}"
+
 
 class ProgressEvent(Event, tag="progress"):
     job: str = ""

@@ -162,11 +162,13 @@ def cockpit_run(tmp_path: Path):
 def test_a_key_offers_the_alerts_mitigation_and_sends_it(cockpit_run):
     cockpit_run.append("alert", code="diverging", level="warning", message="l_g_pix rose 1.6x over the last 200 "
                        "iterations", hint="reduce the learning rate; check the data")
+    cockpit_run.append("set", key="gan_weight", value=0.05, previous=0.1, iter=790)  # an earlier change, replayed
     app = make_app(cockpit_run.paths.root.parent.parent, cockpit_run.paths, save_settings=False)
 
     async def drive() -> list[str]:
         async with app.run_test(size=(150, 46), notifications=True) as pilot:
             await settle_dashboard(pilot)
+            assert "set gan_weight=0.05 (was 0.1) at iteration 790" in [line[2] for line in app.screen.state.logs]
             await pilot.press("a")
             assert await pilot_wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
             assert app.screen.question == ("l_g_pix rose 1.6x over the last 200 iterations - halve the learning "
