@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.mitigations import KNOBS, SettingError, check_value, refusal
+from engine.mitigations import KNOBS, SET_PREFIX, SettingError, check_value, refusal
 from engine.protocol import COMMANDS, PAUSED, RUNNING, STARTING, Command, UserError
 
 StateFn = Callable[[], dict[str, Any]]
@@ -211,7 +211,7 @@ class ControlServer:
         refused = _refusal(cmd, self._expected(str(state.get("status", ""))))
         if refused:
             return {"ok": False, "cmd": cmd, "error": refused, **state}
-        extra = {"setting": queued.removeprefix("set ")} if cmd == Command.SET else {}
+        extra = {"setting": queued.removeprefix(SET_PREFIX)} if cmd == Command.SET else {}
         if cmd != "ping":
             outcome = self.commands.offer(queued)
             if outcome == "full":
