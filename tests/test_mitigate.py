@@ -180,3 +180,39 @@ def test_a_key_offers_the_alerts_mitigation_and_sends_it(cockpit_run):
             return got
 
     assert asyncio.run(drive()) == ["set lr=5e-05"]
+
+
+def schedule(scheduler: dict, warmup: int = -1) -> object:
+    """basicsr's BaseModel with two real Adam optimizers (generator, discriminator) under the named schedule."""
+    from basicsr.models.base_model import BaseModel
+
+    model = BaseModel({"num_gpu": 0, "is_train": True, "train": {"scheduler": dict(scheduler)}})
+    model.optimizers = [torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=lr) for lr in (1e-4, 2e-4)]
+    model.setup_schedulers()
+    model.warmup = warmup
+    return model
+
+
+def lrs_over(model, iterations: range) -> list[list[float]]:
+    seen = []
+    for current in iterations:
+        model.update_learning_rate(current, warmup_iter=model.warmup)
+        seen.append([optimizer.param_groups[0]["lr"] for optimizer in model.optimizers])
+    return seen
+
+
+@pytest.mark.parametrize(("scheduler", "warmup"), [
+    ({"type": "MultiStepRestartLR", "milestones": [6], "gamma": 0.5, "restarts": [8], "restart_weights": [1]}, -1),
+    ({"type": "CosineAnnealingRestartLR", "periods": [10, 10], "restart_weights": [1, 0.5]}, -1),
+    ({"type": "MultiStepLR", "milestones": [20], "gamma": 0.5}, 8),
+])
+def test_set_lr_scales_every_optimizer_and_the_schedule_goes_on_from_it(scheduler: dict, warmup: int):
+    untouched, changed = schedule(scheduler, warmup), schedule(scheduler, warmup)
+    lrs_over(untouched, range(1, 5))
+    lrs_over(changed, range(1, 5))
+    factor = 2.5e-5 / changed.get_current_learning_rate()[0]
+    assert engine.models.apply_setting(changed, "lr", 2.5e-5) == pytest.approx(2.5e-5 / factor)
+    assert changed.get_current_learning_rate()[0] == pytest.approx(2.5e-5)
+    expected = [[lr * factor for lr in step] for step in lrs_over(untouched, range(5, 19))]
+    assert lrs_over(changed, range(5, 19)) == [pytest.approx(step) for step in expected]
+    assert changed.overrides == {"lr": 2.5e-5}
