@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.protocol import COMMANDS, PAUSED, RUNNING, STARTING, UserError
+from engine.mitigations import KNOBS, SET_PREFIX, SettingError, check_value, refusal
+from engine.protocol import COMMANDS, PAUSED, RUNNING, STARTING, Command, UserError
 
 StateFn = Callable[[], dict[str, Any]]
 
@@ -37,6 +38,7 @@ IDLE_S = 60.0  # a connection quiet this long is closed
 QUEUE_LIMIT = 16  # commands waiting for the loop; one more is answered "busy, try again"
 COALESCED = frozenset({"save", "validate", "stop"})
 BAD_REQUEST = 'bad request; send one JSON object per line: {"cmd": "<command>"}'
+KNOWN = f"known: {', '.join(COMMANDS)}, set (with key: {', '.join(KNOBS)} and a value)"
 
 
 def private_folder(folder: Path) -> None:
@@ -54,15 +56,29 @@ def private_folder(folder: Path) -> None:
         os.chmod(folder, 0o700)
 
 
-def parse_request(line: bytes) -> str | None:
-    """The command of one request line, or None for anything but {"cmd": "<text>"}."""
+def parse_request(line: bytes) -> dict[str, Any] | None:
+    """One request line as its object, or None for anything but {"cmd": "<text>", ...}."""
     try:
         request = json.loads(line)
     except (ValueError, RecursionError):  # bad JSON or UTF-8 (UnicodeDecodeError is a ValueError); deep nesting
         return None
     if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
         return None
-    return request["cmd"]
+    return request
+
+
+def setting_command(request: dict[str, Any], settings: dict[str, float]) -> str:
+    """A set request as the command the loop carries out ("set lr=5e-05"); SettingError says why not."""
+    key = request.get("key")
+    if not isinstance(key, str):
+        raise SettingError(f'set needs a key and a value: {{"cmd": "set", "key": "lr", "value": 5e-5}}; {KNOWN}')
+    setting = check_value(key, request.get("value"))
+    if not settings:
+        raise SettingError("the run is still setting up its model; try again once it runs")
+    problem = refusal(setting, settings)
+    if problem:
+        raise SettingError(problem)
+    return setting.command
 
 
 def _refusal(cmd: str, status: str) -> str | None:
@@ -129,6 +145,8 @@ class ControlServer:
     """
 
     def __init__(self, path: Path, state: StateFn) -> None:
+        """state() -> the reply's fields: status, iter, total_iter and settings (what a `set` may change on the
+        run's model now, with the current values; empty while the model is built)."""
         self.path = path
         self._state = state
         self.commands = CommandQueue()
@@ -178,24 +196,30 @@ class ControlServer:
     # -- one request ------------------------------------------------------------------------------
 
     def handle(self, line: bytes) -> dict[str, Any]:
-        cmd = parse_request(line)
-        if cmd is None:
+        request = parse_request(line)
+        if request is None:
             return {"ok": False, "error": BAD_REQUEST}
+        cmd, queued = request["cmd"], request["cmd"]
         state = self._state()
-        if cmd not in COMMANDS:
-            return {"ok": False, "error": f"unknown command {cmd[:40]!r}; known: {', '.join(COMMANDS)}", **state}
-        refusal = _refusal(cmd, self._expected(str(state.get("status", ""))))
-        if refusal:
-            return {"ok": False, "cmd": cmd, "error": refusal, **state}
-        extra = {}
+        if cmd == Command.SET:
+            try:
+                queued = setting_command(request, state.get("settings") or {})
+            except SettingError as error:
+                return {"ok": False, "cmd": cmd, "error": str(error), **state}
+        elif cmd not in COMMANDS:
+            return {"ok": False, "error": f"unknown command {cmd[:40]!r}; {KNOWN}", **state}
+        refused = _refusal(cmd, self._expected(str(state.get("status", ""))))
+        if refused:
+            return {"ok": False, "cmd": cmd, "error": refused, **state}
+        extra = {"setting": queued.removeprefix(SET_PREFIX)} if cmd == Command.SET else {}
         if cmd != "ping":
-            outcome = self.commands.offer(cmd)
+            outcome = self.commands.offer(queued)
             if outcome == "full":
                 return {"ok": False, "cmd": cmd, "error": f"busy, try again: {QUEUE_LIMIT} commands are waiting "
                         "for the training loop", **state}
             if cmd in ("pause", "resume"):
                 self._expect = PAUSED if cmd == "pause" else RUNNING
-            extra = {"coalesced": True} if outcome == "coalesced" else {}
+            extra |= {"coalesced": True} if outcome == "coalesced" else {}
         return {"ok": True, "cmd": cmd, "pid": os.getpid(), **state, **extra}
 
     def _expected(self, status: str) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from engine.files import private_dir, restrict_new_files
+from engine.notify import Notifier, chained, notify_command
 from engine.options import apply_override, load_options, read_yaml
 from engine.protocol import (
     FAILED,
@@ -261,6 +262,7 @@ class _Engine:
     events: Any
     control: Any = None
     telemetry: Any = None
+    notifier: Any = None  # the --notify command's runner (engine/notify.py), rank 0 only
 
     @property
     def main(self) -> bool:
@@ -272,6 +274,8 @@ class _Engine:
             self.telemetry.stop()
         if self.control:
             self.control.close()
+        if self.notifier:
+            self.notifier.close()  # after the last events, so the finish reaches the user's command
         self.events.close()
         if self.lock_fd >= 0:
             os.close(self.lock_fd)
@@ -294,12 +298,16 @@ def _claim(options: Path, *, root: Path, overrides: Sequence[str], auto_resume: 
     world = dist.start(opt, dist.torchrun_env()) if opt["dist"] else None  # launched by torchrun
     archived, lock_fd = claim_run(opt, paths, world)
     main = world is None or world.is_main
-    events = (EventWriter(paths.events, source="engine", listener=listener, reserve=EVENT_RESERVE_BYTES) if main
-              else dist.NullEvents())
+    notify = notify_command(opt) if main else None
+    notifier = Notifier(notify) if notify else None
+    events = (EventWriter(paths.events, source="engine", listener=chained(listener, notifier) if notifier else listener,
+                          reserve=EVENT_RESERVE_BYTES) if main else dist.NullEvents())
+    if notifier:
+        notifier.emit = events.emit
     redirect_output(os.environ.pop(ENGINE_LOG_ENV, None))
     if archived:
         events.emit(LogEvent(level="info", message=f"an earlier run of this name was moved to {archived}"))
-    return _Engine(opt, paths, world, lock_fd, events)
+    return _Engine(opt, paths, world, lock_fd, events, notifier=notifier)
 
 
 def _serve(engine: _Engine, trainer: Any, commands: Any, options: Path, overrides: Sequence[str],

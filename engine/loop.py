@@ -28,6 +28,7 @@ from engine.evaluate import baseline_figures, evaluate_baselines, load_pairs
 from engine.events import EventWriter
 from engine.files import DiskFull, private_dir
 from engine.health import HealthMonitor, Verdict
+from engine.mitigations import SET_PREFIX, parse_setting
 from engine.options import MODEL_SUBSTITUTES
 from engine.protocol import (
     FAILED,
@@ -44,6 +45,7 @@ from engine.protocol import (
     IterEvent,
     RunEvent,
     RunPaths,
+    SetEvent,
     Status,
     StatusEvent,
     UserError,
@@ -280,7 +282,11 @@ class Trainer:
         return self._saved_iter
 
     def state(self) -> dict[str, Any]:
-        return {"status": self.status, "iter": self.current_iter, "total_iter": self.total_iter}
+        """What every control reply carries; `settings` (what a `set` may change, empty until the model is built)
+        is read from the socket's thread: single attribute reads, safe while the loop trains."""
+        model = getattr(self, "model", None)
+        return {"status": self.status, "iter": self.current_iter, "total_iter": self.total_iter,
+                "settings": engine.models.model_settings(model) if model is not None else {}}
 
     def set_status(self, status: Status, **fields: Any) -> None:
         self.status = status
@@ -417,7 +423,9 @@ class Trainer:
         self.epoch_iter += 1
         model.update_learning_rate(self.current_iter, warmup_iter=opt["train"].get("warmup_iter", -1))
         model.feed_data(train_data)
-        model.optimize_parameters(self.current_iter)
+        oom = self._optimize(model)
+        if oom is not None:
+            return self._out_of_memory(model, oom)
         done = time.monotonic()
         session.speed.add(fed - tick, done - fed)
         losses = model.get_current_log()
@@ -443,6 +451,31 @@ class Trainer:
         if self.current_iter % print_freq == 0 or done - session.last_emit >= ITER_EVENT_SECONDS:
             self._emit_iter(session.model, losses, session.speed)
             session.last_emit = done
+
+    def _optimize(self, model: Any) -> str | None:
+        """One optimisation step; the allocator's first line when CUDA ran out of memory (the step is lost)."""
+        try:
+            model.optimize_parameters(self.current_iter)
+        except torch.cuda.OutOfMemoryError as error:
+            lines = str(error).strip().splitlines()
+            return lines[0] if lines else "CUDA out of memory"
+        return None
+
+    def _out_of_memory(self, model: Any, error: str) -> Status:
+        """The alert names the batch size and peak memory it happened at and the plan's fallback; the run fails,
+        resumable from its newest checkpoint (a step half done on a full GPU is not saved)."""
+        batch = int(self.opt["datasets"]["train"]["batch_size_per_gpu"])
+        smaller = [size for size in (8, 4) if size < batch] or [max(1, batch // 2)]
+        peak = (f"peak {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB allocated of "
+                f"{torch.cuda.get_device_properties(model.device).total_memory / 2**30:.1f} GiB"
+                if torch.cuda.is_available() and model.device.type == "cuda" else "peak GPU memory not measured")
+        message = (f"out of GPU memory at iteration {self.current_iter} with batch_size_per_gpu {batch} ({peak}): "
+                   f"{error}")
+        hint = (f"lower datasets.train.batch_size_per_gpu to {' or '.join(map(str, smaller))} (queue_size must stay "
+                f"a multiple of it), then `srcockpit resume {self.opt['name']} --set "
+                f"datasets.train.batch_size_per_gpu={smaller[0]}`")
+        self.events.emit(AlertEvent(code="oom", level="error", message=message, hint=hint))
+        return self._stop(model, reason=message, save=False, hint=hint)
 
     def _emit_iter(self, model: Any, losses: dict[str, float], speed: Speed) -> None:
         figures = speed.figures()
@@ -532,13 +565,14 @@ class Trainer:
                 outcome = self._pause(model, data, tb_logger, health, queued)
                 if outcome:
                     return outcome
-            self._save_or_validate(cmd, model, data, tb_logger, health)
+            self._act_now(cmd, model, data, tb_logger, health)
         return None
 
-    def _save_or_validate(self, cmd: str | None, model: Any, data: TrainData, tb_logger: Any,
-                          health: HealthMonitor) -> None:
+    def _act_now(self, cmd: str | None, model: Any, data: TrainData, tb_logger: Any, health: HealthMonitor) -> None:
         """The commands that act at once, running or paused."""
-        if cmd == Command.SAVE:
+        if cmd and cmd.startswith(SET_PREFIX):
+            self._apply_setting(model, cmd)
+        elif cmd == Command.SAVE:
             self._save(model)
         elif cmd == Command.VALIDATE:
             self._validate(model, data, tb_logger, health)
@@ -555,7 +589,15 @@ class Trainer:
                 return None
             if cmd == Command.STOP:
                 return self._stop(model, reason="stop command")
-            self._save_or_validate(cmd, model, data, tb_logger, health)
+            self._act_now(cmd, model, data, tb_logger, health)
+
+    def _apply_setting(self, model: Any, cmd: str) -> None:
+        """`set key=value` (checked by the control server), logged as a set event: a replay shows when and what."""
+        setting = parse_setting(cmd)
+        previous = engine.models.apply_setting(model, setting.key, setting.value)
+        self.events.emit(SetEvent(key=setting.key, value=setting.value, previous=previous, iter=self.current_iter))
+        get_root_logger().info(f"set {setting.key}={setting.value:g} (was {previous:g}) at iteration "
+                               f"{self.current_iter}")
 
     def _stop(self, model: Any, *, reason: str, save: bool = True, hint: str | None = None) -> Status:
         """A stop the user asked for ends 'stopped'; one a problem forced (hint given) ends 'failed', resumable

@@ -80,6 +80,50 @@ def rng_preserved() -> Iterator[None]:
         restore_rng_states(states)
 
 
+def model_settings(model: Any) -> dict[str, float]:
+    """What a `set` command may change on this model now, with the current values (engine.mitigations.KNOBS)."""
+    found: dict[str, float] = {"lr": float(model.get_current_learning_rate()[0])}
+    if getattr(model, "cri_gan", None) is not None:
+        found["gan_weight"] = float(model.cri_gan.loss_weight)
+    if getattr(model, "cri_perceptual", None) is not None:
+        found["percep_weight"] = float(model.cri_perceptual.perceptual_weight)
+    if hasattr(model, "net_d"):
+        found["net_d_iters"] = int(model.net_d_iters)
+    return found
+
+
+def scale_learning_rate(model: Any, lr: float) -> None:
+    """Every optimizer's lr times lr / (the generator's lr now), and the same factor on what basicsr's schedules
+    start from (initial_lr: MultiStepRestartLR's restarts and the warm-up; base_lrs: CosineAnnealingRestartLR),
+    so the schedule goes on from the new value instead of snapping back to the options' one."""
+    group = model.optimizers[0].param_groups[0]
+    reference = group["lr"] if group["lr"] > 0 else group.get("initial_lr", 0.0)
+    factor = lr / reference if reference > 0 else None  # a schedule at 0 from 0: every optimizer gets lr itself
+    for optimizer in model.optimizers:
+        for one in optimizer.param_groups:
+            one["lr"] = one["lr"] * factor if factor else lr
+            if "initial_lr" in one:
+                one["initial_lr"] = one["initial_lr"] * factor if factor else lr
+    for scheduler in model.schedulers:
+        scheduler.base_lrs = [base * factor if factor else lr for base in scheduler.base_lrs]
+
+
+def apply_setting(model: Any, key: str, value: float) -> float:
+    """Carry out `set key=value` between iterations (engine.mitigations checked it); returns the value before.
+    The change is kept in model.overrides, which the training state carries (a resume continues with it)."""
+    previous = model_settings(model)[key]
+    if key == "lr":
+        scale_learning_rate(model, value)
+    elif key == "gan_weight":
+        model.cri_gan.loss_weight = value
+    elif key == "percep_weight":
+        model.cri_perceptual.perceptual_weight = value
+    elif key == "net_d_iters":
+        model.net_d_iters = int(value)
+    model.overrides = {**getattr(model, "overrides", {}), key: value}
+    return previous
+
+
 class _CockpitMixin:
     """What both cockpit models add to Real-ESRGAN's: device-safe set-up, atomic and complete saves."""
 
@@ -146,6 +190,7 @@ class _CockpitMixin:
             "epoch_iter": getattr(self, "epoch_iter", 0),
             "rng": {**rng_states(), "numpy": plain_numpy_state(np.random.get_state())},
             "best_metric_results": plain_metrics(getattr(self, "best_metric_results", {})),
+            "overrides": dict(getattr(self, "overrides", {})),  # plain numbers: weights_only loads them
         }
         if hasattr(self, "queue_lr") and (self.queue_lr.nbytes + self.queue_gt.nbytes) <= QUEUE_SAVE_LIMIT:
             state["queue"] = {"lr": self.queue_lr.cpu(), "gt": self.queue_gt.cpu(), "ptr": self.queue_ptr}
@@ -161,6 +206,11 @@ class _CockpitMixin:
         super().resume_training(resume_state)
         if resume_state.get("best_metric_results"):
             self.best_metric_results = resume_state["best_metric_results"]
+        for key, value in resume_state.get("overrides", {}).items():
+            if key == "lr":  # the optimizers' and schedulers' own states already carry it, decayed since
+                self.overrides = {**getattr(self, "overrides", {}), key: value}
+            elif key in model_settings(self):
+                apply_setting(self, key, value)
         queue = resume_state.get("queue")
         if queue is not None:
             self.queue_lr = queue["lr"].to(self.device)

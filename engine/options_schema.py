@@ -355,7 +355,10 @@ class DistParams(Section):
 
 
 class SrcockpitOptions(Section):
-    """srcockpit's own opt-in speed-ups (engine/speed.py); basicsr ignores this top-level section."""
+    """srcockpit's own opt-in speed-ups (engine/speed.py) and the notify command (engine/notify.py); basicsr
+    ignores this top-level section."""
+
+    notify: str | None = None
 
     channels_last: bool | None = None
     autocast: Literal["bf16", "fp16"] | None = None

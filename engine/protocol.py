@@ -53,6 +53,7 @@ class EventType(_Named):
     PROGRESS = "progress"
     RESULT = "result"
     LOG = "log"
+    SET = "set"
 
 
 class Status(_Named):
@@ -76,6 +77,7 @@ class Command(_Named):
     SAVE = "save"
     VALIDATE = "validate"
     PING = "ping"
+    SET = "set"  # {"cmd": "set", "key": "lr", "value": 5e-5}: engine.mitigations lists the keys
 
 
 HEADER, STATUS, RUN, ITER, SYSTEM, VAL = (EventType.HEADER, EventType.STATUS, EventType.RUN, EventType.ITER,
@@ -84,7 +86,7 @@ CHECKPOINT, ALERT, PROGRESS, RESULT, LOG = (EventType.CHECKPOINT, EventType.ALER
                                             EventType.RESULT, EventType.LOG)
 STARTING, RUNNING, PAUSED, STOPPING, STOPPED, FINISHED, FAILED = Status
 LIVE_STATUSES = frozenset({STARTING, RUNNING, PAUSED, STOPPING})
-COMMANDS = tuple(command.value for command in Command)
+COMMANDS = tuple(command.value for command in Command if command is not Command.SET)  # the ones without arguments
 
 # Unix socket paths are limited to 108 bytes; longer run folders get their socket elsewhere.
 SOCKET_PATH_LIMIT = 100
@@ -218,6 +220,20 @@ class AlertEvent(Event, tag="alert"):
     hint: str = ""
 
 
+class SetEvent(Event, tag="set"):
+    """A `set` command carried out: from iteration `iter` on, `key` is `value` (it was `previous`)."""
+
+    key: str
+    value: float
+    previous: float | None = None
+    iter: int = 0
+
+    @property
+    def summary(self) -> str:
+        was = f" (was {self.previous:g})" if self.previous is not None else ""
+        return f"set {self.key}={self.value:g}{was} at iteration {self.iter}"
+
+
 class ProgressEvent(Event, tag="progress"):
     job: str = ""
     done: int = 0
@@ -303,7 +319,7 @@ def figures_as(figures: Mapping[str, Any], kind: type[F]) -> F | None:
 
 
 AnyEvent = Union[HeaderEvent, StatusEvent, RunEvent, IterEvent, SystemEvent, ValEvent, CheckpointEvent,  # noqa: UP007
-                 AlertEvent, ProgressEvent, ResultEvent, LogEvent]
+                 AlertEvent, SetEvent, ProgressEvent, ResultEvent, LogEvent]
 _ENVELOPE = frozenset({"v", "t", "type", "job"})
 # lax: "nan"/"inf" strings become floats, "3" an int; a wrong type ("x" for an int) still fails
 _DECODER = msgspec.json.Decoder(AnyEvent, strict=False)

@@ -43,6 +43,7 @@ from engine.protocol import UserError
 
 SECTION = "srcockpit"
 KEYS = ("channels_last", "autocast", "compile", "usm", "crop_pad_size")
+OTHER_KEYS = ("notify",)  # the section's keys that are not speed-ups (engine/notify.py)
 AUTOCAST = ("bf16", "fp16")
 USM = ("dense", "separable")
 DATASET_WINDOW = 400  # RealESRGANDataset's fixed crop_pad_size
@@ -81,8 +82,8 @@ def speed_options(opt: dict[str, Any]) -> SpeedOptions:
         raise UserError(f"{SECTION}: must be a section (a mapping of keys), got {section!r}",
                         f"indent its keys under it: {', '.join(KEYS)}")
     for key in section:
-        if key not in KEYS:
-            raise UserError(f"{SECTION}.{key}: unknown key", f"one of: {', '.join(KEYS)}")
+        if key not in KEYS + OTHER_KEYS:
+            raise UserError(f"{SECTION}.{key}: unknown key", f"one of: {', '.join(KEYS + OTHER_KEYS)}")
     for key in ("channels_last", "compile"):
         if not isinstance(section.get(key, False), bool):
             raise UserError(f"{SECTION}.{key}: must be true or false (got {section[key]!r})", "write true or false")

@@ -27,6 +27,7 @@ from engine.protocol import (
     ProgressEvent,
     ResultEvent,
     RunEvent,
+    SetEvent,
     StatusEvent,
     SystemEvent,
     ValEvent,
@@ -92,6 +93,8 @@ def describe(event: AnyEvent) -> str | None:
             return f"{event.level.upper()} {event.code}: {event.message}{hint}"
         case LogEvent():
             return event.message
+        case SetEvent():
+            return event.summary
         case ProgressEvent():
             return f"{event.job}: {event.done}/{event.total} {event.message}".rstrip()
         case ResultEvent():

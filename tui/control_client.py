@@ -9,7 +9,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from engine.protocol import COMMANDS, RunPaths, UserError, engine_holds_lock, lock_holder_pids
+from engine.mitigations import KNOBS, SET_PREFIX, SettingError, parse_setting
+from engine.protocol import COMMANDS, Command, RunPaths, UserError, engine_holds_lock, lock_holder_pids
 
 
 class SocketGone(UserError):
@@ -27,14 +28,26 @@ def no_engine(paths: RunPaths) -> UserError:
                      "`srcockpit resume` restarts a stopped one")
 
 
+def request_for(cmd: str) -> dict[str, Any]:
+    """The request line's object: {"cmd": "stop"}, or {"cmd": "set", "key": "lr", "value": 5e-05} for "set lr=5e-5"."""
+    if cmd == Command.SET or cmd.startswith(SET_PREFIX):
+        try:
+            setting = parse_setting(cmd)
+        except SettingError as error:
+            raise UserError(str(error), f"e.g. set lr=5e-5; settable: {', '.join(KNOBS)}") from None
+        return {"cmd": "set", "key": setting.key, "value": setting.value}
+    if cmd not in COMMANDS:
+        raise UserError(f"unknown command {cmd!r}", f"one of: {', '.join(COMMANDS)}, set KEY=VALUE")
+    return {"cmd": cmd}
+
+
 def send_command(paths: RunPaths, cmd: str, timeout: float = 5.0) -> dict[str, Any]:
     """The engine's reply; UserError when no engine is listening (SocketGone when one holds the run's lock).
 
-    A run whose lock nobody holds has no engine, whatever socket engine.json names: a copied run folder
-    names its original's socket, and must not steer the original.
+    `cmd` is a command's name or "set KEY=VALUE". A run whose lock nobody holds has no engine, whatever
+    socket engine.json names: a copied run folder names its original's socket, and must not steer the original.
     """
-    if cmd not in COMMANDS:
-        raise UserError(f"unknown command {cmd!r}", f"one of: {', '.join(COMMANDS)}")
+    request = request_for(cmd)
     held = engine_holds_lock(paths)
     if held is False:
         raise no_engine(paths)
@@ -43,7 +56,7 @@ def send_command(paths: RunPaths, cmd: str, timeout: float = 5.0) -> dict[str, A
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
             sock.connect(str(path))
-            sock.sendall((json.dumps({"cmd": cmd}) + "\n").encode())
+            sock.sendall((json.dumps(request) + "\n").encode())
             reply = sock.makefile("rb").readline()
     except (FileNotFoundError, ConnectionRefusedError) as error:
         if held:

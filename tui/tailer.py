@@ -26,6 +26,7 @@ from engine.protocol import (
     LogEvent,
     RunEvent,
     RunPaths,
+    SetEvent,
     StatusEvent,
     SystemEvent,
     ValEvent,
@@ -107,6 +108,8 @@ def split_events(run: str, events: list[AnyEvent], replayed: bool = False) -> li
                 alerts.append(event)
             case LogEvent():
                 logs.append((event.t, event.level, event.message))
+            case SetEvent():  # a change the user made: in the log panel, where a replay shows when and what
+                logs.append((event.t, "info", event.summary))
             case _:
                 other.append(event)
     flush_iters()

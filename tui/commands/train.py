@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -144,6 +145,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--debug", action="store_true",
                        help="basicsr's debug mode: name prefixed debug_, print every iteration, val/save every 8")
     train.add_argument("--no-ui", dest="train_no_ui", action="store_true", help="run in the foreground, headless")
+    train.add_argument("--notify", metavar="CMD",
+                       help="a shell command run on every alert and when the run fails or finishes, the event as "
+                            "JSON on its stdin (e.g. 'ntfy publish mytopic'); kept as srcockpit.notify for resumes")
     add_torchrun_options(train)
     train.set_defaults(handler=run_train)
 
@@ -172,9 +176,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     resume.set_defaults(handler=run_resume)
 
     send = sub.add_parser("send", help="send a control command to a live run",
-                          description="pause, resume, save (checkpoint now), validate (now), stop or ping.")
+                          description="pause, resume, save (checkpoint now), validate (now), stop or ping; or "
+                                      "`set KEY=VALUE` between iterations, kept by a resume: lr (every optimizer, "
+                                      "the schedule goes on from it), gan_weight, percep_weight, net_d_iters.")
     send.add_argument("run", help="run name or folder")
-    send.add_argument("command_name", choices=COMMANDS, metavar="COMMAND", help=", ".join(COMMANDS))
+    send.add_argument("command_name", metavar="COMMAND", help=", ".join((*COMMANDS, "set")))
+    send.add_argument("setting", nargs="?", metavar="KEY=VALUE", help="for set: e.g. lr=5e-5")
     send.set_defaults(handler=run_send)
 
     watch = sub.add_parser("watch", help="follow a run's events as text (no cockpit)",
@@ -186,6 +193,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    if args.notify:  # as a JSON string, which YAML reads back as the command whatever colons or quotes it holds
+        args.overrides = [*args.overrides, f"srcockpit.notify={json.dumps(args.notify)}"]
     plan = torchrun_plan(args)
     if plan and len(args.options) > 1:
         raise UserError("stages and --gpus together are not supported",
@@ -335,10 +344,18 @@ def run_send(args: argparse.Namespace) -> int:
     from tui.control_client import send_command
     from tui.runs import resolve_run
 
-    reply = send_command(resolve_run(args.run), args.command_name)
+    cmd = args.command_name
+    if cmd == "set":
+        if not args.setting:
+            raise UserError("set needs KEY=VALUE", "e.g. srcockpit send NAME set lr=5e-5")
+        cmd = f"set {args.setting}"
+    elif args.setting:
+        raise UserError(f"{cmd} takes no argument (got {args.setting!r})", f"srcockpit send NAME {cmd}")
+    reply = send_command(resolve_run(args.run), cmd)
     if not reply.get("ok"):
-        raise UserError(f"the engine refused {args.command_name}: {reply.get('error')}")
-    print(f"{args.command_name}: accepted at iteration {reply.get('iter')} (status {reply.get('status')})")
+        raise UserError(f"the engine refused {cmd}: {reply.get('error')}")
+    done = f"set {reply['setting']}" if reply.get("setting") else cmd
+    print(f"{done}: accepted at iteration {reply.get('iter')} (status {reply.get('status')})")
     return 0
 
 

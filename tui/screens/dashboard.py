@@ -22,7 +22,8 @@ from textual.screen import Screen
 from textual.widgets import Footer
 from textual.worker import get_current_worker
 
-from engine.protocol import FAILED, FINISHED, PAUSED, RUNNING, STARTING, STOPPED, RunPaths, UserError
+from engine.mitigations import Suggestion, suggest
+from engine.protocol import FAILED, FINISHED, PAUSED, RUNNING, STARTING, STOPPED, AlertEvent, RunPaths, UserError
 from tui.messages import (
     AlertsRaised,
     Checkpointed,
@@ -62,6 +63,7 @@ class DashboardScreen(SizeClasses, Screen):
         Binding("v", "validate", "validate"),
         Binding("d", "detach", "detach"),
         Binding("m", "smoothing", "smoothing", show=False),
+        Binding("a", "mitigate", "mitigate alert"),
         Binding("i", "images", "images", show=False),
         Binding("w", "tool('subset')", "subset wizard", show=False),
         Binding("T", "tool('transfer')", "weight transfer", show=False),
@@ -197,6 +199,7 @@ class DashboardScreen(SizeClasses, Screen):
                 severity = "error" if event.level == "error" else "warning"
                 self.notify(event.message, title=event.code,
                             severity=severity, timeout=8)
+                self.app.bell()
         self._dirty = True
 
     @on(LogLines)
@@ -355,6 +358,34 @@ class DashboardScreen(SizeClasses, Screen):
         self.lost = False
         self._dirty = True
         self.notify(f"{self.state.name}: a new engine is starting", title="resume: accepted")
+
+    def action_mitigate(self) -> None:
+        """The newest alert's mitigation (engine.mitigations), asked first, then sent as a set command."""
+        if self._needs_live("mitigate"):
+            self.offer_mitigation(list(self.state.alerts))
+
+    @work(thread=True, group="control", exit_on_error=False)
+    def offer_mitigation(self, alerts: list[AlertEvent]) -> None:
+        from tui.control_client import send_command
+
+        try:  # the engine's own current values: the suggestion scales what the run uses now
+            settings = send_command(self.paths, "ping").get("settings") or {}
+        except (UserError, OSError, ValueError) as error:
+            self.app.call_from_thread(self.notify, str(error), title="mitigate: not done", severity="error")
+            return
+        offer = next((s for a in reversed(alerts) if (s := suggest(a.code, a.message, settings))), None)
+        self.app.call_from_thread(self._confirm_mitigation, offer)
+
+    def _confirm_mitigation(self, offer: Suggestion | None) -> None:
+        if offer is None:
+            self.notify("no alert with a mitigation this run can take", severity="warning")
+            return
+
+        def answer(choice: str | None) -> None:
+            if choice:
+                self.send(offer.setting.command)
+
+        self.app.push_screen(ConfirmScreen(f"{offer.question} [y/n]"), answer)
 
     def action_detach(self) -> None:
         message = (f"detached from {self.state.name}; training goes on. "
