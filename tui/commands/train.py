@@ -150,7 +150,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "JSON on its stdin (e.g. 'ntfy publish mytopic'); kept as srcockpit.notify for resumes")
     add_torchrun_options(train)
     train.set_defaults(handler=run_train)
+    _register_steering(sub)
 
+
+def _register_steering(sub: argparse._SubParsersAction) -> None:
+    """status, stop, resume, send, watch: the commands that act on a run by name."""
     status = sub.add_parser("status", help="list runs, or show one run's state",
                             description="Every run under ./experiments (or one run) with status, iteration, "
                                         "best PSNR and whether an engine is working on it now.")
