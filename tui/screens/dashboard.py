@@ -63,7 +63,7 @@ class DashboardScreen(SizeClasses, Screen):
         Binding("v", "validate", "validate"),
         Binding("d", "detach", "detach"),
         Binding("m", "smoothing", "smoothing", show=False),
-        Binding("a", "mitigate", "mitigate alert"),
+        Binding("a", "mitigate", "mitigate alert", show=False),  # in the help screen; the footer is full at 80 columns
         Binding("i", "images", "images", show=False),
         Binding("w", "tool('subset')", "subset wizard", show=False),
         Binding("T", "tool('transfer')", "weight transfer", show=False),
