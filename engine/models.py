@@ -33,7 +33,7 @@ from engine.states import plain_metrics, plain_numpy_state
 load_basicsr()
 from basicsr.models.sr_model import SRModel  # noqa: E402
 from basicsr.models.srgan_model import SRGANModel  # noqa: E402
-from basicsr.utils import DiffJPEG, USMSharp  # noqa: E402
+from basicsr.utils import DiffJPEG, USMSharp, get_root_logger  # noqa: E402
 from basicsr.utils.registry import MODEL_REGISTRY  # noqa: E402
 from realesrgan.models.realesrgan_model import RealESRGANModel  # noqa: E402
 from realesrgan.models.realesrnet_model import RealESRNetModel  # noqa: E402
@@ -159,12 +159,16 @@ class _CockpitMixin:
                      param_key: str | None = "params") -> None:
         """basicsr's, with weights_only=True stated: basicsr relies on torch's default, which older torch
         builds (TORCH_SPEC) set to a full unpickler that runs code from the file."""
+        logger = get_root_logger()
         blob = torch.load(load_path, map_location="cpu", weights_only=True)
         if param_key is not None:
-            param_key = param_key if param_key in blob or "params" not in blob else "params"
+            if param_key not in blob and "params" in blob:
+                param_key = "params"
+                logger.info("Loading: params_ema does not exist, use params.")
             blob = blob[param_key]
-        weights = {name.removeprefix("module."): value for name, value in blob.items()}
         bare = self.get_bare_model(net)
+        logger.info(f"Loading {bare.__class__.__name__} model from {load_path}, with param key: [{param_key}].")
+        weights = {name.removeprefix("module."): value for name, value in blob.items()}
         self._print_different_keys_loading(bare, weights, strict)
         bare.load_state_dict(weights, strict=strict)
 
