@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -78,6 +81,32 @@ def srcockpit(*args: str, cwd: Path, timeout: float = 300, check: bool = True) -
     if check and result.returncode != 0:
         raise AssertionError(f"srcockpit {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def last_iter(paths) -> int:
+    """The newest iteration an engine reported in a run's event log (0 before the first)."""
+    from engine.protocol import read_events
+
+    return max((e["iter"] for e in read_events(paths.events) if e["type"] == "iter"), default=0)
+
+
+@contextlib.contextmanager
+def live_tiny_run(run_root: Path, *sets: str) -> Iterator[object]:
+    """A detached tiny run that trains until stopped (no periodic validation), past its first two iterations;
+    whatever a test leaves of it is stopped, and killed if it will not stop."""
+    from engine.protocol import RunPaths, engine_holds_lock, lock_holder_pids
+
+    srcockpit("train", str(TINY_OPTIONS), "--set", "train.total_iter=100000", "--set", "val.val_freq=1000000",
+              *sets, cwd=run_root)
+    paths = RunPaths(run_root / "experiments/tiny_cpu")
+    wait_for(lambda: last_iter(paths) >= 2, timeout=300, what="two iterations")
+    try:
+        yield paths
+    finally:
+        if engine_holds_lock(paths):
+            srcockpit("stop", "tiny_cpu", cwd=run_root, check=False)
+        for pid in lock_holder_pids(paths.lock):
+            os.kill(pid, signal.SIGKILL)
 
 
 def wait_for(predicate, timeout: float = 120.0, what: str = "condition") -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from engine.control import MAX_LINE, QUEUE_LIMIT, ControlServer
 from engine.protocol import RunPaths, UserError, engine_holds_lock, lock_holder_pids, read_events
-from tests.conftest import TINY_OPTIONS, srcockpit, wait_for
+from tests.conftest import TINY_OPTIONS, last_iter, live_tiny_run, srcockpit, wait_for
 from tui.control_client import send_command, socket_path
 
 STATE = {"status": "running", "iter": 3, "total_iter": 10}
@@ -182,21 +182,8 @@ sys.stdin.read()
 
 @pytest.fixture
 def long_run(run_root: Path):
-    """A detached tiny run that trains until stopped (no periodic validation), past its first iterations;
-    whatever a test leaves of it is stopped, and killed if it will not stop."""
-    srcockpit("train", str(TINY_OPTIONS), "--set", "train.total_iter=100000", "--set", "val.val_freq=1000000",
-              "--set", "logger.save_checkpoint_freq=2", cwd=run_root)
-    paths = RunPaths(run_root / "experiments/tiny_cpu")
-    wait_for(lambda: last_iter(paths) >= 2, timeout=300, what="two iterations")
-    yield paths
-    if engine_holds_lock(paths):
-        srcockpit("stop", "tiny_cpu", cwd=run_root, check=False)
-    for pid in lock_holder_pids(paths.lock):
-        os.kill(pid, signal.SIGKILL)
-
-
-def last_iter(paths: RunPaths) -> int:
-    return max((e["iter"] for e in read_events(paths.events) if e["type"] == "iter"), default=0)
+    with live_tiny_run(run_root, "--set", "logger.save_checkpoint_freq=2") as paths:
+        yield paths
 
 
 def statuses(paths: RunPaths) -> list[str]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import sys
 from pathlib import Path
 
@@ -17,9 +15,9 @@ import engine.models
 from engine.launch import main as engine_main
 from engine.launch import run_engine
 from engine.mitigations import SettingError, parse_setting, suggest
-from engine.protocol import RunPaths, engine_holds_lock, lock_holder_pids, read_events
+from engine.protocol import RunPaths, read_events
 from engine.states import load_state
-from tests.conftest import TINY_OPTIONS, srcockpit, wait_for
+from tests.conftest import TINY_OPTIONS, last_iter, live_tiny_run, srcockpit, wait_for
 from tui.control_client import send_command
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "runs"))
@@ -30,29 +28,17 @@ from engine.control import ControlServer
 from tui.app import make_app
 from tui.screens.dialogs import ConfirmScreen
 
-LONG = ("--set", "train.total_iter=100000", "--set", "val.val_freq=1000000",
-        "--set", "logger.save_checkpoint_freq=1000000")
-
 
 def events(paths: RunPaths, kind: str) -> list[dict]:
     return [e for e in read_events(paths.events) if e["type"] == kind]
 
 
-def last_iter(paths: RunPaths) -> int:
-    return max((e["iter"] for e in events(paths, "iter")), default=0)
-
-
 @pytest.fixture
 def live_run(run_root: Path, request: pytest.FixtureRequest):
     """A detached tiny run that trains until stopped (extra --set options from the test's parameter)."""
-    srcockpit("train", str(TINY_OPTIONS), *LONG, *getattr(request, "param", ()), cwd=run_root)
-    paths = RunPaths(run_root / "experiments/tiny_cpu")
-    wait_for(lambda: last_iter(paths) >= 2, timeout=300, what="two iterations")
-    yield paths
-    if engine_holds_lock(paths):
-        srcockpit("stop", "tiny_cpu", cwd=run_root, check=False)
-    for pid in lock_holder_pids(paths.lock):
-        os.kill(pid, signal.SIGKILL)
+    with live_tiny_run(run_root, "--set", "logger.save_checkpoint_freq=1000000",
+                       *getattr(request, "param", ())) as paths:
+        yield paths
 
 
 def test_set_lr_reaches_the_iter_events_the_log_and_a_resume(live_run: RunPaths, run_root: Path):
