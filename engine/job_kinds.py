@@ -1,4 +1,4 @@
-"""Job functions of the cockpit's job screens (engine.job_runner.JOB_FUNCTIONS names them).
+"""Job functions of the cockpit's job screens and the CLI's --job (engine.job_runner.JOB_KINDS names them).
 
 Each takes a progress callback and keyword parameters (JSON values: paths as strings) and returns its
 result record; the heavy modules are imported when the job runs.
@@ -6,10 +6,13 @@ result record; the heavy modules are imported when the job runs.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.protocol import ProgressFn, UserError
+from engine.export.pipeline import DEFAULT_SIM_SIZE, DEFAULT_SIZE
+from engine.protocol import ProgressFn, ResultFn, StepResult, UserError
+from engine.units import format_size, parse_size
 
 
 def subset(progress: ProgressFn, *, sources: list[str], out: str, seed: int = 0, mode: str = "symlink",
@@ -25,11 +28,20 @@ def subset(progress: ProgressFn, *, sources: list[str], out: str, seed: int = 0,
     return dict(result.summary())
 
 
-def rank(progress: ProgressFn, *, run: str, original: str = "auto") -> dict[str, Any]:
-    """Score and rank every checkpoint of a run (engine.rank.rank_run)."""
+def rank(progress: ProgressFn, *, run: str, original: str = "auto", valsets: list[str] | None = None,
+         include_ema: bool = True, crop_border: int | None = None, test_y_channel: bool | None = None,
+         device: str | None = None, use_cache: bool = True) -> Any:
+    """Score and rank every checkpoint of a run (engine.rank.rank_run); its RankResult is the record.
+    valsets: 'GT_DIR:LQ_DIR' texts (default: the run's own); original: 'auto', 'ncnn', a .pth or 'none'."""
     from engine.rank import rank_run
 
-    return rank_run(Path(run), original=None if original == "none" else original, progress=progress).to_dict()
+    return rank_run(Path(run), valsets or None, original=_original(original), include_ema=include_ema,
+                    crop_border=crop_border, test_y_channel=test_y_channel, device=device, use_cache=use_cache,
+                    progress=progress)
+
+
+def _original(text: str) -> str | None:
+    return None if text.lower() == "none" else text
 
 
 def promote(progress: ProgressFn, *, run: str, file: str, entry: str, to: str | None = None,
@@ -38,7 +50,7 @@ def promote(progress: ProgressFn, *, run: str, file: str, entry: str, to: str | 
     from engine.rank import DEFAULT_TARGET, rank_run, sidecar_path
     from engine.rank import promote as promote_candidate
 
-    result = rank_run(Path(run), original=None if original == "none" else original, progress=progress)
+    result = rank_run(Path(run), original=_original(original), progress=progress)
     chosen = next((c for c in result.candidates if str(c.file) == file and c.entry == entry), None)
     if chosen is None:
         raise UserError(f"{file} [{entry}] is not a checkpoint of {run}", "rank the run again")
@@ -47,11 +59,54 @@ def promote(progress: ProgressFn, *, run: str, file: str, entry: str, to: str | 
             "iter": chosen.iter, "rank": chosen.rank, "psnr": chosen.psnr, "ssim": chosen.ssim}
 
 
-def export(progress: ProgressFn, *, folder: Path, checkpoint: str, size: str, quant: str = "a8w8",
-           calib: str | None = None, htp: bool = True) -> dict[str, Any]:
-    """The QCS8550 export into the job's folder; it writes its own Job there (one result event per step)."""
-    from engine.export import run_export_job
-    from engine.units import parse_size
+@dataclass(frozen=True)
+class ExportRequest:
+    """The export job's parameters (JSON values: sizes as 'HxW'); `out` is the job's folder."""
 
-    result = run_export_job(checkpoint, folder, size=parse_size(size, "--size"), quant=quant, calib=calib, htp=htp)
-    return {"manifest": str(result.manifest)}
+    checkpoint: str
+    out: str
+    size: str = format_size(DEFAULT_SIZE)
+    sim_size: str = format_size(DEFAULT_SIM_SIZE)
+    quant: str = "a8w8"
+    calib: str | None = None
+    min_psnr: float = 40.0
+    force: bool = False
+    htp: bool = True
+    aihub: bool = False
+    calib_frames: int = 16
+    only: list[str] | None = None
+
+    def sizes(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        return parse_size(self.size, "--size"), parse_size(self.sim_size, "--sim-size")
+
+
+def prepare_export(**params: Any) -> None:
+    """Before the export job's log exists: every check of the request, then its output folder (refused when
+    not empty without force), so a bad request leaves no folder behind."""
+    from engine.export.pipeline import check_request, prepare_output
+
+    request = ExportRequest(**params)
+    size, sim_size = request.sizes()
+    if request.calib_frames < 1:
+        raise UserError(f"--calib-frames {request.calib_frames}: need at least 1")
+    check_request(Path(request.checkpoint).expanduser(), size, sim_size, request.quant, request.calib)
+    prepare_output(Path(request.out).expanduser(), request.force)
+
+
+def export(progress: ProgressFn, *, result: ResultFn, **params: Any) -> dict[str, Any]:
+    """The QCS8550 export into the job's folder (prepared by prepare_export): each finished step goes to
+    result as it lands; the record is the summary (step "summary", the manifest, every step's figures)."""
+    from engine.export import export_checkpoint
+
+    request = ExportRequest(**params)
+    size, sim_size = request.sizes()
+
+    def finished(step: StepResult) -> None:
+        if step.status != "running":
+            result(step)
+
+    done = export_checkpoint(request.checkpoint, request.out, size=size, sim_size=sim_size, calib=request.calib,
+                             quant=request.quant, min_psnr=request.min_psnr, force=request.force, htp=request.htp,
+                             aihub=request.aihub, calib_frames=request.calib_frames, only=request.only,
+                             progress=progress, on_step=finished, output_prepared=True)
+    return {"step": "summary", "manifest": str(done.manifest) if done.manifest else None, "figures": done.figures}

@@ -1,10 +1,13 @@
 """The one engine job runner: `python -m engine.job_runner --folder DIR --kind KIND --params JSON`.
 
 A job is a function of engine/ taking a progress callback (engine.protocol.ProgressFn) and keyword
-parameters, returning its result record (a dict); JOB_FUNCTIONS names the function of each kind. The
-runner runs it inside an engine.jobs.Job on DIR (status running -> finished/failed, throttled progress
-events, the record as the result event), so every job reports the same way (design.md section 1).
-A kind in SELF_REPORTING names a function that keeps its own Job on DIR (export: one result per step).
+parameters, returning its result record (engine.jobs.record_fields); JOB_KINDS names the function of each
+kind. The runner runs it inside an engine.jobs.Job on DIR (status running -> finished/failed, throttled
+progress events, the record as the last result event), so every job reports the same way (design.md
+section 1). A kind may declare two more things: `reports` (the function also takes result=ResultFn, and
+each finished step it hands over is a result event at once: the export's steps) and `prepare` (a function
+of the same parameters run before the Job starts, so a bad request leaves no log in DIR: the export's
+checks and its output folder).
 
 The runner is started detached by the cockpit (tui.jobs.start_job) with its output in an early log
 beside DIR; once the job's event log exists it writes engine.json (its pid: the run list shows the job
@@ -25,19 +28,43 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.files import file_mode
-from engine.protocol import FAILED, FINISHED, STOPPED, ProgressFn, RunPaths, StatusEvent, UserError, load_events
+from engine.protocol import (
+    FAILED,
+    FINISHED,
+    STOPPED,
+    ProgressFn,
+    ResultFn,
+    RunPaths,
+    StatusEvent,
+    UserError,
+    load_events,
+)
 
-JOB_FUNCTIONS = {
-    "transfer": "engine.weights.run:transfer_weights",
-    "subset": "engine.job_kinds:subset",
-    "rank": "engine.job_kinds:rank",
-    "promote": "engine.job_kinds:promote",
+
+@dataclass(frozen=True)
+class JobKind:
+    """One kind of job: its function and prepare step as "module:function", imported when the job runs."""
+
+    target: str
+    prepare: str = ""
+    reports: bool = False
+
+    def function(self) -> Callable[..., Any]:
+        return _load(self.target)
+
+
+JOB_KINDS = {
+    "transfer": JobKind("engine.weights.run:transfer_weights"),
+    "subset": JobKind("engine.job_kinds:subset"),
+    "rank": JobKind("engine.job_kinds:rank"),
+    "promote": JobKind("engine.job_kinds:promote"),
+    "export": JobKind("engine.job_kinds:export", prepare="engine.job_kinds:prepare_export", reports=True),
 }
-SELF_REPORTING = {"export": "engine.job_kinds:export"}
 FINAL_STATUSES = frozenset({FINISHED, FAILED, STOPPED})
 
 
@@ -52,23 +79,33 @@ def job_command(folder: Path, kind: str, params: dict[str, Any]) -> list[str]:
             "--params", json.dumps(params)]
 
 
-def job_function(kind: str) -> Callable[..., Any]:
-    spec = JOB_FUNCTIONS.get(kind) or SELF_REPORTING.get(kind)
-    if spec is None:
-        raise UserError(f"no such job kind: {kind}", f"one of {', '.join(sorted({*JOB_FUNCTIONS, *SELF_REPORTING}))}")
-    module, _, name = spec.partition(":")
+def _load(target: str) -> Callable[..., Any]:
+    module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name)
 
 
-def run_job(folder: Path, kind: str, params: dict[str, Any], progress: ProgressFn | None = None) -> Any:
-    """Run one job on folder; progress (if given) hears the job's progress too. Returns the job's record."""
-    function = job_function(kind)
-    if kind in SELF_REPORTING:
-        return function(progress or (lambda done, total, message: None), folder=folder, **params)
+def job_kind(kind: str) -> JobKind:
+    spec = JOB_KINDS.get(kind)
+    if spec is None:
+        raise UserError(f"no such job kind: {kind}", f"one of {', '.join(sorted(JOB_KINDS))}")
+    return spec
+
+
+def run_job(folder: Path, kind: str, params: dict[str, Any], progress: ProgressFn | None = None,
+            result: ResultFn | None = None) -> Any:
+    """Run one job on folder; progress and result (if given) hear its progress and its steps too.
+    Returns what the job function returned (its record)."""
     from engine.jobs import run_in_job
 
-    return run_in_job(Path(folder), kind, params, lambda both: function(both, **params), lambda record: record or {},
-                      progress)
+    spec = job_kind(kind)
+    function = spec.function()
+    if spec.prepare:
+        _load(spec.prepare)(**params)
+
+    def work(both: ProgressFn, step: ResultFn) -> Any:
+        return function(both, result=step, **params) if spec.reports else function(both, **params)
+
+    return run_in_job(Path(folder), kind, params, work, progress=progress, result=result)
 
 
 class _Adopter:

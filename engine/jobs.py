@@ -16,6 +16,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import msgspec
+
 from engine.events import EventWriter
 from engine.files import private_dir, restrict_new_files
 from engine.protocol import (
@@ -26,8 +28,10 @@ from engine.protocol import (
     ProgressEvent,
     ProgressFn,
     ResultEvent,
+    ResultFn,
     RunPaths,
     StatusEvent,
+    StepResult,
 )
 
 
@@ -61,6 +65,10 @@ class Job:
     def result(self, **fields: Any) -> None:
         self.events.emit(ResultEvent(job=self.kind, figures=fields))
 
+    def step(self, step: StepResult) -> None:
+        """A ResultFn: one finished step as a result event, written at once."""
+        self.result(**step.fields())
+
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         if exc is None:
@@ -71,10 +79,24 @@ class Job:
         self.events.close()
 
 
-def run_in_job(folder: Path, kind: str, params: dict[str, Any], work: Callable[[ProgressFn], Any],
-               record: Callable[[Any], dict[str, Any]], progress: ProgressFn | None = None) -> Any:
-    """work(progress) inside a Job on folder: its progress becomes the job's progress events (and reaches
-    `progress` too), record(what it returned) the result event. Returns what work returned."""
+def record_fields(record: Any) -> dict[str, Any]:
+    """A job's result record as its result event's figures: a dict, a msgspec Struct, or an object with
+    to_dict() (engine.rank's RankResult); None is an empty record."""
+    if record is None:
+        return {}
+    if isinstance(record, dict):
+        return record
+    if isinstance(record, msgspec.Struct):
+        return msgspec.to_builtins(record)
+    return record.to_dict()
+
+
+def run_in_job(folder: Path, kind: str, params: dict[str, Any], work: Callable[[ProgressFn, ResultFn], Any],
+               record: Callable[[Any], dict[str, Any]] = record_fields, progress: ProgressFn | None = None,
+               result: ResultFn | None = None) -> Any:
+    """work(progress, result) inside a Job on folder: its progress becomes the job's progress events, each
+    step it hands to result a result event (both reach `progress` and `result` too), and record(what it
+    returned) the last result event. Returns what work returned."""
     with Job(Path(folder), kind, **params) as job:
 
         def both(done: int, total: int, message: str) -> None:
@@ -82,6 +104,11 @@ def run_in_job(folder: Path, kind: str, params: dict[str, Any], work: Callable[[
             if progress is not None:
                 progress(done, total, message)
 
-        result = work(both)
-        job.result(**record(result))
-        return result
+        def step(finished: StepResult) -> None:
+            job.step(finished)
+            if result is not None:
+                result(finished)
+
+        returned = work(both, step)
+        job.result(**record(returned))
+        return returned

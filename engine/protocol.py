@@ -95,6 +95,8 @@ MAX_SUMMARY_LINE = 1 << 20
 
 ProgressFn = Callable[[int, int, str], None]
 """progress(done, total, message): how a slow engine function reports how far it is."""
+ResultFn = Callable[["StepResult"], None]
+"""result(step): how a job reports a finished step before its end (engine.job_runner writes a result event)."""
 
 
 class UserError(Exception):
@@ -252,6 +254,35 @@ class ResultEvent(Event, tag="result"):
         return {"job": self.job, **self.figures}
 
 
+class StepResult(msgspec.Struct, kw_only=True):
+    """One finished step of a job (an export step): its place, verdict and figures, as a result event carries
+    them: the figures stand beside the other fields in the line ("step" is the name)."""
+
+    name: str = msgspec.field(name="step")
+    title: str = ""
+    status: str = "done"  # "running", "done", "warning", "skipped"
+    message: str = ""
+    index: int = 0  # 1-based
+    total: int = 0
+    seconds: float = 0.0
+    figures: dict[str, Any] = {}
+
+    def fields(self) -> dict[str, Any]:
+        """The result event's figures: the step's own beside its place and verdict."""
+        record = msgspec.to_builtins(self, enc_hook=_plain)
+        figures = record.pop("figures")
+        return record | {key: value for key, value in figures.items() if key not in record}
+
+    @classmethod
+    def from_figures(cls, figures: Mapping[str, Any]) -> StepResult | None:
+        """A result event's figures as a step, or None when they are not a step's."""
+        step = figures_as(figures, cls)
+        if step is not None:
+            named = {field.encode_name for field in msgspec.structs.fields(cls)}
+            step.figures = {key: value for key, value in figures.items() if key not in named | _ENVELOPE}
+        return step
+
+
 class LogEvent(Event, tag="log"):
     level: str = "info"
     message: str = ""
@@ -305,6 +336,14 @@ class PromoteFigures(msgspec.Struct):
     rank: int | None = None
     psnr: float | None = None
     ssim: float | None = None
+
+
+class ExportSummary(msgspec.Struct):
+    """The export job's record (its last result event): the manifest and every step's figures."""
+
+    step: str
+    manifest: str | None = None
+    figures: dict[str, Any] = {}
 
 
 F = TypeVar("F", bound=msgspec.Struct)

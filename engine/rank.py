@@ -680,24 +680,6 @@ class _Ranking:
         return references, reused
 
 
-def rank_job(job_dir: Path, run_dir: Path, **options: Any) -> RankResult:
-    """rank_run as an engine job: job_dir/cockpit/events.jsonl gets status, progress and a result event."""
-    from engine.jobs import Job
-
-    outer = options.pop("progress", None)
-    params = {"run": str(run_dir), **{k: str(v) for k, v in options.items()}}
-    with Job(Path(job_dir), "rank", **params) as job:
-
-        def both(done: int, total: int, message: str) -> None:
-            job.progress(done, total, message)
-            if outer:
-                outer(done, total, message)
-
-        result = rank_run(run_dir, progress=both, **options)
-        job.result(**result.to_dict())
-        return result
-
-
 # ---------------------------------------------------------------------------------------------- promote
 
 

@@ -26,6 +26,11 @@ def duration(seconds: float | None) -> str:
 MAX_SIDE = 4096  # an export's frame side, in pixels
 
 
+def format_size(size: tuple[int, int]) -> str:
+    """(270, 480) -> '270x480', as parse_size reads it."""
+    return f"{size[0]}x{size[1]}"
+
+
 def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
     """'270x480' -> (270, 480): height x width, positive integers up to MAX_SIDE."""
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))

@@ -48,13 +48,14 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_a_registered_step_runs_in_the_job_and_lands_in_the_manifest(counted, checkpoint, tmp_path):
-    from engine.export import run_export_job
+    from engine.job_runner import run_job
 
     out = tmp_path / "out"
-    result = run_export_job(checkpoint, out, size=(8, 8), calib="builtin",
-                            only=("load", "onnx", "count_nodes", "manifest"))
-    assert [report.name for report in result.steps] == ["load", "onnx", "count_nodes", "manifest"]
-    assert (out / "tiny_nodes.txt").read_text().strip() == str(result.figures["count_nodes"]["nodes"])
+    steps = []
+    result = run_job(out, "export", {"checkpoint": str(checkpoint), "out": str(out), "size": "8x8", "calib": "builtin",
+                                     "only": ["load", "onnx", "count_nodes", "manifest"]}, result=steps.append)
+    assert [report.name for report in steps] == ["load", "onnx", "count_nodes", "manifest"]
+    assert (out / "tiny_nodes.txt").read_text().strip() == str(result["figures"]["count_nodes"]["nodes"])
     events = list(read_events(out / "cockpit" / "events.jsonl"))
     step = next(event for event in events if event["type"] == "result" and event.get("step") == "count_nodes")
     assert step["title"] == "Count ONNX nodes" and step["index"] == 3 and step["total"] == 4

@@ -209,10 +209,10 @@ def test_promote_writes_the_best_weights_and_a_sidecar(run_copy: Path, tmp_path:
 
 
 def test_rank_job_writes_progress_and_result(run_copy: Path, tmp_path: Path) -> None:
+    from engine.job_runner import run_job
     from engine.protocol import read_events
-    from engine.rank import rank_job
 
-    rank_job(tmp_path / "job", run_copy, original=None)
+    run_job(tmp_path / "job", "rank", {"run": str(run_copy), "original": "none"})
     events = list(read_events(tmp_path / "job" / "cockpit" / "events.jsonl"))
     kinds = [e["type"] for e in events]
     assert kinds[0] == "header" and "progress" in kinds and kinds[-1] == "status"

@@ -1,7 +1,7 @@
 """Export for Qualcomm QCS8550: ONNX, QDQ, HTP v73 context binary, QNN SDK script, AI Hub, manifest.
 
-The one call a screen or the demo needs is `export_checkpoint` (or `run_export_job` for an engine job
-with its own event log); see engine/export/pipeline.py for the loop and engine/export/steps/ for the steps.
+The one call the demo needs is `export_checkpoint` (the export job, engine.job_kinds.export, runs it with its
+own event log); see engine/export/pipeline.py for the loop and engine/export/steps/ for the steps.
 The names below are imported on first use, so that `engine.export.steps` (stdlib only: the step names
 and labels the cockpit shows) can be imported without numpy, torch or onnx.
 """
@@ -14,10 +14,8 @@ __all__ = [
     "DEFAULT_SIM_SIZE",
     "DEFAULT_SIZE",
     "ExportResult",
-    "StepReport",
     "default_out_dir",
     "export_checkpoint",
-    "run_export_job",
 ]
 
 

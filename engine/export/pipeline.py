@@ -2,7 +2,8 @@
 
 The steps, their order and what each needs and makes are declared in engine/export/steps/__init__.py
 (`REGISTRY`); each lives in its own module there. Each reports a figure as soon as it has one (design.md
-section 8). This module holds the request checks, the output folder, and the loop that runs the steps.
+section 8). This module holds the request checks, the output folder, and the loop that runs the steps;
+engine.job_kinds.export runs it as a job (engine.job_runner: one result event per finished step).
 """
 
 from __future__ import annotations
@@ -10,35 +11,21 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.export import steps as steps_registry
 from engine.export.steps import StepSpec
 from engine.export.steps.context import ExportContext
-from engine.protocol import ProgressFn, UserError
+from engine.protocol import ProgressFn, StepResult, UserError
 from engine.units import MAX_SIDE
 
 DEFAULT_SIZE = (270, 480)  # a 540p frame at x2
 DEFAULT_SIM_SIZE = (64, 64)  # the simulator takes ~3 s per 64x64 frame, ~30 s per 270x480
 
 
-@dataclass
-class StepReport:
-    """One step's state as the cockpit shows it; figures carry the verification numbers."""
-
-    index: int  # 1-based
-    total: int
-    name: str
-    title: str
-    status: str  # "running", "done", "warning", "skipped"
-    message: str = ""
-    figures: dict[str, Any] = field(default_factory=dict)
-    seconds: float = 0.0
-
-
-StepFn = Callable[[StepReport], None]
+StepFn = Callable[[StepResult], None]
 
 
 @dataclass
@@ -47,7 +34,7 @@ class ExportResult:
     manifest: Path | None  # None when the manifest step was not chosen (see `only`)
     figures: dict[str, Any]
     artefacts: list[dict[str, Any]]
-    steps: list[StepReport]
+    steps: list[StepResult]
 
 
 def default_out_dir(checkpoint: Path) -> Path:
@@ -128,15 +115,16 @@ class _Steps:
 
     def __init__(self, plan: list[StepSpec], progress: ProgressFn | None, on_step: StepFn | None) -> None:
         self.progress, self.on_step = progress, on_step
-        self.done: list[StepReport] = []
+        self.done: list[StepResult] = []
         self._index = {spec.name: index for index, spec in enumerate(plan, 1)}
         self._titles = {spec.name: spec.label for spec in plan}
-        self._current: StepReport | None = None
+        self._current: StepResult | None = None
         self._started = 0.0
 
     def start(self, name: str, message: str = "") -> None:
         index, total = self._index[name], len(self._index)
-        self._current = StepReport(index, total, name, self._titles[name], "running", message)
+        self._current = StepResult(name=name, title=self._titles[name], status="running", message=message,
+                                   index=index, total=total)
         self._started = time.monotonic()
         if self.progress:
             self.progress(index - 1, total, f"{self._titles[name]}...")
@@ -148,10 +136,11 @@ class _Steps:
         if self.progress and self._current is not None:
             self.progress(self._current.index - 1, self._current.total, text)
 
-    def finish(self, message: str, status: str = "done", **figures: Any) -> StepReport:
+    def finish(self, message: str, status: str = "done", **figures: Any) -> StepResult:
         assert self._current is not None
-        report = StepReport(self._current.index, self._current.total, self._current.name, self._current.title,
-                            status, message, figures, round(time.monotonic() - self._started, 3))
+        report = StepResult(name=self._current.name, title=self._current.title, status=status, message=message,
+                            index=self._current.index, total=self._current.total,
+                            seconds=round(time.monotonic() - self._started, 3), figures=figures)
         self.done.append(report)
         self._current = None
         if self.progress:
@@ -188,7 +177,7 @@ def export_checkpoint(
     scikit-image's photos, or None for the validation LR folder of the basicsr run that holds the
     checkpoint. A PSNR (quantized or simulated HTP against float) below min_psnr stops the export
     with a UserError unless force; force also lets out_dir exist. progress(done, total, message) gets
-    every step start and end; on_step gets a StepReport (figures included) at the same moments.
+    every step start and end; on_step gets a StepResult (figures included) at the same moments.
     only: the names of the registered steps to run (default: all of them, in registry order).
     """
     checkpoint = Path(checkpoint).expanduser()
@@ -216,36 +205,3 @@ def _run_step(spec: StepSpec, ctx: ExportContext, steps: _Steps) -> None:
         if unmade:
             raise RuntimeError(f"export step {spec.name!r} declares it makes {unmade} but did not")
     steps.finish(result.message, result.status, **result.figures)
-
-
-def run_export_job(checkpoint: Path | str, out_dir: Path | str | None = None, *, force: bool = False,
-                   on_step: StepFn | None = None, **options: Any) -> ExportResult:
-    """export_checkpoint as an engine Job: its events go to <out_dir>/cockpit/events.jsonl.
-
-    Each step start/end is a progress event; each finished step a result event with step=<name>,
-    status, message and its figures; the last result event has step="summary" and the manifest path.
-    """
-    from engine.jobs import Job
-
-    checkpoint = Path(checkpoint).expanduser()
-    size = tuple(options.get("size", DEFAULT_SIZE))
-    sim_size = tuple(options.get("sim_size", DEFAULT_SIM_SIZE))
-    check_request(checkpoint, size, sim_size, options.get("quant", "a8w8"), options.get("calib"))
-    out = Path(out_dir).expanduser() if out_dir is not None else default_out_dir(checkpoint)
-    prepare_output(out, force)
-
-    params = {key: str(value) if isinstance(value, Path) else value for key, value in options.items()
-              if value is None or isinstance(value, (str, int, float, tuple, Path))}
-    with Job(out, "export", checkpoint=str(checkpoint), out_dir=str(out), force=force, **params) as job:
-
-        def step(report: StepReport) -> None:
-            if report.status != "running":
-                job.result(step=report.name, title=report.title, status=report.status, message=report.message,
-                           index=report.index, total=report.total, seconds=report.seconds, **report.figures)
-            if on_step:
-                on_step(report)
-
-        result = export_checkpoint(checkpoint, out, force=force, progress=job.progress, on_step=step,
-                                   output_prepared=True, **options)
-        job.result(step="summary", manifest=str(result.manifest) if result.manifest else None, figures=result.figures)
-        return result

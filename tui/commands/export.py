@@ -10,8 +10,12 @@ from typing import Any
 
 from rich.markup import escape
 
-DEFAULT_SIZE = "270x480"
-DEFAULT_SIM_SIZE = "64x64"
+from engine.job_kinds import ExportRequest
+from engine.protocol import StepResult
+
+DEFAULT_SIZE = ExportRequest.size
+DEFAULT_SIM_SIZE = ExportRequest.sim_size
+
 
 def epilog() -> str:
     """The steps as the registry declares them (engine/export/steps), and where the events go."""
@@ -55,27 +59,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.protocol import UserError
+    from engine.export.pipeline import default_out_dir
+    from engine.job_runner import run_job
 
-    if args.calib_frames < 1:
-        raise UserError(f"--calib-frames {args.calib_frames}: need at least 1")
-    from engine.export import run_export_job
-    from engine.units import parse_size
-
-    size = parse_size(args.size, "--size")
-    sim_size = parse_size(args.sim_size, "--sim-size")
+    checkpoint = args.checkpoint.expanduser()
+    out = args.out.expanduser() if args.out is not None else default_out_dir(checkpoint)
+    params = {"checkpoint": str(checkpoint), "out": str(out), "size": args.size, "sim_size": args.sim_size,
+              "calib": args.calib, "quant": args.quant, "min_psnr": args.min_psnr, "force": args.force,
+              "htp": not args.no_htp, "aihub": args.aihub, "calib_frames": args.calib_frames}
     console = _console()
     started = time.monotonic()
-    console.print(f"[bold]srcockpit export[/] {escape(str(args.checkpoint))}  size {size[0]}x{size[1]}  "
+    console.print(f"[bold]srcockpit export[/] {escape(str(args.checkpoint))}  size {escape(args.size.strip())}  "
                   f"{args.quant}")
-
-    def show(report: Any) -> None:
-        _show(console, report)
-
-    result = run_export_job(args.checkpoint, args.out, force=args.force, on_step=show, size=size,
-                            sim_size=sim_size, calib=args.calib, quant=args.quant, min_psnr=args.min_psnr,
-                            htp=not args.no_htp, aihub=args.aihub, calib_frames=args.calib_frames)
-    console.print(f"[bold green]done[/] in {time.monotonic() - started:.1f} s: {escape(str(result.manifest))}")
+    record = run_job(out, "export", params, result=lambda step: _show(console, step))
+    console.print(f"[bold green]done[/] in {time.monotonic() - started:.1f} s: {escape(str(record['manifest']))}")
     return 0
 
 
@@ -85,15 +82,14 @@ def _console() -> Any:
     return Console(file=sys.stdout, highlight=False, soft_wrap=True)
 
 
-_STYLE = {"done": "green", "warning": "yellow", "skipped": "dim", "running": "cyan"}
-_MARK = {"done": "ok", "warning": "!!", "skipped": "--", "running": ".."}
+_STYLE = {"done": "green", "warning": "yellow", "skipped": "dim"}
+_MARK = {"done": "ok", "warning": "!!", "skipped": "--"}
 
 
-def _show(console: Any, report: Any) -> None:
-    if report.status == "running":
-        return  # one line per step, written when its figure lands
-    style = _STYLE.get(report.status, "white")
-    seconds = f" [dim]({report.seconds:.1f} s)[/]" if report.seconds >= 0.05 else ""
-    mark = escape(f"[{_MARK.get(report.status, '  ')}]")
-    console.print(f"[{style}]{mark}[/] {report.index:>2}/{report.total} "
-                  f"[bold]{report.title}[/]: {escape(report.message)}{seconds}", markup=True)
+def _show(console: Any, step: StepResult) -> None:
+    """One line per finished step, written when its figure lands."""
+    style = _STYLE.get(step.status, "white")
+    seconds = f" [dim]({step.seconds:.1f} s)[/]" if step.seconds >= 0.05 else ""
+    mark = escape(f"[{_MARK.get(step.status, '  ')}]")
+    console.print(f"[{style}]{mark}[/] {step.index:>2}/{step.total} "
+                  f"[bold]{step.title}[/]: {escape(step.message)}{seconds}", markup=True)

@@ -120,15 +120,13 @@ def run_rank(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
-    from engine.rank import DEFAULT_TARGET, parse_valset, promote, rank_job, rank_run, read_run_options, sidecar_path
+    from engine.job_kinds import rank
+    from engine.rank import DEFAULT_TARGET, promote, sidecar_path
 
     console = Console(highlight=False)
-    run_dir = resolve_run_dir(args.run)
-    scale = int(read_run_options(run_dir).get("scale") or 2)
-    valsets = [parse_valset(text, scale=scale) for text in args.valset] or None
-    original = None if args.original.lower() == "none" else args.original
-    options = {"valsets": valsets, "include_ema": args.ema, "original": original, "crop_border": args.crop_border,
-               "test_y_channel": args.y_channel, "device": args.device, "use_cache": not args.no_cache}
+    params = {"run": str(resolve_run_dir(args.run)), "valsets": args.valset, "include_ema": args.ema,
+              "original": args.original, "crop_border": args.crop_border, "test_y_channel": args.y_channel,
+              "device": args.device, "use_cache": not args.no_cache}
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("ranking"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -140,9 +138,11 @@ def run_rank(args: argparse.Namespace) -> int:
             bar.update(task, completed=done, total=total, message=message)
 
         if args.job:
-            result = rank_job(Path(args.job), run_dir, progress=progress, **options)
+            from engine.job_runner import run_job
+
+            result = run_job(Path(args.job), "rank", params, progress)
         else:
-            result = rank_run(run_dir, progress=progress, **options)
+            result = rank(progress, **params)
     promoted = None
     if args.promote:
         promoted = promote(result, args.to or DEFAULT_TARGET)

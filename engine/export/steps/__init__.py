@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from engine.units import format_size
+
 
 @dataclass(frozen=True)
 class StepSpec:
@@ -30,10 +32,6 @@ class StepSpec:
     def function(self) -> Callable[[Any], Any]:
         module, _, attr = self.target.partition(":")
         return getattr(importlib.import_module(module), attr or "run")
-
-
-def _size(size: tuple[int, int]) -> str:
-    return f"{size[0]}x{size[1]}"
 
 
 _HERE = __name__
@@ -55,7 +53,7 @@ REGISTRY: list[StepSpec] = [
              "HTP v73 context binary for QCS8550 (soc 43) with onnxruntime-qnn; seconds, bytes"),
     StepSpec("htp_sim", "HTP simulator check", f"{_HERE}.htp:simulate", ("net", "arch", "qdq_model", "images"),
              (), "the same QDQ model at a small size on the x86 HTP simulator; PSNR against float",
-             lambda ctx: _size(ctx.sim_size) if ctx.htp else "", "htp_sim"),
+             lambda ctx: format_size(ctx.sim_size) if ctx.htp else "", "htp_sim"),
     StepSpec("qnn_sdk", "QNN SDK script", f"{_HERE}.qnn_sdk:run", ("float_model", "frames"), (),
              "QNN SDK script + configs written (run when QNN_SDK_ROOT is set)", folder="qnn_sdk"),
     StepSpec("aihub", "Qualcomm AI Hub", f"{_HERE}.aihub:run", ("qdq_model",), (),
