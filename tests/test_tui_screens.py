@@ -175,7 +175,7 @@ async def test_subset_wizard_validates_plans_builds_and_writes_options(tmp_path)
         folder = screen.job_folder
         assert folder.parent == root / "experiments" and folder.name.startswith("job-subset-")
         state = read_job(folder)
-        assert state.final and state.results[-1]["images"] == 7
+        assert state.final and state.results[-1].figures["images"] == 7
         assert (root / "datasets" / "subset" / "meta_info" / "meta_info_subset.txt").is_file()
         report = shown(pilot, "#report")
         assert "left out 2" in report and "img_04.png" in report and "broken.png" in report
@@ -381,11 +381,11 @@ async def test_export_runs_as_a_job_that_outlives_the_screen(tiny_run, monkeypat
         assert progress.status == "finished", (progress.error, progress.output)
         steps = back.steps
         assert list(steps)[:5] == ["load", "onnx", "onnx_dynamic", "calibration", "quantize"]
-        assert steps["htp_compile"]["status"] == "skipped"
+        assert steps["htp_compile"].status == "skipped"
         table = back.query_one("#steps")
         quant_row = [str(c) for c in table.get_row("quantize")]
         assert "PSNR vs float" in quant_row[3] and quant_row[2] == "done"
-        assert steps["quantize"]["psnr_db"] > 30
+        assert steps["quantize"].figures["psnr_db"] > 30
         table.focus()
         table.move_cursor(row=list(steps).index("onnx"))
         await pilot.pause()

@@ -6,7 +6,7 @@ started it. A job folder is experiments/job-<kind>-<timestamp>/ (an export's is 
 the run list finds it like a run: cockpit/events.jsonl, cockpit/engine.json (pid), cockpit/engine.log.
 
 The child is `python -m engine.job_runner --folder DIR --kind KIND --params JSON`: it runs the job
-function of that kind (engine.job_runner.JOB_FUNCTIONS) and writes the job's events; this module only
+function of that kind (engine.job_runner.JOB_KINDS) and writes the job's events; this module only
 starts it and reads what it wrote.
 
 This module imports neither Textual nor torch, nor the job functions' modules.
@@ -136,7 +136,7 @@ class JobState:
     kind: str = ""
     error: str = ""
     progress: ProgressEvent | None = None
-    results: list[dict[str, Any]] = field(default_factory=list)  # each result's figures (ResultEvent.as_dict)
+    results: list[ResultEvent] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -154,7 +154,7 @@ class JobState:
         elif isinstance(event, ProgressEvent):
             self.progress = event
         elif isinstance(event, ResultEvent):
-            self.results.append(event.as_dict())
+            self.results.append(event)
 
 
 def read_job(folder: Path) -> JobState:

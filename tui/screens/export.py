@@ -1,9 +1,10 @@
 """Export a checkpoint for QCS8550 as a job: `srcockpit export CKPT --size HxW --quant ... -o DIR`.
 
-The export writes its own job log in its output folder (engine.export.run_export_job): a result event
-per step, with that step's verification figures (max error vs torch, PSNR of the quantized and the
-simulated model against float, bytes, seconds). Each lands in the steps table as soon as it is written;
-the highlighted step's figures are listed below it; the manifest path ends the job.
+The export job (engine.job_kinds.export, run by engine.job_runner) writes its log in its output folder:
+a result event per finished step (engine.protocol.StepResult) with that step's verification figures (max
+error vs torch, PSNR of the quantized and the simulated model against float, bytes, seconds). Each lands
+in the steps table as soon as it is written; the highlighted step's figures are listed below it; the
+manifest path (engine.protocol.ExportSummary) ends the job.
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Checkbox, DataTable, Footer, Input, Label, Select, Static
 
 from engine.export import steps as export_steps
-from engine.protocol import RunPaths, UserError
+from engine.job_kinds import ExportRequest
+from engine.protocol import ExportSummary, RunPaths, StepResult, UserError, figures_as
 from engine.units import parse_size
 from tui.widgets.job_progress import JobProgress, JobScreen
 
-DEFAULT_SIZE = "270x480"
+DEFAULT_SIZE = ExportRequest.size
 PROMOTED = "weights/small-realesr-animevideox2v3-finetuned.pth"
 STATUS_STYLE = {"done": "green", "warning": "yellow", "skipped": "dim", "running": "cyan"}
-STANDARD = {"v", "t", "type", "job", "step", "title", "status", "message", "index", "total", "seconds"}
 
 
 def newest_checkpoint(run: RunPaths | None) -> Path | None:
@@ -41,12 +42,10 @@ def newest_checkpoint(run: RunPaths | None) -> Path | None:
     return max(numbered)[1] if numbered else None
 
 
-def figure_lines(event: dict[str, Any], prefix: str = "") -> list[str]:
+def figure_lines(figures: dict[str, Any], prefix: str = "") -> list[str]:
     """A step's figures as 'key: value' lines (nested dicts flattened one level)."""
     lines = []
-    for key, value in event.items():
-        if key in STANDARD:
-            continue
+    for key, value in figures.items():
         if isinstance(value, dict):
             lines += figure_lines(value, f"{prefix}{key}.")
         elif isinstance(value, float):
@@ -73,8 +72,8 @@ class ExportScreen(JobScreen):
     def __init__(self, root: Path, run: RunPaths | None = None) -> None:
         super().__init__(root)
         self.run = run
-        self.steps: dict[str, dict[str, Any]] = {}  # step name -> its result event, in arrival order
-        self.summary: dict[str, Any] | None = None
+        self.steps: dict[str, StepResult] = {}  # step name -> the step as it finished, in arrival order
+        self.summary: ExportSummary | None = None
 
     def _default_checkpoint(self) -> str:
         found = newest_checkpoint(self.run)
@@ -164,8 +163,8 @@ class ExportScreen(JobScreen):
 
         v = self.values()
         folder = self.resolve(v["out"]) if v["out"] else job_folder(self.root, self.KIND)
-        params = {"checkpoint": v["checkpoint"], "size": v["size"].replace(" ", "").lower(), "quant": str(v["quant"]),
-                  "calib": v["calib"] or None, "htp": bool(v["htp"])}
+        params = {"checkpoint": v["checkpoint"], "out": str(folder), "size": v["size"].replace(" ", "").lower(),
+                  "quant": str(v["quant"]), "calib": v["calib"] or None, "htp": bool(v["htp"])}
         self.clear_steps()
         self.launch(params, folder=folder)
 
@@ -179,36 +178,32 @@ class ExportScreen(JobScreen):
     # ---------------------------------------------------------------- steps as they land
     @on(JobProgress.Result)
     def _step(self, message: JobProgress.Result) -> None:
-        event = message.event
-        step = str(event.get("step") or "")
-        if step == "summary":
-            self.summary = event
-            text = Text.assemble(("manifest: ", "bold"))
-            text.append(f"{event.get('manifest')}\n")
-            text.append("every artefact with its sha256, the figures above, versions and a latency ESTIMATE",
-                        style="dim")
-            self.query_one("#summary", Static).update(text)
+        step = StepResult.from_figures(message.event.figures)
+        if step is None or not step.name:
             return
-        if not step:
+        if step.name == "summary":
+            self.show_summary(figures_as(message.event.figures, ExportSummary))
             return
         table = self.query_one("#steps", DataTable)
-        status = str(event.get("status") or "")
-        seconds = event.get("seconds")
-        cells = (Text(f"{event.get('index', '')}/{event.get('total', '')}", justify="right"),
-                 Text(str(event.get("title") or step), style="bold"),
-                 Text(status, style=STATUS_STYLE.get(status, "")),
-                 Text(str(event.get("message") or "")),
-                 Text(f"{seconds:.1f}" if isinstance(seconds, (int, float)) and seconds >= 0.05 else "",
-                      justify="right"))
-        if step in self.steps:
+        cells = (Text(f"{step.index}/{step.total}", justify="right"), Text(step.title or step.name, style="bold"),
+                 Text(step.status, style=STATUS_STYLE.get(step.status, "")), Text(step.message),
+                 Text(f"{step.seconds:.1f}" if step.seconds >= 0.05 else "", justify="right"))
+        if step.name in self.steps:
             for key, cell in zip(("index", "title", "status", "message", "seconds"), cells, strict=True):
-                table.update_cell(step, key, cell)
+                table.update_cell(step.name, key, cell)
         else:
-            table.add_row(*cells, key=step)
+            table.add_row(*cells, key=step.name)
             table.move_cursor(row=table.row_count - 1)
             table.set_class(False, "-empty")
-        self.steps[step] = event
+        self.steps[step.name] = step
         self.show_figures()
+
+    def show_summary(self, summary: ExportSummary | None) -> None:
+        self.summary = summary
+        text = Text.assemble(("manifest: ", "bold"))
+        text.append(f"{summary.manifest if summary else None}\n")
+        text.append("every artefact with its sha256, the figures above, versions and a latency ESTIMATE", style="dim")
+        self.query_one("#summary", Static).update(text)
 
     @on(DataTable.RowHighlighted, "#steps")
     def _highlighted(self) -> None:
@@ -219,9 +214,9 @@ class ExportScreen(JobScreen):
         names = list(self.steps)
         if not names or table.cursor_row is None or table.cursor_row >= len(names):
             return
-        event = self.steps[names[table.cursor_row]]
-        lines = figure_lines(event)
-        text = Text.assemble((f"{event.get('title')}: ", "bold"))
+        step = self.steps[names[table.cursor_row]]
+        lines = figure_lines(step.figures)
+        text = Text.assemble((f"{step.title}: ", "bold"))
         text.append("figures\n" if lines else "no figures\n")
         text.append("\n".join(f"  {line}" for line in lines[:14]))
         self.query_one("#figures", Static).update(text)

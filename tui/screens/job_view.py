@@ -59,7 +59,7 @@ class JobViewScreen(SizeClasses, Screen[None]):
     def _result(self, message: JobProgress.Result) -> None:
         results = self.query_one(RichLog)
         # wrapped at the log's own width (RichLog would measure against the console's)
-        results.write(result_line(message.event), width=results.scrollable_content_region.width or None)
+        results.write(result_line(message.event.as_dict()), width=results.scrollable_content_region.width or None)
 
     def action_back(self) -> None:
         self.app.pop_screen()

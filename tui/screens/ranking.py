@@ -317,8 +317,8 @@ class RankingScreen(JobScreen):
     def _finished(self, message: JobProgress.Ended) -> None:
         if message.status != FINISHED:
             return
-        for figures in message.results:
-            ranked, promoted = figures_as(figures, RankFigures), figures_as(figures, PromoteFigures)
+        for event in message.results:
+            ranked, promoted = figures_as(event.figures, RankFigures), figures_as(event.figures, PromoteFigures)
             if ranked is not None:
                 self.show_ranking(ranked)
             elif promoted is not None:

@@ -406,7 +406,7 @@ class SubsetWizardScreen(JobScreen):
     def _finished(self, message: JobProgress.Ended) -> None:
         if message.status != FINISHED or not message.results:
             return
-        self.result = message.results[-1]
+        self.result = message.results[-1].figures
         self.query_one("#report", Static).update(self.report(self.result))
         self.query_one("#options-row").set_class(True, "-shown")
 

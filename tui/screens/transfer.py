@@ -143,7 +143,7 @@ class TransferScreen(JobScreen):
     def _finished(self, message: JobProgress.Ended) -> None:
         if message.status != FINISHED:
             return
-        reports = [r for r in message.results if "layers" in r]
+        reports = [r.figures for r in message.results if "layers" in r.figures]
         if not reports:
             return
         self.report = reports[-1]

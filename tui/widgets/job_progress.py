@@ -57,20 +57,20 @@ class JobProgress(Widget):
     @dataclass
     class Result(Message):
         folder: Path
-        event: dict[str, Any]
+        event: ResultEvent
 
     @dataclass
     class Ended(Message):
         folder: Path
         status: str
         error: str = ""
-        results: list[dict[str, Any]] = field(default_factory=list)
+        results: list[ResultEvent] = field(default_factory=list)
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, classes="-idle")
         self.folder: Path | None = None
         self.process: Any = None
-        self.results: list[dict[str, Any]] = []
+        self.results: list[ResultEvent] = []
         self.error = ""
         self.output: list[str] = []
         self.started_at = 0.0
@@ -153,8 +153,8 @@ class JobProgress(Widget):
                     bar.update(total=event.total, progress=event.done)
                 self.query_one("#job-message", Static).update(Text(event.message))
             elif isinstance(event, ResultEvent):
-                self.results.append(event.as_dict())
-                self.post_message(self.Result(self.folder, event.as_dict()))
+                self.results.append(event)
+                self.post_message(self.Result(self.folder, event))
 
     @on(LogLines)
     def _lines(self, message: LogLines) -> None:
