@@ -108,8 +108,22 @@ def _mean(values: Sequence[float]) -> float:
     return float(sum(values) / len(values)) if values else float("nan")
 
 
+class _MeanScores:
+    """PSNR and SSIM as the means over the validation sets a Candidate or Reference was scored on."""
+
+    scores: dict[str, Score]
+
+    @property
+    def psnr(self) -> float:
+        return _mean([s.psnr for s in self.scores.values()])
+
+    @property
+    def ssim(self) -> float:
+        return _mean([s.ssim for s in self.scores.values()])
+
+
 @dataclass
-class Candidate:
+class Candidate(_MeanScores):
     """One set of weights of one checkpoint file, with its scores per validation set."""
 
     file: Path
@@ -126,14 +140,6 @@ class Candidate:
         return f"{self.file.name} [{self.entry}]"
 
     @property
-    def psnr(self) -> float:
-        return _mean([s.psnr for s in self.scores.values()])
-
-    @property
-    def ssim(self) -> float:
-        return _mean([s.ssim for s in self.scores.values()])
-
-    @property
     def cached(self) -> bool:
         return bool(self.scores) and all(s.cached for s in self.scores.values())
 
@@ -144,7 +150,7 @@ class Candidate:
 
 
 @dataclass
-class Reference:
+class Reference(_MeanScores):
     """A model or baseline shown beside the ranking (nearest, bicubic, original, start)."""
 
     label: str
@@ -152,13 +158,6 @@ class Reference:
     scores: dict[str, Score] = field(default_factory=dict)
     parameters: int | None = None
 
-    @property
-    def psnr(self) -> float:
-        return _mean([s.psnr for s in self.scores.values()])
-
-    @property
-    def ssim(self) -> float:
-        return _mean([s.ssim for s in self.scores.values()])
 
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "description": self.description, "parameters": self.parameters,

@@ -1,8 +1,9 @@
 """System telemetry for `system` events: torch.cuda memory, NVML readings, host CPU and memory.
 
 NVML is optional (no driver, no GPU, a container without the library): every NVML call goes
-through `_nvml`, which turns any NVML error into None, as nvitop does, so a missing reading is an
-empty field, never a crash. Readings come from a daemon thread every `interval` seconds.
+through `_nvml`, which turns an NVML error (and only that) into the NA sentinel, as nvitop's
+libnvml does, so a missing reading is an empty field, never a crash; any other error is a bug and
+is raised. Readings come from a daemon thread every `interval` seconds.
 """
 
 from __future__ import annotations
@@ -20,12 +21,17 @@ try:
 except ImportError:  # nvidia-ml-py is a dependency, but a broken install must not stop training
     pynvml = None
 
+NA = None  # a reading NVML cannot give (not supported, no permission, lost GPU): a field left out of the event
+# every NVML failure is an NVMLError (a missing libnvidia-ml is NVMLError_LibraryNotFound); OSError: a library
+# that loads but lacks a symbol on an old driver
+NVML_ERRORS: tuple[type[BaseException], ...] = (pynvml.NVMLError, OSError) if pynvml is not None else (OSError,)
+
 
 def _nvml(fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return fn(*args)
-    except Exception:  # pynvml raises NVMLError subclasses and OSError for a missing library
-        return None
+    except NVML_ERRORS:
+        return NA
 
 
 class NvmlReader:
@@ -40,7 +46,7 @@ class NvmlReader:
             return False
         try:
             pynvml.nvmlInit()
-        except Exception:
+        except NVML_ERRORS:
             return False
         return True
 

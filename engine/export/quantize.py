@@ -63,8 +63,7 @@ def quantize_qdq(float_model: Path, target: Path, frames: list[np.ndarray], mode
 
 def psnr(reference: np.ndarray, test: np.ndarray) -> float:
     """PSNR in dB of test against reference, both clipped to [0, 1] as a saved frame would be."""
-    mse = float(np.mean((np.clip(reference, 0, 1) - np.clip(test, 0, 1)) ** 2, dtype=np.float64))
-    return math.inf if mse == 0 else 10 * math.log10(1 / mse)
+    return mean_psnr([reference], [test])
 
 
 def mean_psnr(references: list[np.ndarray], tests: list[np.ndarray]) -> float:
