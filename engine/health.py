@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean, pstdev
@@ -102,6 +102,22 @@ class DiskGuard:
         return Verdict(reason, hint, save=True)
 
 
+IterDetector = Callable[["HealthMonitor", int], None]
+"""detector(monitor, current_iter): after each iteration, with monitor.history (loss name -> its last WINDOW
+values) to read and monitor.alert(code, level, message, hint) to raise an alert once per episode."""
+ITER_DETECTORS: list[IterDetector] = []
+
+
+def register_detector(detector: IterDetector) -> IterDetector:
+    """Add a detector that every HealthMonitor runs after each iteration (usable as a decorator)."""
+    ITER_DETECTORS.append(detector)
+    return detector
+
+
+def unregister_detector(detector: IterDetector) -> None:
+    ITER_DETECTORS[:] = [known for known in ITER_DETECTORS if known is not detector]
+
+
 class HealthMonitor:
     def __init__(self, opt: dict[str, Any], events: EventWriter, model: Any) -> None:
         self.events = events
@@ -135,6 +151,8 @@ class HealthMonitor:
                 return Verdict(f"{name} became {value} at iteration {current_iter}", hint, save=False)
             self.history.setdefault(name, deque(maxlen=WINDOW)).append(value)
         self._trends()
+        for detector in ITER_DETECTORS:
+            detector(self, current_iter)
         if self.on_gpu and current_iter > 100 and 0 < it_s < SLOW_IT_S:
             self.alert("slow", "warning", f"{it_s:.2f} it/s is below the plan's {SLOW_IT_S} it/s",
                        "check the data-wait share: more num_worker_per_gpu, prefetch_mode cuda, or "

@@ -71,3 +71,26 @@ def test_an_oscillating_l_pix_is_seen(tmp_path: Path):
         health.after_iter(k, {"l_pix": 0.2 if k <= 100 else (2.0 if k % 10 == 0 else 0.05)}, 1.0)
     writer.close()
     assert [e.code for e in load_events(writer.path).events if isinstance(e, AlertEvent)] == ["oscillating"]
+
+
+def test_a_registered_detector_runs_after_every_iteration(tmp_path: Path):
+    """A throwaway detector (one function, one register_detector call) raises its alert once per episode."""
+    from engine.health import register_detector, unregister_detector
+    from engine.protocol import LossKind, classify_loss
+
+    def pixel_above_one(monitor: HealthMonitor, current_iter: int) -> None:
+        for name, values in monitor.history.items():
+            if classify_loss(name) is LossKind.PIXEL and values[-1] > 1.0:
+                monitor.alert("pixel_above_one", "warning", f"{name} is {values[-1]:g} at iteration {current_iter}",
+                              "lower the learning rate")
+
+    register_detector(pixel_above_one)
+    try:
+        health, writer = _monitor(tmp_path)
+        for k in range(1, 21):
+            health.after_iter(k, {"l_pix": 2.0 if k > 10 else 0.5}, 1.0)
+        writer.close()
+    finally:
+        unregister_detector(pixel_above_one)
+    alerts = [e for e in load_events(writer.path).events if isinstance(e, AlertEvent)]
+    assert [(a.code, a.message) for a in alerts] == [("pixel_above_one", "l_pix is 2 at iteration 11")]
