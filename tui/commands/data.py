@@ -61,7 +61,7 @@ def _run(args: argparse.Namespace, kind: str, params: dict[str, Any], work: Call
             return work(bar)
         from engine.jobs import run_in_job
 
-        return run_in_job(Path(args.job), kind, params, work, summary, bar)
+        return run_in_job(Path(args.job), kind, params, lambda progress, _result: work(progress), summary, bar)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
