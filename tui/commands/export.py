@@ -61,6 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from engine.export.pipeline import default_out_dir
     from engine.job_runner import run_job
+    from engine.units import format_size, parse_size
 
     checkpoint = args.checkpoint.expanduser()
     out = args.out.expanduser() if args.out is not None else default_out_dir(checkpoint)
@@ -69,9 +70,15 @@ def run(args: argparse.Namespace) -> int:
               "htp": not args.no_htp, "aihub": args.aihub, "calib_frames": args.calib_frames}
     console = _console()
     started = time.monotonic()
-    console.print(f"[bold]srcockpit export[/] {escape(str(args.checkpoint))}  size {escape(args.size.strip())}  "
-                  f"{args.quant}")
-    record = run_job(out, "export", params, result=lambda step: _show(console, step))
+    headed = []
+
+    def header(done: int, total: int, message: str) -> None:
+        if not headed:  # once the request passed its checks, as the first step starts
+            headed.append(True)
+            console.print(f"[bold]srcockpit export[/] {escape(str(args.checkpoint))}  "
+                          f"size {format_size(parse_size(args.size))}  {args.quant}")
+
+    record = run_job(out, "export", params, header, lambda step: _show(console, step))
     console.print(f"[bold green]done[/] in {time.monotonic() - started:.1f} s: {escape(str(record['manifest']))}")
     return 0
 
