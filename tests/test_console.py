@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import io
 import os
 import pty
 import re
@@ -12,13 +13,16 @@ import subprocess
 import sys
 import termios
 import threading
+import warnings
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from engine.jobs import Job
 from engine.protocol import RunPaths
 from tests.conftest import TINY_OPTIONS, last_iter, srcockpit, wait_for, write_tiny_dataset
+from tui.console import ConsoleRenderer
 
 STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
@@ -123,3 +127,10 @@ def test_job_results_read_as_words_with_a_summary(tmp_path: Path):
                              r"seconds 12\.34", out), out
     assert re.search(STAMP + r" summary demo: finished in 0:\d\d; demo summary: artefacts report report/report\.html;"
                              r" seconds report 12\.30", out), out
+
+
+def test_a_warning_among_the_lines_gets_a_timestamp():
+    out = io.StringIO()
+    with ConsoleRenderer(Console(file=out, width=200)):
+        warnings.warn("a torch-style warning", UserWarning, stacklevel=1)
+    assert re.match(STAMP + r" WARNING UserWarning: a torch-style warning \(.*test_console\.py:\d+\)", out.getvalue())

@@ -140,6 +140,10 @@ def describe(event: AnyEvent) -> str | None:
     return None
 
 
+def _ends(event: Event) -> bool:
+    return isinstance(event, StatusEvent) and event.status not in LIVE_STATUSES
+
+
 @dataclass
 class RunTally:
     """What one run's summary line needs, gathered from its events as they pass."""
@@ -240,10 +244,10 @@ class ConsoleRenderer:
             self._tally(event)
             line = describe(event)
             if line is not None:
-                if isinstance(event, StatusEvent) and event.status not in LIVE_STATUSES:
-                    self._keep_unkept()
+                if isinstance(event, ValEvent) or _ends(event):
+                    self._keep_unkept()  # the losses and it/s that led to this validation or this end
                 self._print(event, line)
-            if isinstance(event, StatusEvent) and event.status not in LIVE_STATUSES:
+            if _ends(event):
                 self._summarise(event)
 
     def _on_iter(self, event: IterEvent) -> None:
