@@ -123,7 +123,7 @@ def test_job_results_read_as_words_with_a_summary(tmp_path: Path):
         job.result(step="summary", artefacts={"report": "report/report.html"}, seconds={"report": 12.3})
     out = srcockpit("watch", str(folder), "--from-start", cwd=tmp_path).stdout
     assert "{'" not in out and "'step'" not in out, out
-    assert re.search(STAMP + r" demo report \(comparison report\): models bicubic \(psnr 31\.00, ssim 0\.8890\); "
+    assert re.search(STAMP + r" demo report \(comparison report\): models bicubic \(psnr 31\.00, ssim 0\.889\); "
                              r"seconds 12\.34", out), out
     assert re.search(STAMP + r" summary demo: finished in 0:\d\d; demo summary: artefacts report report/report\.html;"
                              r" seconds report 12\.30", out), out

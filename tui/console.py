@@ -92,8 +92,8 @@ def _figure(value: Any, depth: int = 0) -> str:
     """One result figure as a reader wants it: numbers rounded, records as `key value` pairs, lists counted."""
     if isinstance(value, bool) or value is None:
         return str(value).lower()
-    if isinstance(value, float):  # dB and seconds to 2 places, SSIM-like fractions to 4, tiny errors as such
-        return format(value, ".2e" if 0 < abs(value) < 1e-3 else ".4f" if abs(value) < 1 else ".2f")
+    if isinstance(value, float):  # dB and seconds to 2 places, fractions to 4 digits, tiny errors as such
+        return format(value, ".2e" if 0 < abs(value) < 1e-3 else ".4g" if abs(value) < 1 else ".2f")
     if isinstance(value, dict):
         if depth > 1:
             return f"{len(value)} entries"
