@@ -98,7 +98,7 @@ def open_tb_logger(opt: dict[str, Any]) -> Any:
         return None
     if (opt["logger"].get("wandb") or {}).get("project") is not None:
         init_wandb_logger(opt)
-    if not opt["logger"].get("use_tb_logger"):
+    if not opt["logger"].get("use_tb_logger") or opt.get("rank", 0) != 0:  # rank 0 writes the scalars (master_only)
         return None
     from torch.utils.tensorboard import SummaryWriter
 
