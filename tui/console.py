@@ -101,7 +101,7 @@ def _figure(value: Any, depth: int = 0) -> str:
         return f"({inner})" if depth else inner
     if isinstance(value, list):
         if value and isinstance(value[-1], dict):
-            return f"{len(value)} entries, last ({_figure(value[-1], 2 if depth else 1)})"
+            return f"{len(value)} entries, last {_figure(value[-1], depth + 1)}"
         return ", ".join(_figure(item, depth + 1) for item in value) or "none"
     return str(value)
 
