@@ -264,7 +264,8 @@ class Demo:
                      f"datasets.train.dataroot_lq={pairs / 'LRbicx2'}",
                      f"path.pretrain_network_g={self.paths.transferred}", f"train.total_iter={s.warmup_iters}",
                      f"val.val_freq={s.warmup_every}", f"logger.save_checkpoint_freq={s.warmup_every}",
-                     *self._val_overrides()]
+                     # basicsr hands TensorBoard the losses every print_freq: the fast stage must reach one
+                     f"logger.print_freq={min(50, s.warmup_every)}", *self._val_overrides()]
         return self._train(STAGE1_OPTIONS, overrides, "demo_stage1_l1")
 
     def step_stage2(self, job: Job) -> dict[str, Any]:

@@ -38,5 +38,13 @@ def test_fast_demo_runs_the_whole_journey_and_reuses_it(tmp_path: Path):
     assert "QDQ vs float" in first.stdout and "HTP v73 context binary" in first.stdout
     assert "demo result: {" not in first.stdout and "summary demo: finished" in first.stdout
 
+    # TensorBoard stays a fallback: both stages' scalars are in their tb_logger/ (the plan's logdir)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for stage, loss in (("demo_stage1_l1", "losses/l_pix"), ("demo_stage2_gan", "losses/l_g_pix")):
+        events = EventAccumulator(str(root / "experiments" / stage / "tb_logger"))
+        events.Reload()
+        assert {loss, "metrics/demo_val/psnr"} <= set(events.Tags()["scalars"]), (stage, events.Tags())
+
     again = srcockpit("--no-ui", "demo", "--fast", "--root", str(root), cwd=tmp_path, timeout=300)
     assert again.stdout.count("done earlier, reused") == 8
