@@ -44,7 +44,8 @@ def test_fast_demo_runs_the_whole_journey_and_reuses_it(tmp_path: Path):
     for stage, loss in (("demo_stage1_l1", "losses/l_pix"), ("demo_stage2_gan", "losses/l_g_pix")):
         events = EventAccumulator(str(root / "experiments" / stage / "tb_logger"))
         events.Reload()
-        assert {loss, "metrics/demo_val/psnr"} <= set(events.Tags()["scalars"]), (stage, events.Tags())
+        tags = events.Tags()["scalars"]
+        assert loss in tags and any(t.startswith("metrics/") and t.endswith("/psnr") for t in tags), (stage, tags)
 
     again = srcockpit("--no-ui", "demo", "--fast", "--root", str(root), cwd=tmp_path, timeout=300)
     assert again.stdout.count("done earlier, reused") == 8
