@@ -188,7 +188,7 @@ class RunTally:
     def resume_command(self) -> str:
         """`srcockpit resume NAME` works from the folder holding experiments/NAME; elsewhere the folder does."""
         folder = Path(self.folder) if self.folder else None
-        if folder is None or folder == Path.cwd() / "experiments" / self.name:
+        if folder is None or folder.resolve() == (Path.cwd() / "experiments" / self.name).resolve():
             return f"srcockpit resume {self.name}"
         return f"srcockpit resume {os.path.relpath(folder)}"
 
