@@ -182,7 +182,8 @@ class RunTally:
         best = self.best.get("psnr")
         saved = (f"; last checkpoint iter {last}: {self.checkpoints[last]}"
                  if last is not None and (best is None or best.iter != last) else "")
-        return (f"summary {self.name}: {event.status} at iter {self.iter}, {done} iterations{resumed} in "
+        stage = f" (stage {self.stage})" if self.stage else ""
+        return (f"summary {self.name}{stage}: {event.status} at iter {self.iter}, {done} iterations{resumed} in "
                 f"{duration(event.t - self.started)}; {self.best_text()}{saved}")
 
     def resume_command(self) -> str:
