@@ -186,8 +186,9 @@ class Demo:
                 self._save_record()
                 job.result(step=name, title=title, **figures)
             job.progress(len(steps), len(steps), "done")
-            job.result(step="summary", artefacts=self.artefacts(), seconds={k: v.get("seconds") for k, v in
-                                                                            self.record["steps"].items()})
+            job.result(step="summary", comparison=comparison(self.record), export=export_summary(self.record),
+                       artefacts=self.artefacts(), seconds={k: v.get("seconds") for k, v in
+                                                            self.record["steps"].items()})
         return self.record
 
     # -- steps ----------------------------------------------------------------------------------
@@ -263,7 +264,8 @@ class Demo:
                      f"datasets.train.dataroot_lq={pairs / 'LRbicx2'}",
                      f"path.pretrain_network_g={self.paths.transferred}", f"train.total_iter={s.warmup_iters}",
                      f"val.val_freq={s.warmup_every}", f"logger.save_checkpoint_freq={s.warmup_every}",
-                     *self._val_overrides()]
+                     # basicsr hands TensorBoard the losses every print_freq: the fast stage must reach one
+                     f"logger.print_freq={min(50, s.warmup_every)}", *self._val_overrides()]
         return self._train(STAGE1_OPTIONS, overrides, "demo_stage1_l1")
 
     def step_stage2(self, job: Job) -> dict[str, Any]:
@@ -275,7 +277,7 @@ class Demo:
                      "datasets.train.num_worker_per_gpu=0", *best.overrides(), f"train.total_iter={s.gan_iters}",
                      f"val.val_freq={s.gan_every}",
                      f"logger.save_checkpoint_freq={s.gan_every}", f"logger.print_freq={s.gan_every}",
-                     "logger.use_tb_logger=false", *self._val_overrides(),
+                     *self._val_overrides(),
                      # the same Gaussian as Real-ESRGAN's dense 51x51 USM, done separably (engine/speed.py;
                      # tests/test_speed.py bounds the difference): the dense one dominates a CPU iteration
                      "srcockpit.usm=separable"]
@@ -332,3 +334,27 @@ class Demo:
 def centre_crop(image: Any, size: int) -> Any:
     top, left = max(0, (image.shape[0] - size) // 2), max(0, (image.shape[1] - size) // 2)
     return image[top:top + size, left:left + size]
+
+
+def comparison(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The report step's scores (nearest, bicubic, original, transferred, fine-tuned), as the report made them."""
+    models = record["steps"].get("report", {}).get("models", {})
+    return [{"model": label, **{key: m.get(key) for key in ("psnr", "ssim", "parameters")}}
+            for label, m in models.items()]
+
+
+def export_summary(record: dict[str, Any]) -> list[dict[str, str]]:
+    """The export step's figures a reader looks at first: cost, float/QDQ/HTP agreement, the binary."""
+    figures = record["steps"].get("export", {}).get("figures", {})
+    wanted = [("model", "gmacs_per_frame", "GMACs per frame", "{:.3f}"),
+              ("onnx", "max_abs_error", "ONNX vs torch, max abs error", "{:.2e}"),
+              ("quantize", "psnr_vs_float_db", "QDQ vs float", "{:.2f} dB"),
+              ("htp_compile", "binary_bytes", "HTP v73 context binary", "{:,} bytes"),
+              ("htp_sim", "psnr_vs_float_db", "HTP simulator vs float", "{:.2f} dB"),
+              ("htp_sim", "simulator_seconds_per_frame", "HTP simulator time", "{:.2f} s/frame")]
+    rows = []
+    for part, key, label, spec in wanted:
+        value = (figures.get(part) or {}).get(key)
+        if isinstance(value, (int, float)):
+            rows.append({"figure": label, "value": spec.format(value)})
+    return rows

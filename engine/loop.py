@@ -61,13 +61,14 @@ from basicsr.data import build_dataloader, build_dataset  # noqa: E402
 from basicsr.data.data_sampler import EnlargedSampler  # noqa: E402
 from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher  # noqa: E402
 from basicsr.models import build_model  # noqa: E402
-from basicsr.train import init_tb_loggers  # noqa: E402
-from basicsr.utils import MessageLogger, get_root_logger, get_time_str, mkdir_and_rename  # noqa: E402
+from basicsr.utils import MessageLogger, get_root_logger, get_time_str, init_wandb_logger, mkdir_and_rename  # noqa: E402
 from basicsr.utils.misc import check_resume, set_random_seed  # noqa: E402
 
 # An iter event goes out every print_freq iterations, and at least this often in seconds.
 ITER_EVENT_SECONDS = 2.0
 SPEED_WINDOW = 50
+# basicsr's warnings among the console's lines (tui/console.py) carry the same timestamp
+CONSOLE_FORMAT, CONSOLE_DATE = "%(asctime)s %(levelname)s basicsr: %(message)s", "%Y-%m-%d %H:%M:%S"
 
 
 def fresh_root_logger(log_file: Path) -> logging.Logger:
@@ -83,6 +84,25 @@ def fresh_root_logger(log_file: Path) -> logging.Logger:
         if isinstance(handler, logging.FileHandler):  # a full disk: no traceback per line, the disk guard stops
             handler.handleError = lambda record: None
     return logger
+
+
+def tb_folder(opt: dict[str, Any]) -> Path:
+    """TensorBoard's event files, where the plan's `tensorboard --logdir experiments/NAME/tb_logger` looks: inside
+    the run's folder (basicsr's ROOT/tb_logger/NAME would be outside it, kept by no archive and no file mode)."""
+    return Path(opt["path"]["experiments_root"]) / "tb_logger"
+
+
+def open_tb_logger(opt: dict[str, Any]) -> Any:
+    """basicsr's init_tb_loggers with the run's folder: wandb first (to sync with TensorBoard), then the writer."""
+    if "debug" in opt["name"]:
+        return None
+    if (opt["logger"].get("wandb") or {}).get("project") is not None:
+        init_wandb_logger(opt)
+    if not opt["logger"].get("use_tb_logger") or opt.get("rank", 0) != 0:  # rank 0 writes the scalars (master_only)
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(log_dir=str(private_dir(tb_folder(opt))))
 
 
 class ResumableSampler(EnlargedSampler):
@@ -313,7 +333,7 @@ class Trainer:
         elif opt["rank"] == 0:
             self._announce_restart(usable_skipped=bool(skipped))
             if opt["logger"].get("use_tb_logger") and "debug" not in opt["name"]:
-                mkdir_and_rename(str(Path(opt["root_path"]) / "tb_logger" / opt["name"]))
+                mkdir_and_rename(str(tb_folder(opt)))
         # basicsr's make_exp_dirs would archive the experiment folder, cockpit/ and its lock included;
         # engine.launch archives an old run before it takes the lock, so only the sub-folders are made
         for key in ("models", "training_states", "visualization"):
@@ -341,7 +361,7 @@ class Trainer:
     def run(self) -> Status:
         resume_state = self._prepare()
         log_file, logger = self._open_logger()
-        tb_logger = init_tb_loggers(self.opt)
+        tb_logger = open_tb_logger(self.opt)
         data = build_loaders(self.opt, logger)
         model = self._build_model()
         self.model = model
@@ -362,6 +382,7 @@ class Trainer:
             for handler in logger.handlers:
                 if type(handler) is logging.StreamHandler:
                     handler.setLevel(logging.WARNING)
+                    handler.setFormatter(logging.Formatter(CONSOLE_FORMAT, CONSOLE_DATE))  # as the console's lines
         return log_file, logger
 
     def _resume(self, model: Any, data: TrainData, resume_state: dict[str, Any]) -> None:

@@ -31,6 +31,21 @@ def test_fast_demo_runs_the_whole_journey_and_reuses_it(tmp_path: Path):
     assert any(name.endswith("_ctx.onnx") for name in json.dumps(manifest["artefacts"]).split('"'))
     assert "perceptual loss off" in first.stdout
     assert "export manifest" in first.stdout
+    # the results themselves, not only paths: the report's scores per model and the export's figures
+    for label in ("nearest", "bicubic", "original", "transferred", "fine-tuned"):
+        row = next(line for line in first.stdout.splitlines() if line.strip().startswith(label + " "))
+        assert f"{models[label]['psnr']:.3f}" in row and f"{models[label]['ssim']:.4f}" in row, row
+    assert "QDQ vs float" in first.stdout and "HTP v73 context binary" in first.stdout
+    assert "demo result: {" not in first.stdout and "summary demo: finished" in first.stdout
+
+    # TensorBoard stays a fallback: both stages' scalars are in their tb_logger/ (the plan's logdir)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for stage, loss in (("demo_stage1_l1", "losses/l_pix"), ("demo_stage2_gan", "losses/l_g_pix")):
+        events = EventAccumulator(str(root / "experiments" / stage / "tb_logger"))
+        events.Reload()
+        tags = events.Tags()["scalars"]
+        assert loss in tags and any(t.startswith("metrics/") and t.endswith("/psnr") for t in tags), (stage, tags)
 
     again = srcockpit("--no-ui", "demo", "--fast", "--root", str(root), cwd=tmp_path, timeout=300)
     assert again.stdout.count("done earlier, reused") == 8

@@ -111,8 +111,9 @@ def test_a_run_is_private_whatever_the_umask(run_root: Path, mask: int):
                            "--set", "val.val_freq=2", "--set", "val.save_img=true"], run_root)
     run = run_root / "experiments" / "tiny_cpu"
     assert list((run / "models").glob("net_g_*.pth")) and list((run / "visualization").rglob("*.png"))
-    assert list(run.glob("train_*.log")) and list((run_root / "tb_logger").rglob("events.out.*"))
-    assert wide_modes(run, 0) == [] and wide_modes(run_root / "tb_logger", 0) == []
+    # TensorBoard's files live in the run's folder (the plan's experiments/NAME/tb_logger), with its modes
+    assert list(run.glob("train_*.log")) and list((run / "tb_logger").rglob("events.out.*"))
+    assert wide_modes(run, 0) == [] and not (run_root / "tb_logger").exists()
     job = run_root / "experiments" / "job-meta"
     run_under_umask(mask, ["data", "meta-info", "--input", "datasets/demo/train/GTmod12", "--meta-info",
                            "meta.txt", "--job", str(job), "-q"], run_root)

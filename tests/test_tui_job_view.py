@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -43,3 +44,33 @@ async def test_enter_on_a_job_opens_the_job_view_with_its_results(tmp_path: Path
         assert not isinstance(app.screen, DashboardScreen)
         await pilot.press("escape")
         assert await wait_for(pilot, lambda: not isinstance(app.screen, JobViewScreen))
+
+
+@sync
+async def test_the_demo_jobs_final_screen_shows_the_comparison_and_export_figures(tmp_path: Path):
+    from engine.demo import comparison, export_summary
+
+    report = {"models": {"nearest": {"psnr": 29.1266, "ssim": 0.8664, "parameters": 0},
+                         "bicubic": {"psnr": 30.9996, "ssim": 0.8890, "parameters": 0},
+                         "original": {"psnr": 30.0712, "ssim": 0.8798, "parameters": 600652},
+                         "transferred": {"psnr": 28.0011, "ssim": 0.8483, "parameters": 301356},
+                         "fine-tuned": {"psnr": 30.3182, "ssim": 0.8885, "parameters": 301356}}}
+    export = {"figures": {"quantize": {"psnr_vs_float_db": 38.4164}, "htp_compile": {"binary_bytes": 458752}}}
+    record = {"steps": {"report": report, "export": export}}
+    with Job(tmp_path / "experiments" / "demo", "demo") as job:
+        job.result(step="summary", comparison=comparison(record), export=export_summary(record))
+    app = make_app(tmp_path, save_settings=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle_run_list(pilot)
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, JobViewScreen))
+        progress = app.screen.query_one(JobProgress)
+        assert await wait_for(pilot, lambda: progress.status == "finished")
+        results = app.screen.query_one("#job-results")
+        assert await wait_for(pilot, lambda: "fine-tuned" in "\n".join(str(line.text) for line in results.lines))
+        text = "\n".join(str(line.text) for line in results.lines)
+        for model, psnr, ssim in (("nearest", "29.127", "0.8664"), ("bicubic", "31.000", "0.8890"),
+                                  ("original", "30.071", "0.8798"), ("transferred", "28.001", "0.8483"),
+                                  ("fine-tuned", "30.318", "0.8885")):
+            assert re.search(rf"{model} .*{psnr} .*{ssim}", text), text
+        assert re.search(r"QDQ vs float .*38\.42 dB", text) and "458,752 bytes" in text, text

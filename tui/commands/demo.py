@@ -50,17 +50,23 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def demo_foreground(root: Path, *, fast: bool, vgg_weights: Path | None) -> int:
-    from engine.demo import Demo
-    from tui.console import ConsoleRenderer
+    from rich.console import Console
 
-    with ConsoleRenderer() as renderer:
+    from engine.demo import Demo, comparison, export_summary
+    from tui.console import ConsoleRenderer, comparison_table, export_table
+
+    again = f"srcockpit demo{' --fast' if fast else ''} --no-ui --root {root}"
+    with ConsoleRenderer(resume=again) as renderer:
         demo = Demo(root, fast=fast, vgg_weights=vgg_weights, listener=renderer)
         record = demo.run()
     steps = record["steps"]
     if "export" not in steps:
-        print(f"demo stopped; `srcockpit demo{' --fast' if fast else ''} --root {root}` goes on from here")
+        print(f"demo stopped; `{again}` goes on from here")
         return 1
-    print("\nartefacts:")
+    console = Console(highlight=False)
+    console.print(comparison_table(comparison(record)))
+    console.print(export_table(export_summary(record)))
+    print("artefacts:")
     for label, path in demo.artefacts().items():
         print(f"  {label:16} {path}")
     print("\ntime per step: " + ", ".join(f"{name} {info['seconds']:.0f}s" for name, info in steps.items()))

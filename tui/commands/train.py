@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -233,10 +234,16 @@ def train_foreground(options: Path | list[Path], *, overrides: list[str], auto_r
     stages = [options] if isinstance(options, Path) else options
     # checked here first, as a detached start does: a bad file is answered before torch is even imported
     load_options(stages[0], root=Path.cwd(), overrides=overrides, debug=debug, auto_resume=auto_resume)
-    with ConsoleRenderer() as renderer:
+    # a chain goes on as a chain (finished stages kept); one run is resumed by name, as the renderer says
+    chain = f"srcockpit {shlex.join(_with_auto_resume(sys.argv[1:]))}" if len(stages) > 1 else None
+    with ConsoleRenderer(resume=chain) as renderer:
         status = run_stages(stages, root=root or Path.cwd(), overrides=overrides, auto_resume=auto_resume, debug=debug,
                             vgg_weights=vgg_weights, listener=renderer, argv=sys.argv[1:])
     return 0 if status in (FINISHED, STOPPED) else 1
+
+
+def _with_auto_resume(argv: list[str]) -> list[str]:
+    return argv if "--auto-resume" in argv else [*argv, "--auto-resume"]
 
 
 def run_status(args: argparse.Namespace) -> int:

@@ -59,7 +59,14 @@ class JobViewScreen(SizeClasses, Screen[None]):
     def _result(self, message: JobProgress.Result) -> None:
         results = self.query_one(RichLog)
         # wrapped at the log's own width (RichLog would measure against the console's)
-        results.write(result_line(message.event.as_dict()), width=results.scrollable_content_region.width or None)
+        width = results.scrollable_content_region.width or None
+        results.write(result_line(message.event.as_dict()), width=width)
+        figures = message.event.figures
+        if figures.get("comparison"):  # the demo's summary: the report's scores and the export's figures
+            from tui.console import comparison_table, export_table
+
+            results.write(comparison_table(figures["comparison"]), width=width)
+            results.write(export_table(figures.get("export") or []), width=width)
 
     def action_back(self) -> None:
         self.app.pop_screen()
