@@ -26,6 +26,7 @@ from engine.mitigations import Suggestion, suggest
 from engine.protocol import FAILED, FINISHED, PAUSED, RUNNING, STARTING, STOPPED, AlertEvent, RunPaths, UserError
 from tui.messages import (
     AlertsRaised,
+    Backlog,
     Checkpointed,
     CommandDone,
     IterBatch,
@@ -127,18 +128,25 @@ class DashboardScreen(SizeClasses, Screen):
 
     def _follow(self) -> None:
         worker = get_current_worker()
+        cancelled, queued = (lambda: worker.is_cancelled), (lambda: self.message_queue_size)
         if self.replay_speed:
             from tui.replay import Replayer
 
-            source = Replayer(self.paths, speed=self.replay_speed)
+            Replayer(self.paths, speed=self.replay_speed).follow(self.post_message, cancelled, queued)
         else:
             from tui.tailer import Tailer
 
-            source = Tailer(self.paths)
-        source.follow(self.post_message, lambda: worker.is_cancelled, lambda: self.message_queue_size)
+            Tailer(self.paths).follow(self.post_message, cancelled, queued, backlog=RunState(self.paths.root.name))
 
     def _mine(self, message) -> bool:
         return message.run == self.run_key
+
+    @on(Backlog)
+    def _backlog(self, message: Backlog) -> None:
+        if self._mine(message):
+            self.state = message.state
+            self._dirty = True
+            self._logs(LogLines(message.run, message.lines))
 
     @on(RunInfo)
     def _run_info(self, message: RunInfo) -> None:
