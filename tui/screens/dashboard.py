@@ -238,8 +238,10 @@ class DashboardScreen(SizeClasses, Screen):
 
     # ----------------------------------------------------------------- drawing
     def redraw_if_dirty(self) -> None:
-        if self._dirty or self.state.live:  # live: elapsed and ETA tick
+        if self._dirty:
             self.redraw()
+        elif self.state.live:  # nothing new but the clock: the header's elapsed and ETA tick, the charts stay
+            self.query_one(RunHeader).show(self.state, self.app.clock(), self.lost)
 
     def redraw(self) -> None:
         self._dirty = False
