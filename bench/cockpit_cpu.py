@@ -87,7 +87,8 @@ def live_and_idle(folder: Path, seconds: float, print_freq: int, baseline: Path 
 
     tiny_dataset(folder)
     srcockpit("train", str(ROOT / "options" / "tiny_cpu.yml"), "--set", "train.total_iter=1000000",
-              "--set", "val.val_freq=100000000", "--set", f"logger.print_freq={print_freq}", cwd=folder)
+              "--set", "val.val_freq=100000000", "--set", f"logger.print_freq={print_freq}",
+              "--set", "logger.save_checkpoint_freq=100000000", cwd=folder)
     paths = RunPaths(folder / "experiments" / "tiny_cpu")
     deadline = time.monotonic() + 600
     while iter_events(paths) == 0 and time.monotonic() < deadline:

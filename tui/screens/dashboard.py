@@ -88,6 +88,8 @@ class DashboardScreen(SizeClasses, Screen):
         self.replay_seconds: float | None = None
         self.engine_lines: deque[str] = deque(maxlen=20)
         self._dirty = True
+        self._system_dirty = False
+        self._ticked = 0.0
         self._smoothing = SMOOTHING_STEPS[1]
         self.commands_sent: list[str] = []
 
@@ -178,7 +180,7 @@ class DashboardScreen(SizeClasses, Screen):
     def _system(self, message: SystemSample) -> None:
         if self._mine(message):
             self.state.apply(message.event)
-            self._dirty = True
+            self._system_dirty = True  # only the GPU/host panel shows it: no need to redraw the charts
 
     @on(ValResults)
     def _vals(self, message: ValResults) -> None:
@@ -240,11 +242,17 @@ class DashboardScreen(SizeClasses, Screen):
     def redraw_if_dirty(self) -> None:
         if self._dirty:
             self.redraw()
-        elif self.state.live:  # nothing new but the clock: the header's elapsed and ETA tick, the charts stay
-            self.query_one(RunHeader).show(self.state, self.app.clock(), self.lost)
+            return
+        if self._system_dirty:
+            self._system_dirty = False
+            self.query_one(GpuPanel).show(self.state, self.app.clock())
+        now = self.app.clock()
+        if self.state.live and int(now) != int(self._ticked):  # only the clock moves: elapsed and ETA, each second
+            self._ticked = now
+            self.query_one(RunHeader).show(self.state, now, self.lost)
 
     def redraw(self) -> None:
-        self._dirty = False
+        self._dirty = self._system_dirty = False
         now = self.app.clock()
         state = self.state
         self.query_one(RunHeader).show(state, now, self.lost)
