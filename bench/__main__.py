@@ -3,7 +3,7 @@
 1 engine overhead   srcockpit's engine vs a plain basicsr loop, same options, data and seed (it/s)
 2 levers            each opt-in speed-up of engine/speed.py and basicsr's own levers vs plain (it/s)
 3 data pipeline     RealESRGANDataset + feed_data degradations: our settings vs defaults (samples/s)
-4 cockpit           cold start, 200k-iteration replay (vs floors measured beside them)
+4 cockpit           cold start, 200k-iteration replay (vs floors measured beside them), its CPU live and idle
 5 export            onnxruntime float and a8w8 QDQ vs torch eager, per 270x480 frame
 6 timing            the report's timing method on two copies of one model (they must agree within 10%)
 """

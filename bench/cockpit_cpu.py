@@ -85,6 +85,7 @@ def live_and_idle(folder: Path, seconds: float, print_freq: int, baseline: Path 
 
     from engine.protocol import RunPaths, engine_holds_lock, lock_holder_pids
 
+    folder.mkdir(parents=True, exist_ok=True)
     tiny_dataset(folder)
     srcockpit("train", str(ROOT / "options" / "tiny_cpu.yml"), "--set", "train.total_iter=1000000",
               "--set", "val.val_freq=100000000", "--set", f"logger.print_freq={print_freq}",
@@ -140,3 +141,19 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def rows(folder: Path, *, quick: bool, log=print) -> list:
+    """`python -m bench` part 4's CPU rows: the cockpit's share of a core beside the engine's, live and idle."""
+    from bench.common import Row
+
+    seconds = 20.0 if quick else 60.0
+    found = live_and_idle(folder / "cpu", seconds, 100, log=log)
+    live, idle = found["live"], found["idle"]
+    context = f"{seconds:.0f} s each; {os.cpu_count()} cores, load average {live['load']:.1f} then {idle['load']:.1f}"
+    return [Row("4 cockpit", "dashboard CPU attached to a live tiny run (target < 3% of a core)",
+                live["engine"] / live["cockpit"] if live["cockpit"] > 0 else float("nan"), "the engine's CPU",
+                f"{live['cockpit']:.2%} vs the engine's {live['engine']:.0%} of a core, "
+                f"{live['iter_events_per_s']:.2f} iter events/s; {context}", [], "ratio = engine / cockpit"),
+            Row("4 cockpit", "dashboard CPU idle on the stopped run (target < 0.5% of a core)", None, "(no floor)",
+                f"{idle['cockpit']:.2%} of a core; {context}", [], "context only")]

@@ -4,7 +4,8 @@
   fresh interpreters, interleaved;
 - replay of a 200,000-iteration event log through the tailer + series store against json.loads of
   every line of the same file (the least any reader must do), with the CPU share each used;
-- the dashboard's mount to first full draw of that run (context: no floor for it).
+- the dashboard's launch to first full draw of that run, against the same json.loads floor;
+- the dashboard's CPU attached to a live tiny run beside the engine's, then idle (bench/cockpit_cpu.py).
 """
 
 from __future__ import annotations
@@ -77,6 +78,9 @@ def cockpit(folder: Path, *, quick: bool, log: Callable[[str], None]) -> list[Ro
                     [b / s for s, b in zip(cold["srcockpit"], cold["bare textual"], strict=True)],
                     "ratio = bare time / srcockpit time"))
     rows.extend(_replay_rows(paths, iters, size_mb, rounds, log))
+    from bench import cockpit_cpu
+
+    rows.extend(cockpit_cpu.rows(folder, quick=quick, log=log))
     return rows
 
 
