@@ -2,8 +2,8 @@
 
 A thread worker (tui.tailer.Tailer, or tui.replay.Replayer) posts messages; the handlers fold them into
 a RunState and mark it dirty; a timer redraws at most every `refresh_s`. The history already in a log
-comes folded in the tailer's thread, as one Backlog (a 200k-iteration log: one message, one draw). Control keys go through tui.control_client in a
-thread worker and report the engine's answer with notify.
+comes folded in the tailer's thread, as one Backlog (a 200k-iteration log: one message, one draw).
+Control keys go through tui.control_client in a thread worker and report the engine's answer with notify.
 """
 
 from __future__ import annotations
