@@ -31,7 +31,11 @@ def test_odd_iter_lines_fold_as_the_typed_events_do(tmp_path):
                make_event("iter", iter=3, lr=1e-4, losses={"l_g_gan": 0.2}, it_s="inf", data_s=0.1,
                           compute_s=0.9, eta_s=4.0)]
     _write(paths, records)
-    state = read_all(Tailer(paths, engine_log=False), RunState())
+    with open(paths.events, "ab") as handle:  # no type: not an iter event, whatever its fields say
+        handle.write(b'{"v":1,"t":1.0,"iter":4}\n')
+    tailer = Tailer(paths, engine_log=False)
+    state = read_all(tailer, RunState())
+    assert tailer.events.skipped == 1
     typed = RunState()
     typed.apply_all(load_events(paths.events).events)
     assert state.iter == typed.iter == 3

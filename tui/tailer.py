@@ -12,7 +12,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from textual.message import Message
@@ -76,11 +76,12 @@ class TextFollower(LineFollower):
         return [line.decode("utf-8", "replace").rstrip("\r") for line in lines]
 
 
-class IterRow(msgspec.Struct, kw_only=True, tag_field="type", tag="iter", gc=False):
+class IterRow(msgspec.Struct, kw_only=True, gc=False):
     """An iter line as the tailer reads it: IterEvent's fields the screen uses, in a struct the cyclic GC
     does not track (it holds floats and a dict of floats: no cycle can form). Most lines of a log are
     iter lines: this decodes them about 1.6x faster than the tagged union of every event type."""
 
+    type: Literal["iter"]  # a field, not a tag: a tag may be missing from a single struct's line, this may not
     t: float = msgspec.field(default_factory=time.time)
     iter: int
     epoch: int = 0
