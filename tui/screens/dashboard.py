@@ -88,7 +88,7 @@ class DashboardScreen(SizeClasses, Screen):
         self.replay_seconds: float | None = None
         self.engine_lines: deque[str] = deque(maxlen=20)
         self._dirty = True
-        self._system_dirty = False
+        self._system_dirty = self._iters_dirty = False
         self._ticked = 0.0
         self._smoothing = SMOOTHING_STEPS[1]
         self.commands_sent: list[str] = []
@@ -160,7 +160,7 @@ class DashboardScreen(SizeClasses, Screen):
     def _iters(self, message: IterBatch) -> None:
         if self._mine(message):
             self.state.apply_iters(message.columns)
-            self._dirty = True
+            self._iters_dirty = True
 
     @on(RunStatus)
     def _status(self, message: RunStatus) -> None:
@@ -243,11 +243,13 @@ class DashboardScreen(SizeClasses, Screen):
         if self._dirty:
             self.redraw()
             return
+        now = self.app.clock()
         if self._system_dirty:
             self._system_dirty = False
-            self.query_one(GpuPanel).show(self.state, self.app.clock())
-        now = self.app.clock()
-        if self.state.live and int(now) != int(self._ticked):  # only the clock moves: elapsed and ETA, each second
+            self.query_one(GpuPanel).show(self.state, now)
+        if self._iters_dirty:
+            self._draw_points(now)
+        elif self.state.live and int(now) != int(self._ticked):  # only the clock moves: elapsed and ETA, each second
             self._ticked = now
             self.query_one(RunHeader).show(self.state, now, self.lost)
 
@@ -255,16 +257,22 @@ class DashboardScreen(SizeClasses, Screen):
         self._dirty = self._system_dirty = False
         now = self.app.clock()
         state = self.state
-        self.query_one(RunHeader).show(state, now, self.lost)
+        self._draw_points(now)
         self.query_one(EngineLost).show(state, self.lost, list(self.engine_lines))
-        smoothing = self._smoothing
-        self.query_one("#loss-g", LineChart).data = loss_chart_data(state, state.generator_losses(), smoothing)
-        self.query_one("#loss-d", LineChart).data = loss_chart_data(state, state.discriminator_losses(), smoothing)
-        self.query_one("#loss-g", LineChart).border_title = f"generator losses · smoothing {self._smoothing:g}"
         self.query_one(ValPanel).show(state, now)
-        self.query_one(ThroughputPanel).show(state, now)
         self.query_one(GpuPanel).show(state, now)
         self.query_one(AlertsPanel).show(state, now)
+
+    def _draw_points(self, now: float) -> None:
+        """What new iterations change: the header, the loss charts and the throughput panel (each other
+        panel redraws on its own events, so a live run's every iter event does not re-lay the whole screen)."""
+        self._iters_dirty, self._ticked = False, now
+        state, smoothing = self.state, self._smoothing
+        self.query_one(RunHeader).show(state, now, self.lost)
+        self.query_one("#loss-g", LineChart).data = loss_chart_data(state, state.generator_losses(), smoothing)
+        self.query_one("#loss-d", LineChart).data = loss_chart_data(state, state.discriminator_losses(), smoothing)
+        self.query_one("#loss-g", LineChart).border_title = f"generator losses · smoothing {smoothing:g}"
+        self.query_one(ThroughputPanel).show(state, now)
 
     def check_engine(self) -> None:
         """A live status with no engine behind it (or a failed one) means the engine is lost."""
