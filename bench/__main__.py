@@ -3,8 +3,9 @@
 1 engine overhead   srcockpit's engine vs a plain basicsr loop, same options, data and seed (it/s)
 2 levers            each opt-in speed-up of engine/speed.py and basicsr's own levers vs plain (it/s)
 3 data pipeline     RealESRGANDataset + feed_data degradations: our settings vs defaults (samples/s)
-4 cockpit           cold start, 200k-iteration replay (vs floors measured beside them)
+4 cockpit           cold start, 200k-iteration replay (vs floors measured beside them), its CPU live and idle
 5 export            onnxruntime float and a8w8 QDQ vs torch eager, per 270x480 frame
+6 timing            the report's timing method on two copies of one model (they must agree within 10%)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from rich.table import Table
 
 from bench.common import Profile, Row, prepare_photos, prepare_subimages, quiet_basicsr_logger
 
-PARTS = ("1", "2", "3", "4", "5")
+PARTS = ("1", "2", "3", "4", "5", "6")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         quiet_basicsr_logger(folder / "basicsr.log")
         photos, meta = prepare_photos(folder)
         sub = prepare_subimages(folder, photos) if parts & {"2", "3"} else None
-        from bench import data_bench, export_bench, train_bench, ui_bench
+        from bench import data_bench, export_bench, timing_bench, train_bench, ui_bench
 
         steps = [
             ("1", "engine overhead", lambda: [train_bench.engine_overhead(profile, folder, photos, meta, log)]),
@@ -106,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
             ("3", "data pipeline", lambda: data_bench.data_pipeline(profile, folder, photos, meta, sub, log)),
             ("4", "cockpit", lambda: ui_bench.cockpit(folder, quick=args.quick, log=log)),
             ("5", "export", lambda: export_bench.export_latency(folder, quick=args.quick, log=log)),
+            ("6", "timing method", lambda: [*timing_bench.two_copies(quick=args.quick, log=log),
+                                            *timing_bench.threads_row(quick=args.quick, log=log)]),
         ]
         for part, label, run in steps:
             if part not in parts:

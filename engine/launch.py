@@ -339,6 +339,7 @@ def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto
     """Train one run to its end, a stop, or a failure; returns the final status."""
     from engine import dist
     from engine.loop import Commands, Trainer
+    from engine.speed import set_torch_threads
 
     engine = _claim(options, root=root, overrides=overrides, auto_resume=auto_resume, debug=debug,
                     listener=listener)
@@ -352,6 +353,8 @@ def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto
         if problem:
             raise UserError(problem, "download vgg19-dcbb9e9d.pth on a machine with internet (torchvision "
                             "model zoo) and pass --vgg-weights FILE, or remove train.perceptual_opt")
+        threads, why = set_torch_threads()
+        events.emit(LogEvent(level="info", message=f"torch uses {threads} thread(s): {why}"))
         _serve(engine, trainer, commands, options, overrides, argv)
         status = trainer.run()
         dist.dump_networks(getattr(trainer, "model", None), opt["rank"], trainer.current_iter)  # tests only

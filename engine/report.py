@@ -2,7 +2,8 @@
 
 Per model: PSNR and SSIM (basicsr's, through engine/evaluate.py, nearest and bicubic beside), LPIPS only
 where its backbone weights are on this machine (else "not available" and why), parameters, inference time
-per frame (median of a few runs at the validation-set size and at 270x480, device and threads stated), a
+per frame (the models timed in turn, engine/timing.py, at the validation-set size and at 270x480; device,
+threads and the runs' spread stated, inconclusive figures said to be), a
 memory-footprint estimate, and visual samples (crops side by side). Written as report.json, report.md
 (images beside it in images/) and a self-contained report.html (images embedded as base64 PNG).
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import statistics
 import tempfile
 import time
 from collections.abc import Mapping
@@ -41,7 +41,9 @@ from engine.evaluate import (
 )
 from engine.protocol import ProgressFn, UserError
 from engine.rank import ValSpec, build_net, original_state, parse_valset, sidecar_path
+from engine.speed import set_torch_threads
 from engine.srvgg import StateDict, count_parameters, infer_arch, read_checkpoint
+from engine.timing import MIN_RUNS, SPREAD_LIMIT, time_interleaved
 
 FRAME = (270, 480)  # LR input height x width of the deployment frame (x2 -> 540 x 960)
 PARAMS_TARGET = 300_000
@@ -198,27 +200,6 @@ def lpips_score(metric: Any, net: torch.nn.Module, pairs: PairedImages, device: 
 # ---------------------------------------------------------------------------------------------- cost
 
 
-def time_model(net: torch.nn.Module, height: int, width: int, *, runs: int = 5,
-               device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Median wall time of `runs` forward passes (after one warm-up) on a 1x3xHxW input."""
-    device = torch.device(device)
-    net = net.to(device).eval()
-    x = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0)).to(device)
-    times = []
-    with torch.inference_mode():
-        for number in range(runs + 1):
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            start = time.perf_counter()
-            net(x)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            if number:
-                times.append(time.perf_counter() - start)
-    return {"input": f"{height}x{width}", "median_ms": 1000 * statistics.median(times), "runs": runs,
-            "all_ms": [round(1000 * t, 2) for t in times]}
-
-
 def memory_estimate(state: StateDict, height: int = FRAME[0], width: int = FRAME[1]) -> dict[str, Any]:
     """fp32 parameters + peak live activations of one inference forward at HxW (shapes only, meta device).
 
@@ -368,16 +349,16 @@ def build_report(models: Mapping[str, ModelSource], valset: ValSpec | PairedImag
     for label in ordered:
         state, stage, source = loaded[label]
         stage = stages[label] if stages and label in stages else stage
-        reports[label], nets[label] = _model_report(label, state, stage, source, pairs, metric, timing_runs, frame,
-                                                    lpips_metric)
+        reports[label], nets[label] = _model_report(label, state, stage, source, pairs, metric, lpips_metric)
         step(label)
+    threads = _time_models(reports, nets, pairs, timing_runs, frame, target) if timing_runs > 0 else None
     original = reports.get("original")
     for label, model in reports.items():
         if label != "original":
             model.criteria = check_criteria(model, original)
     tiles = sample_tiles(pairs, nets, samples=samples, crop=crop, device=target)
     step("samples")
-    timing = _timing_settings(str(target), pairs, timing_runs, frame) if timing_runs > 0 else None
+    timing = _timing_settings(str(target), pairs, timing_runs, frame, threads) if threads else None
     data = _report_data(pairs, valset_info, baselines, reports, tiles, timing, test_y_channel, lpips_note)
     data["seconds"] = round(time.perf_counter() - start_time, 2)
     data["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -385,17 +366,11 @@ def build_report(models: Mapping[str, ModelSource], valset: ValSpec | PairedImag
 
 
 def _model_report(label: str, state: StateDict, stage: str, source: str, pairs: PairedImages,
-                  metric: dict[str, Any], timing_runs: int, frame: tuple[int, int],
-                  lpips_metric: Any) -> tuple[ModelReport, torch.nn.Module]:
-    """One model's scores, timings and memory on the validation set, and the network that made them."""
+                  metric: dict[str, Any], lpips_metric: Any) -> tuple[ModelReport, torch.nn.Module]:
+    """One model's scores and memory on the validation set (timings: _time_models), and its network."""
     target = metric["device"]
     net = build_net(state, label)
     result = evaluate_model(net, pairs, label=label, **metric)
-    timing = {}
-    if timing_runs > 0:
-        first_lq = pairs.lq[0].shape[:2]
-        timing = {"valset": time_model(net, *first_lq, runs=timing_runs, device=target),
-                  "frame": time_model(net, *frame, runs=timing_runs, device=target)}
     memory = memory_estimate(state, *FRAME)  # the plan's criterion is for the 270x480 frame
     if target.type == "cuda":
         memory["measured_cuda_peak_bytes"] = measured_cuda_peak(net, *FRAME, target)
@@ -404,14 +379,30 @@ def _model_report(label: str, state: StateDict, stage: str, source: str, pairs: 
         psnr=result.psnr, ssim=result.ssim, images=[{"name": s.name, "psnr": s.psnr, "ssim": s.ssim}
                                                    for s in result.images],
         lpips=lpips_score(lpips_metric, net, pairs, target) if lpips_metric is not None else None,
-        timing=timing, memory=memory)
+        memory=memory)
     return report, net
 
 
-def _timing_settings(device: str, pairs: PairedImages, runs: int, frame: tuple[int, int]) -> dict[str, Any]:
+def _time_models(reports: dict[str, ModelReport], nets: dict[str, torch.nn.Module], pairs: PairedImages,
+                 runs: int, frame: tuple[int, int], target: torch.device) -> tuple[int, str]:
+    """Every model timed in the same rounds, in turn (engine/timing.py), with torch's threads set from the
+    cores free now: figures of one report can be compared. Returns (threads, why)."""
+    threads = set_torch_threads()
     first_lq = pairs.lq[0].shape[:2]
-    return {"device": device, "threads": torch.get_num_threads(), "runs": runs, "statistic": "median",
-            "warmup": 1, "sizes": {"valset": f"{first_lq[0]}x{first_lq[1]} (first LR image, HxW)",
+    valset = time_interleaved(nets, *first_lq, runs=runs, device=target)
+    frames = time_interleaved(nets, *frame, runs=runs, device=target)
+    for label, report in reports.items():
+        report.timing = {"valset": valset[label], "frame": frames[label]}
+    return threads
+
+
+def _timing_settings(device: str, pairs: PairedImages, runs: int, frame: tuple[int, int],
+                     threads: tuple[int, str]) -> dict[str, Any]:
+    first_lq = pairs.lq[0].shape[:2]
+    return {"device": device, "threads": threads[0], "threads_why": threads[1], "runs": runs,
+            "statistic": f"median of interleaved rounds; inconclusive when the interquartile spread > "
+                         f"{SPREAD_LIMIT:.0%} of it or fewer than {MIN_RUNS} runs",
+            "warmup": 2, "sizes": {"valset": f"{first_lq[0]}x{first_lq[1]} (first LR image, HxW)",
                                    "frame": f"{frame[0]}x{frame[1]} LR input (HxW)"},
             "torch": torch.__version__}
 

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from engine.data.images import write_png
+from engine.timing import describe
 
 DISPLAY_ZOOM = 2  # tiles are shown at twice their size, pixelated, so upscaling artefacts stay visible
 MODEL_ROWS = ("nearest", "bicubic", "original", "transferred", "fine-tuned")
@@ -49,13 +50,12 @@ def _model_rows(data: dict[str, Any]) -> list[list[str]]:
     for name in names:
         model = models[name]
         timing = model.get("timing") or {}
-        frame = timing.get("frame", {}).get("median_ms")
-        val = timing.get("valset", {}).get("median_ms")
+        frame, val = describe(timing.get("frame", {})), describe(timing.get("valset", {}))
         memory = model.get("memory") or {}
         rows.append([name, model.get("stage", ""), f"{model['parameters']:,}" if model.get("parameters") else "-",
                      _fmt(model["psnr"], 3), _fmt(model["ssim"], 4),
                      _fmt(model.get("lpips"), 4) if model.get("lpips") is not None else "n/a",
-                     _fmt(val, 1), _fmt(frame, 1),
+                     val, frame,
                      f"{memory['total_bytes'] / 1e6:.1f}" if memory else "-"])
     return rows
 
@@ -72,8 +72,9 @@ def _settings_lines(data: dict[str, Any]) -> list[str]:
              f"{settings['metrics']}",
              f"LPIPS: {settings['lpips']}"]
     if timing:
-        lines.append(f"Timing: median of {timing['runs']} runs after {timing['warmup']} warm-up, on {timing['device']} "
-                     f"with {timing['threads']} threads (torch {timing['torch']}); sizes: valset "
+        lines.append(f"Timing: {timing['runs']} runs after {timing['warmup']} warm-up, on {timing['device']} "
+                     f"with {timing['threads']} threads ({timing.get('threads_why', 'torch default')}; torch "
+                     f"{timing['torch']}); {timing['statistic']}; sizes: valset "
                      f"{timing['sizes']['valset']}, frame {timing['sizes']['frame']}")
     else:
         lines.append("Timing: not measured (timing runs = 0)")

@@ -35,7 +35,9 @@ This module imports torch only inside the functions that need it, so option chec
 from __future__ import annotations
 
 import functools
+import os
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -262,3 +264,46 @@ def _crop_before_degrading(model: Any, size: int) -> None:
         original(data)
 
     model.feed_data = feed_data
+
+
+
+def busy_cores(interval: float = 0.5) -> float:
+    """Cores other processes keep busy now: the machine's CPU use over `interval` less this process's own.
+
+    A short sample rather than the load average: the load average lags a minute and counts this very
+    process (a demo's second stage would see its first stage's threads as someone else's)."""
+    import psutil
+
+    me = psutil.Process()
+    me.cpu_percent(None)
+    machine = psutil.cpu_percent(interval) / 100 * (psutil.cpu_count() or 1)
+    return max(0.0, machine - me.cpu_percent(None) / 100)
+
+
+def usable_threads(busy: float | None = None, environ: Mapping[str, str] | None = None) -> tuple[int, str]:
+    """How many threads torch should use here, and why (a sentence for the log).
+
+    The cores this process may run on come from its affinity mask (a container's or taskset's limit),
+    not the machine's count. Cores other processes keep busy are left to them: with more threads than
+    free cores, each of torch's parallel regions waits for its slowest, descheduled thread. Local ranks
+    of a distributed run split the cores; OMP_NUM_THREADS, when set, is the user's choice and wins.
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get("OMP_NUM_THREADS", "").isdigit() and int(environ["OMP_NUM_THREADS"]) > 0:
+        return int(environ["OMP_NUM_THREADS"]), "OMP_NUM_THREADS is set"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    busy = busy_cores() if busy is None else busy
+    taken = min(cores, round(busy * cores / (os.cpu_count() or cores)))  # our share of the machine's busy cores
+    ranks = max(1, int(environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+    threads = max(1, (cores - taken) // ranks)
+    return threads, (f"{cores} cores this process may use, {taken} of them busy with other processes, "
+                     f"{ranks} local rank(s)")
+
+
+def set_torch_threads() -> tuple[int, str]:
+    """torch.set_num_threads(usable_threads()); returns what usable_threads said."""
+    import torch
+
+    threads, why = usable_threads()
+    torch.set_num_threads(threads)
+    return threads, why

@@ -37,6 +37,8 @@ def test_headless_training_writes_every_event_type(run_root: Path):
     assert system["gpus"] == [] and system["rss"] > 0 and system["ram_total"] > 0
     assert [e["iter"] for e in events if e["type"] == "checkpoint"] == [4, 8]
     assert events[-1]["type"] == "status" and events[-1]["status"] == "finished"
+    threads = [e["message"] for e in events if e["type"] == "log" and e["message"].startswith("torch uses")]
+    assert len(threads) == 1 and "cores this process may use" in threads[0]  # set from the free cores, said so
     copied = run_root / "experiments/tiny_cpu" / TINY_OPTIONS.name  # basicsr's habit, kept
     assert copied.read_bytes() == TINY_OPTIONS.read_bytes() and copied.stat().st_mode & 0o777 == 0o600
     models = run_root / "experiments/tiny_cpu/models"

@@ -66,6 +66,8 @@ def test_report_from_a_real_run(tiny_run: Path, run_copy: Path, tmp_path: Path) 
         timing = models[name]["timing"]
         assert timing["valset"]["input"] == "24x24" and timing["frame"]["input"] == "27x48"
         assert timing["frame"]["median_ms"] > 0
+        assert timing["frame"]["runs"] == 1 and timing["frame"]["conclusive"] is False
+    assert "inconclusive (1 runs < 5)" in result.markdown_path.read_text()  # one run is no figure to compare
     # memory: fp32 params + input + the largest layer's input and output, at 270x480
     h, w = 270, 480
     small = 4 * 301_356 + 4 * (3 * h * w + 2 * 32 * h * w)

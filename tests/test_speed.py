@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +16,7 @@ import torch
 from engine.compat import load_basicsr
 from engine.options import MODEL_SUBSTITUTES, load_options
 from engine.protocol import UserError
-from engine.speed import SeparableUSMSharp, apply_speed_options, random_crop_batch, speed_options
+from engine.speed import SeparableUSMSharp, apply_speed_options, random_crop_batch, speed_options, usable_threads
 from tests.conftest import TINY_OPTIONS
 
 load_basicsr()
@@ -227,3 +230,21 @@ def test_the_engine_applies_the_section(run_root: Path):
         "train.total_iter=2", "val.val_freq=1000", "srcockpit={usm: separable, channels_last: true}"]) == "finished"
     with pytest.raises(UserError, match="fp16 needs a CUDA device"):
         run_engine(TINY_OPTIONS, root=run_root, overrides=["train.total_iter=2", "srcockpit={autocast: fp16}"])
+
+
+def test_threads_follow_the_cores_this_process_may_use():
+    """One core in the affinity mask: one thread, whatever the machine has (a container's or taskset's limit)."""
+    code = ("import os; os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]}); "
+            "from engine.speed import usable_threads; print(usable_threads(busy=0.0, environ={})[0])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent)))
+    assert out.stdout.strip() == "1"
+
+
+def test_threads_leave_busy_cores_to_other_processes():
+    cores = len(os.sched_getaffinity(0))
+    assert usable_threads(busy=0.0, environ={})[0] == cores
+    assert usable_threads(busy=float(os.cpu_count()), environ={})[0] == 1  # every core taken: still one thread
+    assert usable_threads(busy=0.0, environ={"LOCAL_WORLD_SIZE": "2"})[0] == max(1, cores // 2)
+    threads, why = usable_threads(busy=0.0, environ={"OMP_NUM_THREADS": "3"})
+    assert threads == 3 and "OMP_NUM_THREADS" in why

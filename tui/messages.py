@@ -22,7 +22,7 @@ from engine.protocol import (
     SystemEvent,
     ValEvent,
 )
-from tui.state import IterColumns
+from tui.state import IterColumns, RunState
 
 
 @dataclass
@@ -96,6 +96,15 @@ class OtherEvents(RunMessage):
     """progress, result and unknown events, in order."""
 
     events: list[AnyEvent]
+
+
+@dataclass
+class Backlog(RunMessage):
+    """The log's history folded into a state in the tailer's thread (one message, drawn once), with its
+    last log lines; a TailCaughtUp follows."""
+
+    state: RunState
+    lines: list[tuple[float, str, str]]
 
 
 @dataclass

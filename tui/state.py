@@ -8,6 +8,7 @@ curve is a `Series` of at most `capacity` min/max/mean buckets that merge pairwi
 from __future__ import annotations
 
 import math
+import operator
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -89,7 +90,7 @@ class Series:
     def extend(self, xs: Sequence[float], ys: Sequence[float]) -> None:
         if not xs:
             return
-        if not all(map(math.isfinite, ys)):
+        if not math.isfinite(sum(ys)):  # a NaN or inf anywhere makes the sum non-finite (an overflow too: harmless)
             pairs = [(x, y) for x, y in zip(xs, ys, strict=False) if math.isfinite(y)]
             self.nonfinite += len(xs) - len(pairs)
             self.last, self.last_x = float(ys[-1]), float(xs[-1])
@@ -98,29 +99,35 @@ class Series:
             xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
         else:
             self.last, self.last_x = float(ys[-1]), float(xs[-1])
-        n, i = len(ys), 0
-        while i < n:
-            if self.counts and self.counts[-1] < self.stride:
-                take = min(self.stride - self.counts[-1], n - i)
-                chunk = ys[i:i + take]
-                self.mins[-1] = min(self.mins[-1], min(chunk))
-                self.maxs[-1] = max(self.maxs[-1], max(chunk))
-                self.sums[-1] += sum(chunk)
-                self.counts[-1] += take
-                self.x1[-1] = xs[i + take - 1]
-            else:
-                take = min(self.stride, n - i)
-                chunk = ys[i:i + take]
-                self.x0.append(xs[i])
-                self.x1.append(xs[i + take - 1])
-                self.mins.append(min(chunk))
-                self.maxs.append(max(chunk))
-                self.sums.append(float(sum(chunk)))
-                self.counts.append(take)
-            i += take
-            self.count += take
-            if len(self.counts) > self.capacity:
-                self._halve()
+        n = len(ys)
+        i = self._top_up(xs, ys, 0)
+        # merge first, then cut the rest at the final stride: at most `capacity` new buckets per call
+        while len(self.counts) + -(-(n - i) // self.stride) > self.capacity:
+            self._halve()
+            i = self._top_up(xs, ys, i)
+        stride = self.stride
+        starts = range(i, n, stride)
+        chunks = [ys[k:k + stride] for k in starts]
+        self.x0.extend([xs[k] for k in starts])
+        self.x1.extend([xs[min(k + stride, n) - 1] for k in starts])
+        self.mins.extend(map(min, chunks))
+        self.maxs.extend(map(max, chunks))
+        self.sums.extend(map(float, map(sum, chunks)))
+        self.counts.extend(map(len, chunks))
+        self.count += n
+
+    def _top_up(self, xs: Sequence[float], ys: Sequence[float], i: int) -> int:
+        """Fill the last bucket (if it has room) from ys[i:]; returns the index of the first point left."""
+        if not self.counts or self.counts[-1] >= self.stride or i >= len(ys):
+            return i
+        take = min(self.stride - self.counts[-1], len(ys) - i)
+        chunk = ys[i:i + take]
+        self.mins[-1] = min(self.mins[-1], min(chunk))
+        self.maxs[-1] = max(self.maxs[-1], max(chunk))
+        self.sums[-1] += sum(chunk)
+        self.counts[-1] += take
+        self.x1[-1] = xs[i + take - 1]
+        return i + take
 
     def _halve(self) -> None:
         def pairs(values: list, merge) -> list:
@@ -413,26 +420,32 @@ class IterColumns:
 
     @classmethod
     def from_events(cls, events: Sequence[IterEvent]) -> IterColumns:
-        cols = cls()
-        iters, ts, lr, it_s = cols.iters, cols.t, cols.lr, cols.it_s
-        data_s, compute_s, eta_s, losses = cols.data_s, cols.compute_s, cols.eta_s, cols.losses
-        for k, event in enumerate(events):
-            iters.append(float(event.iter))
-            ts.append(event.t)
-            lr.append(event.generator_lr)
-            it_s.append(event.it_s)
-            data_s.append(event.data_s)
-            compute_s.append(event.compute_s)
-            eta_s.append(math.nan if event.eta_s is None else event.eta_s)
-            for name, value in event.losses.items():
-                column = losses.get(name)
-                if column is None:  # a loss that appears late: pad its past with NaN (not drawn)
-                    column = losses[name] = [math.nan] * k
-                column.append(value)
-            if len(event.losses) != len(losses):
-                for column in losses.values():
-                    if len(column) < k + 1:
-                        column.append(math.nan)
-        if events:
-            cols.epoch, cols.total_iter = events[-1].epoch, events[-1].total_iter
-        return cols
+        """One comprehension per column (attribute reads in C, no per-event Python frame): the columns
+        of a 200k-event replay in a fraction of its decoding time."""
+        if not events:
+            return cls()
+        lr = [event.lr for event in events]
+        if any(type(value) is list for value in lr):  # old logs: one lr per optimizer, the generator's first
+            lr = [event.generator_lr for event in events]
+        eta_s = [event.eta_s for event in events]
+        if None in eta_s:
+            eta_s = [math.nan if value is None else value for value in eta_s]
+        return cls([float(event.iter) for event in events], [event.t for event in events], lr,
+                    [event.it_s for event in events], [event.data_s for event in events],
+                    [event.compute_s for event in events], eta_s, _loss_columns(events),
+                    events[-1].epoch, events[-1].total_iter)
+
+
+_LOSSES = operator.attrgetter("losses")
+
+
+def _loss_columns(events: Sequence[IterEvent]) -> dict[str, list[float]]:
+    """One column per loss; a loss missing from some events (it appears late, or stops) is NaN there."""
+    names = tuple(events[0].losses)
+    if set(map(len, map(_LOSSES, events))) == {len(names)}:  # the usual case: every event, the same losses
+        try:
+            return {name: [event.losses[name] for event in events] for name in names}
+        except KeyError:  # as many losses, other names
+            pass
+    union = dict.fromkeys(name for event in events for name in event.losses)
+    return {name: [event.losses.get(name, math.nan) for event in events] for name in union}

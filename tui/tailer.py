@@ -9,13 +9,16 @@ the receiver's queue is deep, so a 200k-iteration history cannot flood the scree
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import msgspec
 from textual.message import Message
 
 from engine.protocol import (
+    NAN,
     AlertEvent,
     AnyEvent,
     CheckpointEvent,
@@ -30,9 +33,11 @@ from engine.protocol import (
     StatusEvent,
     SystemEvent,
     ValEvent,
+    decode_event,
 )
 from tui.messages import (
     AlertsRaised,
+    Backlog,
     Checkpointed,
     IterBatch,
     LogLines,
@@ -71,10 +76,56 @@ class TextFollower(LineFollower):
         return [line.decode("utf-8", "replace").rstrip("\r") for line in lines]
 
 
-def split_events(run: str, events: list[AnyEvent], replayed: bool = False) -> list[Message]:
+class IterRow(msgspec.Struct, kw_only=True, gc=False):
+    """An iter line as the tailer reads it: IterEvent's fields the screen uses, in a struct the cyclic GC
+    does not track (it holds floats and a dict of floats: no cycle can form). Most lines of a log are
+    iter lines: this decodes them about 1.6x faster than the tagged union of every event type."""
+
+    type: Literal["iter"]  # a field, not a tag: a tag may be missing from a single struct's line, this may not
+    t: float = msgspec.field(default_factory=time.time)
+    iter: int
+    epoch: int = 0
+    total_iter: int = 0
+    lr: float | list[float] = NAN
+    losses: dict[str, float] = {}
+    it_s: float = NAN
+    data_s: float = NAN
+    compute_s: float = NAN
+    eta_s: float | None = None
+
+    @property
+    def generator_lr(self) -> float:
+        if isinstance(self.lr, list):
+            return self.lr[0] if self.lr else NAN
+        return self.lr
+
+
+_ITER_ROW = msgspec.json.Decoder(IterRow, strict=False)  # lax as the protocol's: "nan" strings are floats
+
+
+class TailFollower(EventFollower):
+    """The event log's new lines: iter lines as IterRow, any other line as its typed event."""
+
+    def poll(self, max_bytes: int = 8 << 20) -> list[AnyEvent | IterRow]:
+        decode = _ITER_ROW.decode
+        events: list[AnyEvent | IterRow] = []
+        for line in self.lines(max_bytes):
+            try:
+                events.append(decode(line))
+                continue
+            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # another type, or a bad line
+                event = decode_event(line)
+            if event is not None:
+                events.append(event)
+            elif line.strip():
+                self.skipped += 1
+        return events
+
+
+def split_events(run: str, events: list[AnyEvent | IterRow], replayed: bool = False) -> list[Message]:
     """One poll's events as at most a handful of messages, order kept where it matters."""
     messages: list[Message] = []
-    iters: list[IterEvent] = []
+    iters: list[IterEvent | IterRow] = []
     vals: list[ValEvent] = []
     alerts: list[AlertEvent] = []
     logs: list[tuple[float, str, str]] = []
@@ -91,7 +142,7 @@ def split_events(run: str, events: list[AnyEvent], replayed: bool = False) -> li
 
     for event in events:
         match event:
-            case IterEvent():
+            case IterRow() | IterEvent():
                 iters.append(event)
             case HeaderEvent() | RunEvent():
                 flush_iters()  # a resume's run event must come after the iters before it
@@ -136,7 +187,7 @@ class Tailer:
     def __init__(self, paths: RunPaths, chunk_bytes: int = 4 << 20, engine_log: bool = True) -> None:
         self.paths = paths
         self.run = str(paths.root)
-        self.events = EventFollower(paths.events)
+        self.events = TailFollower(paths.events)
         self.engine_log = TextFollower(paths.engine_log) if engine_log else None
         self.chunk_bytes = chunk_bytes
         self.caught_up = False
@@ -164,8 +215,15 @@ class Tailer:
             return False
 
     def follow(self, post: Callable[[Message], Any], cancelled: Callable[[], bool],
-               queue_size: Callable[[], int] = lambda: 0, interval: float = 0.25) -> None:
-        """The worker loop: until cancelled, post what is new; back off while the receiver is busy."""
+               queue_size: Callable[[], int] = lambda: 0, interval: float = 0.25,
+               backlog: RunState | None = None) -> None:
+        """The worker loop: until cancelled, post what is new; back off while the receiver is busy.
+
+        With `backlog`, the history already in the log is folded into that state here, in this thread,
+        and posted as one Backlog: the screen draws it once instead of queueing, applying and redrawing
+        a few hundred batches (a 200k-iteration log: about 3x sooner to the first full draw)."""
+        if backlog is not None:
+            self._post_backlog(post, cancelled, backlog)
         while not cancelled():
             while queue_size() > 16 and not cancelled():
                 time.sleep(0.02)
@@ -177,15 +235,38 @@ class Tailer:
                 while time.monotonic() < deadline and not cancelled():
                     time.sleep(0.05)
 
+    def _post_backlog(self, post: Callable[[Message], Any], cancelled: Callable[[], bool], state: RunState) -> None:
+        lines: deque[tuple[float, str, str]] = deque(maxlen=LOG_LINES)
+        caught: list[Message] = []
+        while not self.caught_up and not cancelled():
+            for message in self.poll():
+                if isinstance(message, LogLines):
+                    lines.extend(message.lines)
+                elif isinstance(message, TailCaughtUp):
+                    caught.append(message)
+                else:
+                    fold(message, state)
+        post(Backlog(self.run, state, list(lines)))
+        for message in caught:
+            post(message)
+
+
+def fold(message: Message, state: RunState) -> None:
+    """One tailer message into a state, as the dashboard's handlers fold it (log lines aside)."""
+    if isinstance(message, IterBatch):
+        state.apply_iters(message.columns)
+    elif isinstance(message, Checkpointed):
+        state.apply(message.event)
+        state.checkpoints += message.count - 1
+    elif hasattr(message, "event"):
+        state.apply(message.event)
+    elif isinstance(getattr(message, "events", None), list):
+        state.apply_all(message.events)
+
 
 def read_all(tailer: Tailer, state: RunState) -> RunState:
     """Fold a whole log into state without a UI, as attaching does (tests and the bench replay this way)."""
     while not tailer.caught_up:
         for message in tailer.poll():
-            if isinstance(message, IterBatch):
-                state.apply_iters(message.columns)
-            elif hasattr(message, "event"):
-                state.apply(message.event)
-            elif isinstance(getattr(message, "events", None), list):
-                state.apply_all(message.events)
+            fold(message, state)
     return state

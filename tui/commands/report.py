@@ -130,6 +130,8 @@ def _print_summary(console: Any, result: Any, frame: tuple[int, int]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from engine.timing import describe
+
     data = result.data
     channel = "Y" if data["settings"]["test_y_channel"] else "RGB"
     table = Table(title=f"{data['valset']['name']}: {len(data['valset']['images'])} images, {channel}, "
@@ -137,10 +139,10 @@ def _print_summary(console: Any, result: Any, frame: tuple[int, int]) -> None:
     for column in ("model", "params", "PSNR", "SSIM", f"ms @ {frame[0]}x{frame[1]}", "memory est."):
         table.add_column(column, justify="left" if column == "model" else "right")
     for name, model in data["models"].items():
-        timing = (model.get("timing") or {}).get("frame", {}).get("median_ms")
+        timing = describe((model.get("timing") or {}).get("frame", {}))
         memory = (model.get("memory") or {}).get("total_bytes")
         table.add_row(name, f"{model['parameters']:,}" if model.get("parameters") else "-", f"{model['psnr']:.3f}",
-                      f"{model['ssim']:.4f}", f"{timing:.0f}" if timing is not None else "-",
+                      f"{model['ssim']:.4f}", timing,
                       f"{memory / 1e6:.1f} MB" if memory else "-")
     console.print(table)
     for label, rows in data["criteria"].items():
@@ -151,5 +153,6 @@ def _print_summary(console: Any, result: Any, frame: tuple[int, int]) -> None:
     console.print(f"  LPIPS: {escape(data['settings']['lpips'])}")
     if data.get("timing"):
         timing = data["timing"]
-        console.print(f"  timing: median of {timing['runs']} on {timing['device']}, {timing['threads']} threads")
+        console.print(f"  timing: {timing['runs']} interleaved runs on {timing['device']}, {timing['threads']} "
+                      f"threads ({timing.get('threads_why', '')})")
     console.print(f"[bold]report:[/] {result.html_path} (self-contained), {result.markdown_path}, {result.json_path}")

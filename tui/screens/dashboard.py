@@ -1,9 +1,9 @@
 """One run's dashboard: header, losses, validation, throughput, GPU/host, alerts, log.
 
 A thread worker (tui.tailer.Tailer, or tui.replay.Replayer) posts messages; the handlers fold them into
-a RunState and mark it dirty; a timer redraws at most every `refresh_s`, so a 200k-iteration history
-replays as a few large batches and a few redraws. Control keys go through tui.control_client in a
-thread worker and report the engine's answer with notify.
+a RunState and mark it dirty; a timer redraws at most every `refresh_s`. The history already in a log
+comes folded in the tailer's thread, as one Backlog (a 200k-iteration log: one message, one draw).
+Control keys go through tui.control_client in a thread worker and report the engine's answer with notify.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from engine.mitigations import Suggestion, suggest
 from engine.protocol import FAILED, FINISHED, PAUSED, RUNNING, STARTING, STOPPED, AlertEvent, RunPaths, UserError
 from tui.messages import (
     AlertsRaised,
+    Backlog,
     Checkpointed,
     CommandDone,
     IterBatch,
@@ -87,6 +88,8 @@ class DashboardScreen(SizeClasses, Screen):
         self.replay_seconds: float | None = None
         self.engine_lines: deque[str] = deque(maxlen=20)
         self._dirty = True
+        self._system_dirty = self._iters_dirty = False
+        self._ticked = 0.0
         self._smoothing = SMOOTHING_STEPS[1]
         self.commands_sent: list[str] = []
 
@@ -127,18 +130,25 @@ class DashboardScreen(SizeClasses, Screen):
 
     def _follow(self) -> None:
         worker = get_current_worker()
+        cancelled, queued = (lambda: worker.is_cancelled), (lambda: self.message_queue_size)
         if self.replay_speed:
             from tui.replay import Replayer
 
-            source = Replayer(self.paths, speed=self.replay_speed)
+            Replayer(self.paths, speed=self.replay_speed).follow(self.post_message, cancelled, queued)
         else:
             from tui.tailer import Tailer
 
-            source = Tailer(self.paths)
-        source.follow(self.post_message, lambda: worker.is_cancelled, lambda: self.message_queue_size)
+            Tailer(self.paths).follow(self.post_message, cancelled, queued, backlog=RunState(self.paths.root.name))
 
     def _mine(self, message) -> bool:
         return message.run == self.run_key
+
+    @on(Backlog)
+    def _backlog(self, message: Backlog) -> None:
+        if self._mine(message):
+            self.state = message.state
+            self._dirty = True
+            self._logs(LogLines(message.run, message.lines))
 
     @on(RunInfo)
     def _run_info(self, message: RunInfo) -> None:
@@ -150,7 +160,7 @@ class DashboardScreen(SizeClasses, Screen):
     def _iters(self, message: IterBatch) -> None:
         if self._mine(message):
             self.state.apply_iters(message.columns)
-            self._dirty = True
+            self._iters_dirty = True
 
     @on(RunStatus)
     def _status(self, message: RunStatus) -> None:
@@ -170,7 +180,7 @@ class DashboardScreen(SizeClasses, Screen):
     def _system(self, message: SystemSample) -> None:
         if self._mine(message):
             self.state.apply(message.event)
-            self._dirty = True
+            self._system_dirty = True  # only the GPU/host panel shows it: no need to redraw the charts
 
     @on(ValResults)
     def _vals(self, message: ValResults) -> None:
@@ -230,23 +240,39 @@ class DashboardScreen(SizeClasses, Screen):
 
     # ----------------------------------------------------------------- drawing
     def redraw_if_dirty(self) -> None:
-        if self._dirty or self.state.live:  # live: elapsed and ETA tick
+        if self._dirty:
             self.redraw()
+            return
+        now = self.app.clock()
+        if self._system_dirty:
+            self._system_dirty = False
+            self.query_one(GpuPanel).show(self.state, now)
+        if self._iters_dirty:
+            self._draw_points(now)
+        elif self.state.live and int(now) != int(self._ticked):  # only the clock moves: elapsed and ETA, each second
+            self._ticked = now
+            self.query_one(RunHeader).show(self.state, now, self.lost)
 
     def redraw(self) -> None:
-        self._dirty = False
+        self._dirty = self._system_dirty = False
         now = self.app.clock()
         state = self.state
-        self.query_one(RunHeader).show(state, now, self.lost)
+        self._draw_points(now)
         self.query_one(EngineLost).show(state, self.lost, list(self.engine_lines))
-        smoothing = self._smoothing
-        self.query_one("#loss-g", LineChart).data = loss_chart_data(state, state.generator_losses(), smoothing)
-        self.query_one("#loss-d", LineChart).data = loss_chart_data(state, state.discriminator_losses(), smoothing)
-        self.query_one("#loss-g", LineChart).border_title = f"generator losses · smoothing {self._smoothing:g}"
         self.query_one(ValPanel).show(state, now)
-        self.query_one(ThroughputPanel).show(state, now)
         self.query_one(GpuPanel).show(state, now)
         self.query_one(AlertsPanel).show(state, now)
+
+    def _draw_points(self, now: float) -> None:
+        """What new iterations change: the header, the loss charts and the throughput panel (each other
+        panel redraws on its own events, so a live run's every iter event does not re-lay the whole screen)."""
+        self._iters_dirty, self._ticked = False, now
+        state, smoothing = self.state, self._smoothing
+        self.query_one(RunHeader).show(state, now, self.lost)
+        self.query_one("#loss-g", LineChart).data = loss_chart_data(state, state.generator_losses(), smoothing)
+        self.query_one("#loss-d", LineChart).data = loss_chart_data(state, state.discriminator_losses(), smoothing)
+        self.query_one("#loss-g", LineChart).border_title = f"generator losses · smoothing {smoothing:g}"
+        self.query_one(ThroughputPanel).show(state, now)
 
     def check_engine(self) -> None:
         """A live status with no engine behind it (or a failed one) means the engine is lost."""

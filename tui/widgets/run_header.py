@@ -74,7 +74,7 @@ class RunHeader(Static):
             text.append("  " + " · ".join(extras), style="dim")
         text.append("\n")
         text.append_text(self.progress_line(state, now, lost, color))
-        self.update(text)
+        self.update(text, layout=False)  # its height is fixed (3 rows): a clock tick need not re-lay the screen
 
     def progress_line(self, state: RunState, now: float, lost: bool, color: str) -> Text:
         """iter n / total, a bar, %, ETA, elapsed and it/s; the bar takes what the figures leave of the width,
