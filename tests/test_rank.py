@@ -309,3 +309,20 @@ def test_a_checkpoint_with_artifacts_is_marked_and_ranked_after_the_clean_ones(r
     assert data["candidates"][0]["figures"]["niqe"] is None
     again = rank_run(run_copy, original=None)
     assert again.evaluated == 0 and [c.flags for c in again.ranked] == [c.flags for c in result.ranked]
+
+
+def test_cli_rank_shows_the_figures_and_ranks_the_marked_after(run_copy: Path, tmp_path: Path) -> None:
+    from tests.conftest import srcockpit
+
+    _crafted_checkpoints(run_copy)
+    out = srcockpit("rank", str(run_copy), "--original", "none", cwd=tmp_path).stdout
+    for heading in ("NIQE", "colour", "chroma", "checker", "sharp"):
+        assert heading in out
+    assert "best: net_g_300.pth [params]" in out and "2 of 3 ranked after the clean ones" in out
+    rows = [line for line in out.splitlines() if "net_g_" in line and "[params]" in line and "best:" not in line]
+    assert [row.split("net_g_")[1].split(".pth")[0] for row in rows] == ["300", "100", "200"]
+    assert "! colour shift 8.01" in rows[1] and "! checkerboard" in rows[2] and "!" not in rows[0]
+    data = json.loads(srcockpit("rank", str(run_copy), "--original", "none", "--json", cwd=tmp_path).stdout)
+    assert [c["iter"] for c in data["candidates"]] == [300, 100, 200] and data["best"]["flags"] == []
+    assert data["candidates"][2]["flags"][0].startswith("checkerboard ")
+    assert data["references"][1]["label"] == "bicubic" and data["references"][1]["figures"]["checkerboard"] < 0.1
