@@ -305,7 +305,7 @@ class Demo:
                               stages={"finetuned": f"{best['run']} iter {best['iter']} [{best['entry']}]"},
                               timing_runs=self.settings.timing_runs, frame=self.settings.timing_frame,
                               progress=job.progress)
-        models = {label: {key: m.get(key) for key in ("psnr", "ssim", "parameters")}
+        models = {label: {key: m.get(key) for key in ("psnr", "ssim", "parameters", "figures", "flags")}
                   for label, m in result.data["models"].items()}
         return {"report": str(result.html_path), "json": str(result.json_path), "models": models,
                 "criteria": result.criteria}

@@ -84,7 +84,7 @@ class MetricSettings:
         return f"{'Y' if self.test_y_channel else 'RGB'}, crop_border {crop} ({self.source}); {METRIC_CONVENTION}"
 
 
-def _json_figures(figures: dict[str, float]) -> dict[str, float | None]:
+def json_figures(figures: dict[str, float]) -> dict[str, float | None]:
     """nan (NIQE of an image too small for it) as None: JSON has no nan."""
     return {name: value if math.isfinite(value) else None for name, value in figures.items()}
 
@@ -117,7 +117,7 @@ class Score:
 
     def to_dict(self) -> dict[str, Any]:
         return {"psnr": self.psnr, "ssim": self.ssim, "images": [list(i) for i in self.images],
-                "figures": _json_figures(self.figures), "crop_border": self.crop_border,
+                "figures": json_figures(self.figures), "crop_border": self.crop_border,
                 "test_y_channel": self.test_y_channel, "device": self.device,
                 "seconds": round(self.seconds, 3)}
 
@@ -168,7 +168,7 @@ class Candidate:
 
     def to_dict(self) -> dict[str, Any]:
         return {"file": str(self.file), "iter": self.iter, "entry": self.entry, "sha256": self.sha256,
-                "rank": self.rank, "psnr": self.psnr, "ssim": self.ssim, "figures": _json_figures(self.figures),
+                "rank": self.rank, "psnr": self.psnr, "ssim": self.ssim, "figures": json_figures(self.figures),
                 "flags": self.flags, "note": self.note, "error": self.error,
                 "scores": {name: score.to_dict() for name, score in self.scores.items()}}
 
@@ -196,7 +196,7 @@ class Reference:
 
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "description": self.description, "parameters": self.parameters,
-                "psnr": self.psnr, "ssim": self.ssim, "figures": _json_figures(self.figures),
+                "psnr": self.psnr, "ssim": self.ssim, "figures": json_figures(self.figures),
                 "scores": {name: score.to_dict() for name, score in self.scores.items()}}
 
 
@@ -770,7 +770,7 @@ def promote(result: RankResult, target: Path = DEFAULT_TARGET, candidate: Candid
     save_checkpoint(target, state, promoted=info)
     crop = result.scale if result.settings.crop_border is None else result.settings.crop_border
     sidecar = {**info, "stage": "fine-tuned", "parameters": count_parameters(state), "arch": infer_arch(state).label,
-               "psnr": chosen.psnr, "ssim": chosen.ssim, "figures": _json_figures(chosen.figures),
+               "psnr": chosen.psnr, "ssim": chosen.ssim, "figures": json_figures(chosen.figures),
                "flags": chosen.flags,
                "scores": {name: {"psnr": s.psnr, "ssim": s.ssim} for name, s in chosen.scores.items()},
                "valsets": [v.to_dict() for v in result.valsets],

@@ -11,9 +11,6 @@ from pathlib import Path
 from typing import Any
 
 HELP = "rank a run's checkpoints by validation PSNR/SSIM; --promote copies the best to weights/"
-# The figures shown beside PSNR/SSIM (engine.metrics.standard_figures' names): key, heading, format.
-FIGURE_COLUMNS = (("niqe", "NIQE", "{:.2f}"), ("color_shift", "colour", "{:.2f}"), ("chroma_shift", "chroma", "{:.2f}"),
-                  ("checkerboard", "checker", "{:.2%}"), ("sharpness", "sharp", "{:.2f}"))
 FIGURES_CAPTION = ("NIQE (lower better), colour and chroma shift (grey levels), checkerboard (share of the error at "
                    "the upscale's period), sharpness (detail vs GT's, 1 = as sharp)")
 
@@ -75,16 +72,12 @@ def resolve_run_dir(name: str) -> Path:
         raise
 
 
-def figure_text(key: str, value: Any) -> str:
-    """One figure as the ranking shows it; '-' for none or nan (NIQE of an image too small for it)."""
-    form = next(form for name, _, form in FIGURE_COLUMNS if name == key)
-    return form.format(value) if isinstance(value, (int, float)) and value == value else "-"
-
-
 def rank_table(result: Any) -> Any:
     """The ranked candidates and the references, as one rich Table."""
     from rich.markup import escape
     from rich.table import Table
+
+    from engine.artifacts import SHOWN_FIGURES, figure_text
 
     many = len(result.valsets) > 1
     names = ", ".join(f"{v.name} ({v.gt_dir})" for v in result.valsets)
@@ -103,7 +96,7 @@ def rank_table(result: Any) -> Any:
     if many:
         table.add_column("mean PSNR", justify="right")
         table.add_column("mean SSIM", justify="right")
-    for _, heading, _ in FIGURE_COLUMNS:
+    for _, heading, _, _ in SHOWN_FIGURES:
         table.add_column(heading + (" (mean)" if many else ""), justify="right")
     table.add_column("")
 
@@ -114,12 +107,12 @@ def rank_table(result: Any) -> Any:
             row += [f"{score.psnr:.3f}", f"{score.ssim:.4f}"] if score else ["-", "-"]
         if many:
             row += [f"{psnr:.3f}", f"{ssim:.4f}"]
-        return row + [figure_text(key, figures.get(key)) for key, _, _ in FIGURE_COLUMNS]
+        return row + [figure_text(key, figures.get(key)) for key, *_ in SHOWN_FIGURES]
 
     for candidate in result.candidates:
         if candidate.rank is None:
             table.add_row("-", escape(candidate.label), str(candidate.iter or "-"), *["-"] * (2 * len(result.valsets)
-                          + 2 * many + len(FIGURE_COLUMNS)), f"[red]{escape(candidate.error or '')}[/]")
+                          + 2 * many + len(SHOWN_FIGURES)), f"[red]{escape(candidate.error or '')}[/]")
             continue
         best = candidate.rank == 1
         flags = ["[bold green]best[/]" if best else "", *(f"[yellow]! {escape(flag)}[/]" for flag in candidate.flags),
