@@ -82,5 +82,5 @@ def standard_figures(scale: int, crop_border: int) -> dict[str, dict[str, Any]]:
         "checkerboard": {"type": artifacts.CHECKERBOARD_TYPE, "scale": scale, "crop_border": crop_border,
                          "better": "lower"},
         "sharpness": {"type": artifacts.SHARPNESS_TYPE, "scale": scale, "crop_border": crop_border, "better": "higher"},
-        "niqe": {"type": "calculate_niqe_or_nan", "crop_border": crop_border, "better": "lower"},
+        "niqe": {"type": artifacts.NIQE_TYPE, "crop_border": crop_border, "better": "lower"},
     }
