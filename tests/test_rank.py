@@ -326,3 +326,21 @@ def test_cli_rank_shows_the_figures_and_ranks_the_marked_after(run_copy: Path, t
     assert [c["iter"] for c in data["candidates"]] == [300, 100, 200] and data["best"]["flags"] == []
     assert data["candidates"][2]["flags"][0].startswith("checkerboard ")
     assert data["references"][1]["label"] == "bicubic" and data["references"][1]["figures"]["checkerboard"] < 0.1
+
+
+def test_best_over_stages_passes_over_a_marked_checkpoint(run_copy: Path) -> None:
+    """The demo's pick over both stages (engine.stages.best_checkpoint) follows the ranking: the blue-shifted
+    checkpoint of one run has the higher PSNR, the clean one of the other run is chosen."""
+    from engine.stages import best_checkpoint
+
+    _crafted_checkpoints(run_copy)
+    other = run_copy.parent / "tiny_other"
+    shutil.copytree(run_copy, other)
+    for iteration in (200, 300):
+        (run_copy / "models" / f"net_g_{iteration}.pth").unlink()
+    (other / "models" / "net_g_100.pth").unlink()
+    (other / "models" / "net_g_200.pth").unlink()
+    result, best = best_checkpoint(run_copy, other)
+    assert best.iter == 300 and best.flags == [] and result.run_dir == other
+    blue = best_checkpoint(run_copy)[1]  # alone, it is its run's best all the same (from the cache)
+    assert blue.iter == 100 and blue.psnr > best.psnr and blue.flags
