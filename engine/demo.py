@@ -35,6 +35,7 @@ METRIC_OVERRIDES = [
     *(f"val.metrics.{m}.{k}" for m in ("psnr", "ssim") for k in ("crop_border=2", "test_y_channel=true")),
     *(f"val.metrics.{m}.crop_border=2" for m in ("color_shift", "chroma_shift", "checkerboard", "sharpness", "niqe")),
 ]
+GAN_LABEL = "GAN stage"  # the comparison report's row for the GAN stage's last checkpoint
 PERCEPTUAL_OFF = ("perceptual loss off: VGG19 ImageNet weights are not installable offline "
                   "(pass --vgg-weights vgg19-dcbb9e9d.pth to switch it on)")
 
@@ -301,16 +302,31 @@ class Demo:
         from engine.report import build_report
 
         best = self.record["steps"]["rank"]["best"]
+        gan_file, gan_iter = self._gan_end()
+        # the GAN stage's own end beside the chosen best: its artifact figures are what the stage did
         result = build_report({"original": self.paths.original, "transferred": self.paths.transferred,
-                               "transferred (plan rule)": self.paths.plan_transfer, "finetuned": self.paths.finetuned},
+                               "transferred (plan rule)": self.paths.plan_transfer, "finetuned": self.paths.finetuned,
+                               GAN_LABEL: gan_file},
                               self._val_dirs(), self.paths.report,
-                              stages={"finetuned": f"{best['run']} iter {best['iter']} [{best['entry']}]"},
+                              stages={"finetuned": f"{best['run']} iter {best['iter']} [{best['entry']}]",
+                                      GAN_LABEL: f"demo_stage2_gan iter {gan_iter} [params_ema], the GAN stage's end"},
                               timing_runs=self.settings.timing_runs, frame=self.settings.timing_frame,
                               progress=job.progress)
-        models = {label: {key: m.get(key) for key in ("psnr", "ssim", "parameters")}
+        models = {label: {key: m.get(key) for key in ("psnr", "ssim", "parameters", "figures", "flags")}
                   for label, m in result.data["models"].items()}
         return {"report": str(result.html_path), "json": str(result.json_path), "models": models,
                 "criteria": result.criteria}
+
+    def _gan_end(self) -> tuple[Path, int]:
+        """The GAN stage's last numbered checkpoint and its iteration."""
+        from engine.rank import list_checkpoints
+
+        numbered = [(path, it) for path, it in list_checkpoints(self.paths.stage("demo_stage2_gan").root)
+                    if it is not None]
+        if not numbered:
+            raise UserError("the GAN stage (demo_stage2_gan) wrote no checkpoint",
+                            f"see {self.paths.stage('demo_stage2_gan').events}")
+        return numbered[-1]
 
     def step_export(self, job: Job) -> dict[str, Any]:
         from engine.export import export_checkpoint

@@ -19,7 +19,7 @@ report and the training engine's validation all give the same figures for the sa
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,7 @@ class ImageScore:
     name: str
     psnr: float
     ssim: float
+    figures: dict[str, float] = field(default_factory=dict)  # the other metrics asked for (artifacts, NIQE)
 
 
 @dataclass
@@ -89,9 +90,15 @@ class EvalResult:
     def ssim(self) -> float:
         return float(np.mean([score.ssim for score in self.images]))
 
+    @property
+    def figures(self) -> dict[str, float]:
+        """Each other metric's mean over the images, as basicsr's validation averages it (a nan stays nan)."""
+        names = self.images[0].figures if self.images else {}
+        return {name: float(np.mean([score.figures[name] for score in self.images])) for name in names}
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data.update(psnr=self.psnr, ssim=self.ssim)
+        data.update(psnr=self.psnr, ssim=self.ssim, figures=self.figures)
         return data
 
     def summary(self) -> str:
@@ -213,8 +220,10 @@ def upscale(model: Model, lq: np.ndarray, *, scale: int, device: str | torch.dev
 def evaluate_model(model: Model, gt_dir: Path | PairedImages, lq_dir: Path | None = None, *,
                    crop_border: int | None = None, test_y_channel: bool = True,
                    device: str | torch.device | None = None, tile: int = 0, tile_pad: int = 10,
-                   label: str = "model", progress: ProgressFn | None = None) -> EvalResult:
-    """Score model on a paired set (folders, or a PairedImages already read).
+                   label: str = "model", figures: Mapping[str, dict[str, Any]] | None = None,
+                   progress: ProgressFn | None = None) -> EvalResult:
+    """Score model on a paired set (folders, or a PairedImages already read); figures: other val.metrics entries
+    (engine.metrics.standard_figures) scored on the same outputs.
 
     An nn.Module is moved to `device` (default: where it already is) and put in eval mode for the run;
     its train/eval flag is restored afterwards, so the training engine can call this mid-run.
@@ -230,7 +239,8 @@ def evaluate_model(model: Model, gt_dir: Path | PairedImages, lq_dir: Path | Non
     try:
         for number, (name, gt, lq) in enumerate(zip(pairs.names, pairs.gt, pairs.lq, strict=True), start=1):
             sr = upscale(model, lq, scale=pairs.scale, device=target, tile=tile, tile_pad=tile_pad)
-            scores.append(ImageScore(name, *score(sr, gt, crop_border=crop, test_y_channel=test_y_channel)))
+            scores.append(ImageScore(name, *score(sr, gt, crop_border=crop, test_y_channel=test_y_channel),
+                                     image_figures(sr, gt, figures or {})))
             if progress:
                 progress(number, len(pairs), name)
     finally:
@@ -259,6 +269,7 @@ BASELINES: dict[str, tuple[Callable[[np.ndarray, int], np.ndarray], str]] = {
 def evaluate_baselines(gt_dir: Path | PairedImages, lq_dir: Path | None = None, *,
                        crop_border: int | None = None, test_y_channel: bool = True,
                        which: Sequence[str] = ("nearest", "bicubic"),
+                       figures: Mapping[str, dict[str, Any]] | None = None,
                        progress: ProgressFn | None = None) -> dict[str, EvalResult]:
     """Nearest-neighbour and bicubic upscaling of the same LR images, scored like evaluate_model."""
     pairs = gt_dir if isinstance(gt_dir, PairedImages) else load_pairs(Path(gt_dir), Path(lq_dir or ""))
@@ -269,9 +280,11 @@ def evaluate_baselines(gt_dir: Path | PairedImages, lq_dir: Path | None = None, 
             raise UserError(f"unknown baseline {kind}", f"choose from {', '.join(BASELINES)}")
         method, convention = BASELINES[kind]
         start = time.perf_counter()
-        scores = [ImageScore(name, *score(method(lq, pairs.scale), gt, crop_border=crop,
-                                          test_y_channel=test_y_channel))
-                  for name, gt, lq in zip(pairs.names, pairs.gt, pairs.lq, strict=True)]
+        scores = []
+        for name, gt, lq in zip(pairs.names, pairs.gt, pairs.lq, strict=True):
+            sr = method(lq, pairs.scale)
+            scores.append(ImageScore(name, *score(sr, gt, crop_border=crop, test_y_channel=test_y_channel),
+                                     image_figures(sr, gt, figures or {})))
         seconds = time.perf_counter() - start
         results[kind] = EvalResult(kind, pairs.scale, crop, test_y_channel, scores, seconds, "cpu",
                                    convention)
@@ -295,9 +308,16 @@ def baseline_figures(pairs: PairedImages, metrics: dict[str, dict[str, Any]],
         method = BASELINES[kind][0]
         sums = dict.fromkeys(chosen, 0.0)
         for gt, lq in zip(pairs.gt, pairs.lq, strict=True):
-            data = {"img": np.ascontiguousarray(method(lq, pairs.scale)[..., ::-1]),
-                    "img2": np.ascontiguousarray(gt[..., ::-1])}  # uint8 BGR, as basicsr's validation passes them
-            for name, metric in chosen.items():
-                sums[name] += float(calculate_metric(data, metric))
+            for name, value in image_figures(method(lq, pairs.scale), gt, chosen).items():
+                sums[name] += value
         figures[kind] = {name: total / len(pairs) for name, total in sums.items()}
     return figures
+
+
+def image_figures(sr: np.ndarray, gt: np.ndarray, metrics: Mapping[str, dict[str, Any]]) -> dict[str, float]:
+    """val.metrics entries on one uint8 RGB output and its GT, through basicsr's calculate_metric (as BGR, as
+    basicsr's validation passes them)."""
+    if not metrics:
+        return {}
+    data = {"img": np.ascontiguousarray(sr[..., ::-1]), "img2": np.ascontiguousarray(gt[..., ::-1])}
+    return {name: float(calculate_metric(data, metric)) for name, metric in metrics.items()}

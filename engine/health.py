@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean, pstdev
@@ -44,6 +44,44 @@ CHECKERBOARD_OVER_BICUBIC = 3.0  # ... and this many times bicubic's share on th
 SHARPNESS_MIN = 0.6  # detail energy vs GT's: below it the output is nearer bicubic's smoothness than GT's
 COLOR_HINT = ("reduce the GAN loss weight (train.gan_opt.loss_weight) and check the data's channel order (BGR/RGB); "
               "`srcockpit rank` keeps the checkpoint before the drift")
+
+
+COLOR_LIMITS = {"color": COLOR_SHIFT_MAX, "chroma": CHROMA_SHIFT_MAX}
+
+
+def color_over(figure: str, value: float) -> bool:
+    """A colour ('color') or chroma ('chroma') shift above its limit."""
+    return value > COLOR_LIMITS[figure]
+
+
+def checkerboard_over(value: float, bicubic: float | None) -> bool:
+    """A checkerboard share above its limit and, when bicubic's on the same images is known, above a multiple of it."""
+    return value > CHECKERBOARD_MAX and (bicubic is None or value > CHECKERBOARD_OVER_BICUBIC * bicubic)
+
+
+def _finite(metrics: Mapping[str, float], name: str | None) -> float | None:
+    value = metrics.get(name or "")
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def artifact_problems(metrics: Mapping[str, float], names: Mapping[str, str],
+                      bicubic: Mapping[str, float] | None = None) -> list[str]:
+    """Why one model's figures on one validation set are above the limits the live alerts use (empty: clean).
+
+    names: figure ('color', 'chroma', 'checkerboard') -> the key holding it in metrics (engine.artifacts.figure_names);
+    bicubic: the same keys for bicubic upscaling of the same images. The ranking and the comparison report mark a
+    checkpoint with these, so a model the cockpit warned about is never silently the best."""
+    problems = []
+    for figure, what in (("color", "colour shift"), ("chroma", "chroma shift")):
+        value = _finite(metrics, names.get(figure))
+        if value is not None and color_over(figure, value):
+            problems.append(f"{what} {value:.2f} > {COLOR_LIMITS[figure]} grey levels")
+    value = _finite(metrics, names.get("checkerboard"))
+    reference = _finite(bicubic or {}, names.get("checkerboard"))
+    if value is not None and checkerboard_over(value, reference):
+        against = f" (bicubic {reference:.2%})" if reference is not None else ""
+        problems.append(f"checkerboard {value:.2%} > {CHECKERBOARD_MAX:.0%}{against}")
+    return problems
 
 
 @dataclass(frozen=True)
@@ -118,6 +156,75 @@ def unregister_detector(detector: IterDetector) -> None:
     ITER_DETECTORS[:] = [known for known in ITER_DETECTORS if known is not detector]
 
 
+@dataclass(frozen=True)
+class Finding:
+    """What a loss detector saw: the alert's code, message and hint."""
+
+    code: str
+    message: str
+    hint: str
+
+
+LossDetector = Callable[[str, Sequence[float]], Finding | None]
+LR_HINT = "reduce the learning rate (the plan's answer to non-converging losses)"
+
+
+def _halves(values: Sequence[float]) -> tuple[list[float], list[float]] | None:
+    """The window's older and newer halves, once the window is full."""
+    if len(values) < WINDOW:
+        return None
+    window = list(values)[-WINDOW:]
+    return window[:WINDOW // 2], window[WINDOW // 2:]
+
+
+def rising(factor: float, hint: str) -> LossDetector:
+    """The newer half's mean above `factor` x the older half's: the loss diverges. A loss that can be negative
+    (a WGAN's) has no such ratio: watched only while its older half is positive."""
+    def detect(name: str, values: Sequence[float]) -> Finding | None:
+        halves = _halves(values)
+        if halves is None or fmean(halves[0]) <= 0 or fmean(halves[1]) <= factor * fmean(halves[0]):
+            return None
+        return Finding(f"diverging:{name}", f"{name} rose {fmean(halves[1]) / fmean(halves[0]):.1f}x over the last "
+                       f"{WINDOW} iterations", hint)
+    return detect
+
+
+def oscillating(spread: float, hint: str) -> LossDetector:
+    """The newer half's standard deviation above `spread` x its mean: the loss swings more than its own size."""
+    def detect(name: str, values: Sequence[float]) -> Finding | None:
+        halves = _halves(values)
+        if halves is None or fmean(halves[1]) <= 0 or pstdev(halves[1]) <= spread * fmean(halves[1]):
+            return None
+        return Finding(f"oscillating:{name}", f"{name} oscillates more than its own size", hint)
+    return detect
+
+
+def collapsed(limit: float, iterations: int = 50) -> LossDetector:
+    """Every one of the last `iterations` values below `limit`: the discriminator wins every time."""
+    def detect(name: str, values: Sequence[float]) -> Finding | None:
+        if len(values) < iterations or max(list(values)[-iterations:]) >= limit:
+            return None
+        return Finding("d_collapse", f"{name} stayed below {limit} for {iterations} iterations: "
+                       "the discriminator wins every time", "lower the GAN loss weight or raise net_d_iters")
+    return detect
+
+
+# Every loss class of engine.losses and how it is watched; a new detector is one more entry here (D_OUTPUT is the
+# discriminator's mean output, not a loss). Pixel and perceptual losses fall as the network learns. A generator's
+# GAN loss and the discriminator's real/fake losses move as the other network learns, so only a larger rise (2x)
+# counts: a rising D loss means D no longer tells real from fake, a D loss near 0 that it wins every time.
+_G_STEADY = (rising(1.5, f"{LR_HINT}; check the data"), oscillating(1.0, LR_HINT))
+_GAME = (rising(2.0, f"{LR_HINT}, or lower the GAN loss weight (train.gan_opt.loss_weight)"),
+         oscillating(1.0, LR_HINT))
+_D_GAME = (collapsed(D_COLLAPSE), rising(2.0, f"{LR_HINT}, or raise net_d_iters: the discriminator falls behind"),
+           oscillating(1.0, LR_HINT))
+LOSS_DETECTORS: dict[LossKind, tuple[LossDetector, ...]] = {
+    LossKind.PIXEL: _G_STEADY, LossKind.PERCEPTUAL: _G_STEADY, LossKind.STYLE: _G_STEADY,
+    LossKind.GENERATOR_OTHER: _G_STEADY, LossKind.GAN: _GAME,
+    LossKind.D_REAL: _D_GAME, LossKind.D_FAKE: _D_GAME, LossKind.D_OTHER: _D_GAME,
+}
+
+
 class HealthMonitor:
     def __init__(self, opt: dict[str, Any], events: EventWriter, model: Any) -> None:
         self.events = events
@@ -162,26 +269,10 @@ class HealthMonitor:
     def _trends(self) -> None:
         # the model's own names (l_g_pix for RealESRGAN, l_pix for RealESRNet / SRModel): sorted by engine.losses
         for name, values in self.history.items():
-            kind = classify_loss(name)
-            if kind is LossKind.PIXEL and len(values) == WINDOW:
-                self._pixel_trend(name, list(values))
-            elif kind in (LossKind.D_REAL, LossKind.D_FAKE):
-                self._d_collapse(name, values)
-
-    def _pixel_trend(self, name: str, values: list[float]) -> None:
-        half = WINDOW // 2
-        first, second = values[:half], values[half:]
-        if fmean(second) > 1.5 * fmean(first):
-            self.alert("diverging", "warning", f"{name} rose {fmean(second) / fmean(first):.1f}x over the "
-                       f"last {WINDOW} iterations", "reduce the learning rate; check the data")
-        elif pstdev(second) > fmean(second):
-            self.alert("oscillating", "warning", f"{name} oscillates more than its own size",
-                       "reduce the learning rate")
-
-    def _d_collapse(self, name: str, values: deque[float]) -> None:
-        if len(values) >= 50 and max(list(values)[-50:]) < D_COLLAPSE:
-            self.alert("d_collapse", "warning", f"{name} stayed below {D_COLLAPSE} for 50 iterations: "
-                       "the discriminator wins every time", "lower the GAN loss weight or raise net_d_iters")
+            for detector in LOSS_DETECTORS.get(classify_loss(name), ()):
+                finding = detector(name, values)
+                if finding is not None:
+                    self.alert(finding.code, "warning", finding.message, finding.hint)
 
     def after_val(self, current_iter: int, dataset: str, metrics: dict[str, float],
                   bicubic: dict[str, float] | None = None) -> None:
@@ -203,16 +294,15 @@ class HealthMonitor:
         self.best_psnr[dataset] = max(psnr, best if best is not None else psnr)
 
     def _figure(self, metrics: dict[str, float], figure: str) -> float | None:
-        value = metrics.get(self.figures.get(figure, ""))
-        return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+        return _finite(metrics, self.figures.get(figure))
 
     def _artifacts(self, dataset: str, metrics: dict[str, float], bicubic: dict[str, float], rising: bool) -> None:
-        for figure, limit in (("color", COLOR_SHIFT_MAX), ("chroma", CHROMA_SHIFT_MAX)):
-            self._color(dataset, figure, limit, metrics)
+        for figure in COLOR_LIMITS:
+            self._color(dataset, figure, metrics)
         self._checkerboard(dataset, metrics, bicubic)
         self._smoothing(dataset, metrics, bicubic, rising)
 
-    def _color(self, dataset: str, figure: str, limit: float, metrics: dict[str, float]) -> None:
+    def _color(self, dataset: str, figure: str, metrics: dict[str, float]) -> None:
         value = self._figure(metrics, figure)
         if value is None:
             return
@@ -220,8 +310,9 @@ class HealthMonitor:
         trail.append(value)
         code = f"{'color' if figure == 'color' else 'chroma'}_shift:{dataset}"
         what = "colour shift (largest channel mean of SR - GT)" if figure == "color" else "chroma shift (mean Cb/Cr)"
-        if value > limit:
-            self.alert(code, "warning", f"{dataset} {what} {value:.2f} grey levels, above {limit}", COLOR_HINT)
+        if color_over(figure, value):
+            self.alert(code, "warning", f"{dataset} {what} {value:.2f} grey levels, above {COLOR_LIMITS[figure]}",
+                       COLOR_HINT)
         elif len(trail) == 3 and trail[0] < trail[1] < trail[2] and trail[2] - trail[0] >= COLOR_GROWTH[figure]:
             self.alert(code, "warning", f"{dataset} {what} grew 3 validations running: "
                        f"{' -> '.join(f'{v:.2f}' for v in trail)} grey levels", COLOR_HINT)
@@ -234,7 +325,7 @@ class HealthMonitor:
             return
         reference = self._figure(bicubic, "checkerboard")
         code = f"checkerboard:{dataset}"
-        if value > CHECKERBOARD_MAX and (reference is None or value > CHECKERBOARD_OVER_BICUBIC * reference):
+        if checkerboard_over(value, reference):
             against = f" (bicubic {reference:.2%})" if reference is not None else ""
             self.alert(code, "warning", f"{dataset} checkerboard: {value:.2%} of the error energy at the "
                        f"{self.scale}-pixel period{against}",
@@ -250,7 +341,7 @@ class HealthMonitor:
         trail = self.val_trail.setdefault((dataset, "sharpness"), deque(maxlen=2))
         trail.append(value)
         reference = self._figure(bicubic, "sharpness")
-        code = f"smooth:{dataset}"
+        code = f"over_smoothing:{dataset}"
         if value < SHARPNESS_MIN and rising and len(trail) == 2 and trail[1] < trail[0]:
             against = f", bicubic {reference:.2f}" if reference is not None else ""
             self.alert(code, "warning", f"{dataset} over-smoothing: detail fell to {value:.2f} of GT's{against} "

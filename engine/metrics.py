@@ -70,3 +70,17 @@ def calculate_niqe_or_nan(img: np.ndarray, crop_border: int = 0, input_order: st
         return float(calculate_niqe(img, crop_border, input_order=input_order, convert_to=convert_to))
     except np.linalg.LinAlgError:  # a flat image: its block statistics are degenerate
         return math.nan
+
+
+def standard_figures(scale: int, crop_border: int) -> dict[str, dict[str, Any]]:
+    """The artifact figures and NIQE as val.metrics entries, named as the shipped options name them: what the
+    ranking and the comparison report score beside PSNR/SSIM, whatever a run's own options hold."""
+    return {
+        "color_shift": {"type": artifacts.COLOR_SHIFT_TYPE, "crop_border": crop_border, "better": "lower"},
+        "chroma_shift": {"type": artifacts.COLOR_SHIFT_TYPE, "channel": "chroma", "crop_border": crop_border,
+                         "better": "lower"},
+        "checkerboard": {"type": artifacts.CHECKERBOARD_TYPE, "scale": scale, "crop_border": crop_border,
+                         "better": "lower"},
+        "sharpness": {"type": artifacts.SHARPNESS_TYPE, "scale": scale, "crop_border": crop_border, "better": "higher"},
+        "niqe": {"type": artifacts.NIQE_TYPE, "crop_border": crop_border, "better": "lower"},
+    }

@@ -303,6 +303,8 @@ class RankedCandidate(msgspec.Struct):
     psnr: float | None = None
     ssim: float | None = None
     scores: dict[str, Scores] = {}
+    figures: dict[str, float | None] = {}  # NIQE and the artifact figures (engine.metrics.standard_figures)
+    flags: list[str] = []  # artifacts above the health limits: ranked after the clean ones
     note: str | None = None
     error: str | None = None  # why it could not be scored
 
@@ -312,6 +314,7 @@ class RankReference(msgspec.Struct):
     description: str = ""
     psnr: float | None = None
     ssim: float | None = None
+    figures: dict[str, float | None] = {}
 
 
 class RankValset(msgspec.Struct):

@@ -5,8 +5,13 @@
   differs from every numbered file.
 - metrics: basicsr's PSNR/SSIM through engine/evaluate.py, with crop_border and test_y_channel taken from
   the run's options (val.metrics.psnr), unless overridden; every result states them.
+- figures beside them: NIQE and the artifact figures of engine/artifacts.py (colour and chroma shift,
+  checkerboard share, sharpness) on the same outputs (engine.metrics.standard_figures, the same crop_border).
 - order: the plan's criterion, highest PSNR, then SSIM (means over the validation sets, each set weighted
-  the same); ties go to the later iteration, then params_ema before params.
+  the same); ties go to the later iteration, then params_ema before params. A candidate whose colour shift
+  or checkerboard on any set is above the live alerts' limits (engine.health.artifact_problems) is marked
+  with the reason and ranked after every clean one: a high PSNR does not hide the artifacts the cockpit
+  warned about.
 - references beside the ranking, never ranked: nearest and bicubic upscaling, the original model when
   known (the shipped ncnn realesr-animevideov3 through the exact x2 head) and the run's start point
   (path.pretrain_network_g).
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import time
@@ -29,9 +35,12 @@ from typing import Any
 
 import torch
 
+from engine.artifacts import figure_names
 from engine.data.images import list_images, require_folder
 from engine.evaluate import METRIC_CONVENTION, EvalResult, PairedImages, evaluate_baselines, evaluate_model, load_pairs
 from engine.files import sha256_file
+from engine.health import artifact_problems
+from engine.metrics import standard_figures
 from engine.protocol import ProgressFn, RunPaths, UserError
 from engine.srvgg import (
     StateDict,
@@ -44,11 +53,12 @@ from engine.srvgg import (
 )
 from engine.weights.precheck import require_checkpoint_file
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: scores carry the artifact figures and NIQE
 CACHE_NAME = "rank_cache.json"
 DEFAULT_TARGET = Path("weights/small-realesr-animevideox2v3-finetuned.pth")
 CHECKPOINT_RE = re.compile(r"^net_g_(\d+|latest)\.pth$")
-RANK_RULE = "highest mean PSNR over the validation sets, then highest mean SSIM (finetune-plan.md 5.4)"
+RANK_RULE = ("highest mean PSNR over the validation sets, then highest mean SSIM (finetune-plan.md 5.4); "
+             "a checkpoint with colour shift or checkerboard above the health limits after every clean one")
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,11 @@ class MetricSettings:
         return f"{'Y' if self.test_y_channel else 'RGB'}, crop_border {crop} ({self.source}); {METRIC_CONVENTION}"
 
 
+def json_figures(figures: dict[str, float]) -> dict[str, float | None]:
+    """nan (NIQE of an image too small for it) as None: JSON has no nan."""
+    return {name: value if math.isfinite(value) else None for name, value in figures.items()}
+
+
 @dataclass
 class Score:
     """Mean PSNR/SSIM of one model on one validation set, with the per-image figures."""
@@ -81,6 +96,7 @@ class Score:
     psnr: float
     ssim: float
     images: list[tuple[str, float, float]] = field(default_factory=list)
+    figures: dict[str, float] = field(default_factory=dict)  # standard_figures' means: artifacts, NIQE
     crop_border: int = 0
     test_y_channel: bool = True
     device: str = "cpu"
@@ -89,18 +105,20 @@ class Score:
 
     @classmethod
     def from_eval(cls, result: EvalResult) -> Score:
-        return cls(result.psnr, result.ssim, [(s.name, s.psnr, s.ssim) for s in result.images], result.crop_border,
-                   result.test_y_channel, result.device, result.seconds)
+        return cls(result.psnr, result.ssim, [(s.name, s.psnr, s.ssim) for s in result.images], result.figures,
+                   result.crop_border, result.test_y_channel, result.device, result.seconds)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Score:
-        return cls(float(data["psnr"]), float(data["ssim"]), [tuple(i) for i in data.get("images", [])],
+        figures = {k: math.nan if v is None else float(v) for k, v in (data.get("figures") or {}).items()}
+        return cls(float(data["psnr"]), float(data["ssim"]), [tuple(i) for i in data.get("images", [])], figures,
                    int(data.get("crop_border", 0)), bool(data.get("test_y_channel", True)),
                    str(data.get("device", "cpu")), float(data.get("seconds", 0.0)), cached=True)
 
     def to_dict(self) -> dict[str, Any]:
         return {"psnr": self.psnr, "ssim": self.ssim, "images": [list(i) for i in self.images],
-                "crop_border": self.crop_border, "test_y_channel": self.test_y_channel, "device": self.device,
+                "figures": json_figures(self.figures), "crop_border": self.crop_border,
+                "test_y_channel": self.test_y_channel, "device": self.device,
                 "seconds": round(self.seconds, 3)}
 
 
@@ -109,7 +127,8 @@ def _mean(values: Sequence[float]) -> float:
 
 
 class _MeanScores:
-    """PSNR and SSIM as the means over the validation sets a Candidate or Reference was scored on."""
+    """PSNR, SSIM and the other figures as the means over the validation sets a Candidate or Reference was
+    scored on."""
 
     scores: dict[str, Score]
 
@@ -120,6 +139,16 @@ class _MeanScores:
     @property
     def ssim(self) -> float:
         return _mean([s.ssim for s in self.scores.values()])
+
+    @property
+    def figures(self) -> dict[str, float]:
+        return mean_figures([s for s in self.scores.values() if s is not None])
+
+
+def mean_figures(scores: Sequence[Score]) -> dict[str, float]:
+    """Each figure's mean over the validation sets (each set weighted the same; nan where one set lacks it)."""
+    names = {name for score in scores for name in score.figures}
+    return {name: _mean([score.figures.get(name, math.nan) for score in scores]) for name in sorted(names)}
 
 
 @dataclass
@@ -134,6 +163,7 @@ class Candidate(_MeanScores):
     rank: int | None = None
     note: str = ""
     error: str | None = None
+    flags: list[str] = field(default_factory=list)  # artifacts above the health limits, "SET: why"
 
     @property
     def label(self) -> str:
@@ -145,7 +175,8 @@ class Candidate(_MeanScores):
 
     def to_dict(self) -> dict[str, Any]:
         return {"file": str(self.file), "iter": self.iter, "entry": self.entry, "sha256": self.sha256,
-                "rank": self.rank, "psnr": self.psnr, "ssim": self.ssim, "note": self.note, "error": self.error,
+                "rank": self.rank, "psnr": self.psnr, "ssim": self.ssim, "figures": json_figures(self.figures),
+                "flags": self.flags, "note": self.note, "error": self.error,
                 "scores": {name: score.to_dict() for name, score in self.scores.items()}}
 
 
@@ -158,10 +189,9 @@ class Reference(_MeanScores):
     scores: dict[str, Score] = field(default_factory=dict)
     parameters: int | None = None
 
-
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "description": self.description, "parameters": self.parameters,
-                "psnr": self.psnr, "ssim": self.ssim,
+                "psnr": self.psnr, "ssim": self.ssim, "figures": json_figures(self.figures),
                 "scores": {name: score.to_dict() for name, score in self.scores.items()}}
 
 
@@ -502,9 +532,10 @@ def _reference_models(run_dir: Path, scale: int, original: str | Path | None, in
 
 
 def _ranked(candidates: list[Candidate], valsets: int) -> list[Candidate]:
-    """The plan's order (PSNR, SSIM, later iteration, params_ema first), numbered; the failed ones after."""
+    """The plan's order (PSNR, SSIM, later iteration, params_ema first), the ones with artifacts after the clean
+    ones, numbered; the failed ones after."""
     scored = [c for c in candidates if not c.error and len(c.scores) == valsets]
-    scored.sort(key=lambda c: (-c.psnr, -c.ssim, -(c.iter if c.iter is not None else 1 << 62),
+    scored.sort(key=lambda c: (bool(c.flags), -c.psnr, -c.ssim, -(c.iter if c.iter is not None else 1 << 62),
                                0 if c.entry == "params_ema" else 1))
     for number, candidate in enumerate(scored, start=1):
         candidate.rank = number
@@ -536,6 +567,10 @@ class _Ranking:
     @property
     def crop(self) -> int:
         return self.scale if self.settings.crop_border is None else self.settings.crop_border
+
+    @property
+    def figures(self) -> dict[str, dict[str, Any]]:
+        return standard_figures(self.scale, self.crop)
 
     def key(self, content: str, entry: str, spec: ValSpec) -> str:
         return self.cache.key(content, entry, self.hashes[spec.name], self.crop, self.settings.test_y_channel)
@@ -619,13 +654,14 @@ class _Ranking:
 
     def _baselines(self, spec: ValSpec, key: str) -> str:
         results = evaluate_baselines(self.get_pairs(spec), crop_border=self.crop,
-                                     test_y_channel=self.settings.test_y_channel)
+                                     test_y_channel=self.settings.test_y_channel, figures=self.figures)
         for name, result in results.items():
             self.cache.put(f"{key}|{name}", Score.from_eval(result), kind="baseline")
         return f"baselines on {spec.name}"
 
     def _metric(self) -> dict[str, Any]:
-        return {"crop_border": self.crop, "test_y_channel": self.settings.test_y_channel, "device": self.device}
+        return {"crop_border": self.crop, "test_y_channel": self.settings.test_y_channel, "device": self.device,
+                "figures": self.figures}
 
     def _reference(self, target: Reference, spec: ValSpec, key: str) -> str:
         loader = next(load for ref, _, load in self.models if ref is target)
@@ -676,7 +712,21 @@ class _Ranking:
                     candidate.scores[spec.name] = score
         reused = sum(1 for c in candidates for s in c.scores.values() if s.cached) + sum(
             1 for r in references if r.label not in ("nearest", "bicubic") for s in r.scores.values() if s.cached)
+        self.mark(candidates, next(r for r in references if r.label == "bicubic"))
         return references, reused
+
+    def mark(self, candidates: list[Candidate], bicubic: Reference) -> None:
+        """Each candidate's artifacts above the health limits, per validation set (bicubic's as the reference)."""
+        names = figure_names(self.figures)
+        for candidate in candidates:
+            candidate.flags = []
+            for spec in self.specs:
+                score, reference = candidate.scores.get(spec.name), bicubic.scores.get(spec.name)
+                if score is None:
+                    continue
+                prefix = f"{spec.name}: " if len(self.specs) > 1 else ""
+                candidate.flags += [prefix + problem for problem in
+                                    artifact_problems(score.figures, names, reference.figures if reference else None)]
 
 
 # ---------------------------------------------------------------------------------------------- promote
@@ -697,7 +747,8 @@ def promote(result: RankResult, target: Path = DEFAULT_TARGET, candidate: Candid
     save_checkpoint(target, state, promoted=info)
     crop = result.scale if result.settings.crop_border is None else result.settings.crop_border
     sidecar = {**info, "stage": "fine-tuned", "parameters": count_parameters(state), "arch": infer_arch(state).label,
-               "psnr": chosen.psnr, "ssim": chosen.ssim,
+               "psnr": chosen.psnr, "ssim": chosen.ssim, "figures": json_figures(chosen.figures),
+               "flags": chosen.flags,
                "scores": {name: {"psnr": s.psnr, "ssim": s.ssim} for name, s in chosen.scores.items()},
                "valsets": [v.to_dict() for v in result.valsets],
                "settings": {"crop_border": crop, "test_y_channel": result.settings.test_y_channel,

@@ -1,6 +1,8 @@
 """The comparison report of finetune-plan.md section 8.3: original / transferred / fine-tuned.
 
-Per model: PSNR and SSIM (basicsr's, through engine/evaluate.py, nearest and bicubic beside), LPIPS only
+Per model: PSNR and SSIM (basicsr's, through engine/evaluate.py, nearest and bicubic beside), NIQE and the
+artifact figures (colour and chroma shift, checkerboard share, sharpness: engine.metrics.standard_figures), each
+model above the live alerts' colour or checkerboard limits marked with the reason (engine.health), LPIPS only
 where its backbone weights are on this machine (else "not available" and why), parameters, inference time
 per frame (the models timed in turn, engine/timing.py, at the validation-set size and at 270x480; device,
 threads and the runs' spread stated, inconclusive figures said to be), a
@@ -26,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.artifacts import figure_names
 from engine.evaluate import (
     BICUBIC_CONVENTION,
     METRIC_CONVENTION,
@@ -39,8 +42,10 @@ from engine.evaluate import (
     pick_device,
     upscale,
 )
+from engine.health import artifact_problems
+from engine.metrics import standard_figures
 from engine.protocol import ProgressFn, UserError
-from engine.rank import ValSpec, build_net, original_state, parse_valset, sidecar_path
+from engine.rank import ValSpec, build_net, json_figures, original_state, parse_valset, sidecar_path
 from engine.speed import set_torch_threads
 from engine.srvgg import StateDict, count_parameters, infer_arch, read_checkpoint
 from engine.timing import MIN_RUNS, SPREAD_LIMIT, time_interleaved
@@ -69,6 +74,8 @@ class ModelReport:
     ssim: float
     images: list[dict[str, Any]]
     lpips: float | None = None
+    figures: dict[str, float | None] = field(default_factory=dict)  # NIQE and the artifact figures (None: nan)
+    flags: list[str] = field(default_factory=list)  # artifacts above the health limits
     timing: dict[str, Any] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)
     criteria: list[dict[str, Any]] = field(default_factory=list)
@@ -341,9 +348,10 @@ def build_report(models: Mapping[str, ModelSource], valset: ValSpec | PairedImag
             progress(done, total, message)
 
     loaded = {label: load_model(models[label], pairs.scale, label) for label in ordered}  # refusals first
-    baselines = evaluate_baselines(pairs, crop_border=crop_border, test_y_channel=test_y_channel)
+    figures = standard_figures(pairs.scale, pairs.scale if crop_border is None else crop_border)
+    baselines = evaluate_baselines(pairs, crop_border=crop_border, test_y_channel=test_y_channel, figures=figures)
     step("baselines")
-    metric = {"crop_border": crop_border, "test_y_channel": test_y_channel, "device": target}
+    metric = {"crop_border": crop_border, "test_y_channel": test_y_channel, "device": target, "figures": figures}
     reports: dict[str, ModelReport] = {}
     nets: dict[str, torch.nn.Module] = {}
     for label in ordered:
@@ -354,6 +362,7 @@ def build_report(models: Mapping[str, ModelSource], valset: ValSpec | PairedImag
     threads = _time_models(reports, nets, pairs, timing_runs, frame, target) if timing_runs > 0 else None
     original = reports.get("original")
     for label, model in reports.items():
+        model.flags = artifact_problems(model.figures, figure_names(figures), baselines["bicubic"].figures)
         if label != "original":
             model.criteria = check_criteria(model, original)
     tiles = sample_tiles(pairs, nets, samples=samples, crop=crop, device=target)
@@ -376,8 +385,9 @@ def _model_report(label: str, state: StateDict, stage: str, source: str, pairs: 
         memory["measured_cuda_peak_bytes"] = measured_cuda_peak(net, *FRAME, target)
     report = ModelReport(
         label=label, stage=stage, source=source, arch=infer_arch(state).label, parameters=count_parameters(state),
-        psnr=result.psnr, ssim=result.ssim, images=[{"name": s.name, "psnr": s.psnr, "ssim": s.ssim}
-                                                   for s in result.images],
+        psnr=result.psnr, ssim=result.ssim, images=[{"name": s.name, "psnr": s.psnr, "ssim": s.ssim,
+                                                    "figures": json_figures(s.figures)} for s in result.images],
+        figures=json_figures(result.figures),
         lpips=lpips_score(lpips_metric, net, pairs, target) if lpips_metric is not None else None,
         memory=memory)
     return report, net
@@ -418,10 +428,10 @@ def _report_data(pairs: PairedImages, valset_info: dict[str, Any], baselines: di
                      "lpips": lpips_note},
         "timing": timing,
         "models": {
-            "nearest": {"stage": "baseline", "description": NEAREST_CONVENTION, "psnr": baselines["nearest"].psnr,
-                        "ssim": baselines["nearest"].ssim, "parameters": 0, "lpips": None},
-            "bicubic": {"stage": "baseline", "description": BICUBIC_CONVENTION, "psnr": baselines["bicubic"].psnr,
-                        "ssim": baselines["bicubic"].ssim, "parameters": 0, "lpips": None},
+            **{kind: {"stage": "baseline", "description": description, "psnr": baselines[kind].psnr,
+                      "ssim": baselines[kind].ssim, "figures": json_figures(baselines[kind].figures), "parameters": 0,
+                      "lpips": None} for kind, description in (("nearest", NEAREST_CONVENTION),
+                                                               ("bicubic", BICUBIC_CONVENTION))},
             **{DISPLAY.get(label, label): model.to_dict() for label, model in reports.items()},
         },
         "criteria": {DISPLAY.get(label, label): model.criteria for label, model in reports.items() if model.criteria},

@@ -14,7 +14,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from engine.artifacts import SHOWN_FIGURES, figure_text
 from engine.data.images import write_png
+from engine.health import CHECKERBOARD_MAX, CHECKERBOARD_OVER_BICUBIC, CHROMA_SHIFT_MAX, COLOR_SHIFT_MAX
 from engine.timing import describe
 
 DISPLAY_ZOOM = 2  # tiles are shown at twice their size, pixelated, so upscaling artefacts stay visible
@@ -43,6 +45,19 @@ def _fmt(value: Any, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def figure_cells(model: dict[str, Any]) -> list[str]:
+    """A model's figures as the tables show them; '-' where it has none (NIQE of images too small for it)."""
+    figures = model.get("figures") or {}
+    return [figure_text(key, figures.get(key)) for key, *_ in SHOWN_FIGURES]
+
+
+def artifacts_cell(model: dict[str, Any]) -> str:
+    """Why a model is marked (its artifacts above the health limits), 'none' when clean, '-' for the baselines."""
+    if model.get("stage") == "baseline":
+        return "-"
+    return "; ".join(model.get("flags") or []) or "none"
+
+
 def _model_rows(data: dict[str, Any]) -> list[list[str]]:
     rows = []
     models = data["models"]
@@ -53,15 +68,20 @@ def _model_rows(data: dict[str, Any]) -> list[list[str]]:
         frame, val = describe(timing.get("frame", {})), describe(timing.get("valset", {}))
         memory = model.get("memory") or {}
         rows.append([name, model.get("stage", ""), f"{model['parameters']:,}" if model.get("parameters") else "-",
-                     _fmt(model["psnr"], 3), _fmt(model["ssim"], 4),
+                     _fmt(model["psnr"], 3), _fmt(model["ssim"], 4), *figure_cells(model),
                      _fmt(model.get("lpips"), 4) if model.get("lpips") is not None else "n/a",
                      val, frame,
-                     f"{memory['total_bytes'] / 1e6:.1f}" if memory else "-"])
+                     f"{memory['total_bytes'] / 1e6:.1f}" if memory else "-", artifacts_cell(model)])
     return rows
 
 
-MODEL_HEADER = ["model", "stage", "params", "PSNR (dB)", "SSIM", "LPIPS", "ms/frame (valset)", "ms/frame (270x480)",
-                "memory est. (MB)"]
+MODEL_HEADER = ["model", "stage", "params", "PSNR (dB)", "SSIM", *(heading for _, _, heading, _ in SHOWN_FIGURES),
+                "LPIPS", "ms/frame (valset)", "ms/frame (270x480)", "memory est. (MB)", "artifacts"]
+FIGURES_LINE = (f"Figures: NIQE (lower is better; '-' for images under 192 px), colour shift (largest |mean SR - GT| "
+                f"of B, G, R) and chroma shift (|mean Cb, Cr|) in grey levels, checkerboard (share of the error energy "
+                f"at the upscale's period), sharpness (detail energy vs GT's, 1 = as sharp). Marked under artifacts, "
+                f"as the live alerts warn: colour shift > {COLOR_SHIFT_MAX}, chroma shift > {CHROMA_SHIFT_MAX}, "
+                f"checkerboard > {CHECKERBOARD_MAX:.0%} and > {CHECKERBOARD_OVER_BICUBIC:g}x bicubic's")
 
 
 def _settings_lines(data: dict[str, Any]) -> list[str]:
@@ -70,7 +90,7 @@ def _settings_lines(data: dict[str, Any]) -> list[str]:
              f"GT {valset.get('gt_dir')}, LQ {valset.get('lq_dir')}",
              f"Metrics: {'Y channel' if settings['test_y_channel'] else 'RGB'}, crop_border {settings['crop_border']}; "
              f"{settings['metrics']}",
-             f"LPIPS: {settings['lpips']}"]
+             FIGURES_LINE, f"LPIPS: {settings['lpips']}"]
     if timing:
         lines.append(f"Timing: {timing['runs']} runs after {timing['warmup']} warm-up, on {timing['device']} "
                      f"with {timing['threads']} threads ({timing.get('threads_why', 'torch default')}; torch "
@@ -145,8 +165,9 @@ def render_html(data: dict[str, Any], samples: list[dict[str, Any]]) -> str:
     parts += [f"<li>{e(line)}</li>" for line in _settings_lines(data)] + ["</ul>", "<h2>Models</h2><table><tr>"]
     parts += [f"<th>{e(h)}</th>" for h in MODEL_HEADER] + ["</tr>"]
     for row in _model_rows(data):
-        parts.append("<tr>" + "".join(f"<td class='text'>{e(c)}</td>" if i < 2 else f"<td>{e(c)}</td>"
-                                      for i, c in enumerate(row)) + "</tr>")
+        cells = [f"<td class='text'>{e(c)}</td>" if i < 2 else f"<td>{e(c)}</td>" for i, c in enumerate(row[:-1])]
+        marked = " FAIL" if row[-1] not in ("-", "none") else ""
+        parts.append("<tr>" + "".join(cells) + f"<td class='text{marked}'>{e(row[-1])}</td></tr>")
     parts.append("</table>")
     header, rows = _criteria_table(data)
     if header:

@@ -37,14 +37,15 @@ class Best:
 
 
 def best_checkpoint(*run_dirs: Path) -> tuple[Any, Any]:
-    """The best candidate over the runs (engine.rank, cached): (its run's RankResult, the candidate)."""
+    """The best candidate over the runs (engine.rank, cached): (its run's RankResult, the candidate). As within a run,
+    a candidate marked for artifacts (colour shift, checkerboard) comes after every clean one."""
     from engine.rank import rank_run
 
     ranked = [(result, candidate) for result in map(rank_run, run_dirs) for candidate in result.ranked]
     if not ranked:
         raise UserError(f"no checkpoint of {', '.join(d.name for d in run_dirs)} could be scored",
                         "a stage needs validation data and at least one checkpoint")
-    return max(ranked, key=lambda pair: (pair[1].psnr, pair[1].ssim))
+    return max(ranked, key=lambda pair: (not pair[1].flags, pair[1].psnr, pair[1].ssim))
 
 
 def describe(candidate: Any) -> Best:

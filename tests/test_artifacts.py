@@ -13,13 +13,14 @@ import yaml
 from engine.evaluate import PairedImages, baseline_figures, bicubic_upscale, load_pairs
 from engine.events import EventWriter
 from engine.health import HealthMonitor
+from engine.mitigations import suggest
 from engine.protocol import RunPaths, read_events
 from tests.conftest import srcockpit
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_STAGE1 = REPO / "options" / "demo_stage1_l1.yml"
 TINY_OPTIONS = REPO / "options" / "tiny_cpu.yml"
-ARTIFACT_CODES = ("color_shift", "chroma_shift", "checkerboard", "smooth")
+ARTIFACT_CODES = ("color_shift", "chroma_shift", "checkerboard", "over_smoothing")
 
 
 def shipped_metrics() -> dict[str, dict]:
@@ -133,8 +134,11 @@ def test_output_growing_blurrier_while_psnr_rises_is_over_smoothing(tmp_path: Pa
     before, after = figures_of(noisy, photos), figures_of(smooth, photos)
     assert after["psnr"] > before["psnr"] and after["sharpness"] < 0.6 < before["sharpness"]  # the crafted story
     alerts = alerts_after(tmp_path, photos, noisy, smooth)
-    assert codes(alerts) == {"smooth"}
+    assert codes(alerts) == {"over_smoothing"}
     assert "over-smoothing" in alerts[0]["message"] and "perceptual loss weight" in alerts[0]["hint"]
+    # the cockpit's mitigation key finds the alert's answer by its code
+    offer = suggest(alerts[0]["code"], alerts[0]["message"], {"lr": 1e-4, "percep_weight": 1.0})
+    assert offer is not None and str(offer.setting) == "percep_weight=2"
 
 
 def test_tiny_training_val_events_carry_the_figures_niqe_and_bicubic_baselines(run_root: Path,

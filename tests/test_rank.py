@@ -11,6 +11,7 @@ astronaut/coffee/chelsea/rocket, LR by MATLAB bicubic x2, SR by bicubic and near
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -261,3 +262,85 @@ def test_cli_rank_bad_input_exits_2(run_copy: Path, tmp_path: Path, capsys: pyte
     (run_copy / "cockpit" / "options.yml").write_text("name: x\nscale: 2\n")
     assert main(["rank", RUN]) == 2
     assert "names no validation set" in capsys.readouterr().err
+
+
+def _crafted_checkpoints(run_dir: Path) -> None:
+    """Three checkpoints whose outputs are nearest upscaling plus a known pattern, set by the last conv's biases (12
+    channels: colour x 4 output phases; its weights zeroed so the residual is the biases alone):
+    net_g_100: blue +8 grey levels (Y moves 0.8 of a level: PSNR falls 1 dB); net_g_200: a +-1 grey-level 2x2
+    checkerboard (-1.2 dB); net_g_300: every channel +2 (-3 dB, but under the colour limit: clean)."""
+    from engine.srvgg import read_checkpoint, save_checkpoint
+
+    models = run_dir / "models"
+    state = read_checkpoint(models / "net_g_8.pth", "params_ema")
+    last = max(int(key.split(".")[1]) for key in state)
+    base = {k: torch.zeros_like(v) if k.startswith(f"body.{last}.") else v for k, v in state.items()}
+    for path in models.glob("net_g_*.pth"):
+        path.unlink()
+    biases = {100: [0.0] * 8 + [8.0] * 4, 200: [1.0, -1.0, -1.0, 1.0] * 3, 300: [2.0] * 12}
+    for iteration, levels in biases.items():
+        save_checkpoint(models / f"net_g_{iteration}.pth", {**base, f"body.{last}.bias": torch.tensor(levels) / 255})
+
+
+def test_a_checkpoint_with_artifacts_is_marked_and_ranked_after_the_clean_ones(run_copy: Path) -> None:
+    from engine.health import CHECKERBOARD_MAX, COLOR_SHIFT_MAX
+    from engine.rank import rank_run
+
+    _crafted_checkpoints(run_copy)
+    result = rank_run(run_copy, original=None)
+    by_iter = {c.iter: c for c in result.candidates}
+    assert by_iter[100].psnr > by_iter[200].psnr > by_iter[300].psnr  # PSNR alone would pick the blue one
+    assert by_iter[100].figures["color_shift"] == pytest.approx(8.0, abs=0.1)
+    assert by_iter[100].figures["color_shift"] > COLOR_SHIFT_MAX
+    assert by_iter[200].figures["checkerboard"] > 10 * CHECKERBOARD_MAX
+    assert by_iter[300].figures["color_shift"] == pytest.approx(2.0, abs=0.1)
+    assert by_iter[300].figures["color_shift"] < COLOR_SHIFT_MAX
+    assert [c.iter for c in result.ranked] == [300, 100, 200] and [c.rank for c in result.ranked] == [1, 2, 3]
+    assert result.best.iter == 300 and result.best.flags == []
+    assert by_iter[100].flags[0] == "colour shift 8.01 > 3.0 grey levels"
+    assert by_iter[100].flags[1].startswith("chroma shift 3.")
+    assert by_iter[200].flags == [f"checkerboard {by_iter[200].figures['checkerboard']:.2%} > 1% "
+                                  f"(bicubic {result.references[1].figures['checkerboard']:.2%})"]
+    assert set(by_iter[300].figures) == {"color_shift", "chroma_shift", "checkerboard", "sharpness", "niqe"}
+    assert math.isnan(by_iter[300].figures["niqe"])  # 48 px validation images: too small for NIQE
+    # the figures and marks reach the job's result (the cockpit) and the cache
+    data = result.to_dict()
+    assert data["best"]["iter"] == 300 and data["candidates"][1]["flags"] == by_iter[100].flags
+    assert data["candidates"][0]["figures"]["niqe"] is None
+    again = rank_run(run_copy, original=None)
+    assert again.evaluated == 0 and [c.flags for c in again.ranked] == [c.flags for c in result.ranked]
+
+
+def test_cli_rank_shows_the_figures_and_ranks_the_marked_after(run_copy: Path, tmp_path: Path) -> None:
+    from tests.conftest import srcockpit
+
+    _crafted_checkpoints(run_copy)
+    out = srcockpit("rank", str(run_copy), "--original", "none", cwd=tmp_path).stdout
+    for heading in ("NIQE", "colour", "chroma", "checker", "sharp"):
+        assert heading in out
+    assert "best: net_g_300.pth [params]" in out and "2 of 3 ranked after the clean ones" in out
+    rows = [line for line in out.splitlines() if "net_g_" in line and "[params]" in line and "best:" not in line]
+    assert [row.split("net_g_")[1].split(".pth")[0] for row in rows] == ["300", "100", "200"]
+    assert "! colour shift 8.01" in rows[1] and "! checkerboard" in rows[2] and "!" not in rows[0]
+    data = json.loads(srcockpit("rank", str(run_copy), "--original", "none", "--json", cwd=tmp_path).stdout)
+    assert [c["iter"] for c in data["candidates"]] == [300, 100, 200] and data["best"]["flags"] == []
+    assert data["candidates"][2]["flags"][0].startswith("checkerboard ")
+    assert data["references"][1]["label"] == "bicubic" and data["references"][1]["figures"]["checkerboard"] < 0.1
+
+
+def test_best_over_stages_passes_over_a_marked_checkpoint(run_copy: Path) -> None:
+    """The demo's pick over both stages (engine.stages.best_checkpoint) follows the ranking: the blue-shifted
+    checkpoint of one run has the higher PSNR, the clean one of the other run is chosen."""
+    from engine.stages import best_checkpoint
+
+    _crafted_checkpoints(run_copy)
+    other = run_copy.parent / "tiny_other"
+    shutil.copytree(run_copy, other)
+    for iteration in (200, 300):
+        (run_copy / "models" / f"net_g_{iteration}.pth").unlink()
+    (other / "models" / "net_g_100.pth").unlink()
+    (other / "models" / "net_g_200.pth").unlink()
+    result, best = best_checkpoint(run_copy, other)
+    assert best.iter == 300 and best.flags == [] and result.run_dir == other
+    blue = best_checkpoint(run_copy)[1]  # alone, it is its run's best all the same (from the cache)
+    assert blue.iter == 100 and blue.psnr > best.psnr and blue.flags

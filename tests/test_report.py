@@ -157,3 +157,60 @@ def test_cli_report_bad_input_exits_2(tiny_run: Path, run_copy: Path, tmp_path: 
     assert main(["report", "--finetuned", "nope.pth", "--valset", _valset(tiny_run), "-o", str(tmp_path / "r")]) == 2
     assert "--finetuned nope.pth: no such file" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def _recorded(flags: list[str]) -> dict:
+    """report.json's content as build_report writes it, with figures of the size the demo records."""
+    figures = {"niqe": 5.31, "color_shift": 4.12, "chroma_shift": 1.4, "checkerboard": 0.031, "sharpness": 0.93}
+    clean = {"niqe": None, "color_shift": 0.41, "chroma_shift": 0.12, "checkerboard": 0.0021, "sharpness": 0.88}
+    model = {"stage": "", "parameters": 301_356, "psnr": 30.1, "ssim": 0.9, "lpips": None, "timing": {}, "memory": {}}
+    return {"created": "now", "timing": None, "criteria": {}, "samples": [],
+            "valset": {"name": "demo_val", "images": ["a"], "scale": 2, "gt_dir": "GT", "lq_dir": "LQ"},
+            "settings": {"crop_border": 2, "test_y_channel": True, "metrics": "basicsr", "lpips": "not available"},
+            "models": {"bicubic": {**model, "stage": "baseline", "parameters": 0, "figures": clean},
+                       "transferred": {**model, "figures": clean, "flags": []},
+                       "fine-tuned": {**model, "figures": figures, "flags": flags}}}
+
+
+def test_report_tables_show_the_figures_and_mark_the_artifacts() -> None:
+    """The report's Markdown and HTML on recorded figures: NIQE and every artifact figure beside PSNR/SSIM, and
+    the marked model's reasons in its row (red in the HTML), the clean one 'none'."""
+    from html import escape
+
+    from engine.report_html import MODEL_HEADER, render_html, render_markdown
+
+    flags = ["colour shift 4.12 > 3.0 grey levels", "chroma shift 1.40 > 1.0 grey levels"]
+    data = _recorded(flags)
+    markdown = render_markdown(data, [])
+    for heading in ("NIQE", "colour shift", "chroma shift", "checkerboard", "sharpness", "artifacts"):
+        assert heading in MODEL_HEADER and f" {heading} |" in markdown
+    rows = {line.split("|")[1].strip(): line for line in markdown.splitlines() if line.startswith("| ")}
+    assert "| 5.31 | 4.12 | 1.40 | 3.10% | 0.93 |" in rows["fine-tuned"] and "; ".join(flags) in rows["fine-tuned"]
+    assert "| - | 0.41 | 0.12 | 0.21% | 0.88 |" in rows["transferred"] and rows["transferred"].endswith("| none |")
+    assert rows["bicubic"].endswith("| - |")
+    assert "colour shift > 3.0" in markdown and "checkerboard > 1%" in markdown  # the limits, from engine/health.py
+    html = render_html(data, [])
+    assert f"<td class='text FAIL'>{escape('; '.join(flags))}</td>" in html and "<td class='text'>none</td>" in html
+
+
+def test_report_marks_a_model_with_a_colour_shift(tiny_run: Path, run_copy: Path, tmp_path: Path) -> None:
+    """A real report: the trained network with its blue channel lifted 8 grey levels (its last conv's blue biases)
+    is marked; nearest and bicubic carry the same figures, measured the same way."""
+    import torch
+
+    from engine.report import build_report
+    from engine.srvgg import read_checkpoint, save_checkpoint
+
+    state = read_checkpoint(run_copy / "models" / "net_g_8.pth")
+    last = f"body.{max(int(key.split('.')[1]) for key in state)}"
+    nearest = {k: torch.zeros_like(v) if k.startswith(f"{last}.") else v for k, v in state.items()}
+    blue = dict(nearest, **{f"{last}.bias": torch.tensor([0.0] * 8 + [8.0] * 4) / 255})
+    paths = {name: save_checkpoint(tmp_path / f"{name}.pth", weights)
+             for name, weights in (("transferred", nearest), ("finetuned", blue))}
+    result = build_report(paths, _valset(tiny_run), tmp_path / "report", timing_runs=0, samples=1, crop=16)
+    models = result.data["models"]
+    assert models["fine-tuned"]["figures"]["color_shift"] == pytest.approx(8.0, abs=0.1)
+    assert models["fine-tuned"]["flags"][0].startswith("colour shift 8.0")
+    assert models["transferred"]["flags"] == [] and models["transferred"]["figures"] == models["nearest"]["figures"]
+    assert models["bicubic"]["figures"]["checkerboard"] < 0.1 and models["bicubic"]["figures"]["niqe"] is None
+    assert "colour shift 8.0" in result.html_path.read_text()

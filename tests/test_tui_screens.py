@@ -336,6 +336,36 @@ async def test_ranking_shows_the_log_then_scores_and_promotes_the_chosen_checkpo
         assert "promoted" in shown(pilot, "#promoted") and "chosen.pth" in shown(pilot, "#promoted")
 
 
+def test_ranking_from_the_log_shows_the_figures_and_ranks_a_marked_validation_after_the_clean(tmp_path):
+    """Val events as a GAN stage logs them (the demo's val.metrics): iteration 40 has the best PSNR but a colour
+    shift above the health limit, so it ranks after iteration 20, with its reason; NIQE and the other figures
+    come along by the options' names."""
+    import yaml
+
+    from engine.protocol import RunEvent, ValEvent
+    from tui.screens.ranking import log_rows
+
+    options = Path(__file__).parent.parent / "options/demo_stage1_l1.yml"
+    metrics = yaml.safe_load(options.read_text())["val"]["metrics"]
+    bicubic = {"psnr": 30.0, "ssim": 0.9, "color_shift": 0.01, "chroma_shift": 0.01, "checkerboard": 0.002}
+
+    def val(iteration: int, psnr: float, colour: float, checker: float) -> ValEvent:
+        return ValEvent(iter=iteration, dataset="demo_val", baselines={"bicubic": bicubic},
+                        metrics={"psnr": psnr, "ssim": 0.9, "color_shift": colour, "chroma_shift": 0.2,
+                                 "checkerboard": checker, "sharpness": 0.9, "niqe": 5.5})
+
+    events = [RunEvent(options={"val": {"metrics": metrics}}), val(20, 31.0, 1.2, 0.003), val(40, 31.5, 3.4, 0.004),
+              val(60, 30.5, 0.5, 0.02)]
+    rows, sets = log_rows(events, tmp_path)
+    assert sets == ["demo_val"] and [row.iter for row in rows] == [20, 40, 60] and rows[0].flags == []
+    assert rows[1].flags == ["colour shift 3.40 > 3.0 grey levels"]
+    assert rows[2].flags == ["checkerboard 2.00% > 1% (bicubic 0.20%)"]
+    assert rows[0].figures == {"color_shift": 1.2, "chroma_shift": 0.2, "checkerboard": 0.003, "sharpness": 0.9,
+                               "niqe": 5.5}
+    plain, _ = log_rows([ValEvent(iter=4, metrics={"psnr": 30.0, "ssim": 0.9})], tmp_path)
+    assert plain[0].figures == {} and plain[0].flags == []  # a PSNR/SSIM-only run: no figure columns
+
+
 @sync
 async def test_export_runs_as_a_job_that_outlives_the_screen(tiny_run, monkeypatch):
     root = tiny_run

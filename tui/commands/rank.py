@@ -11,11 +11,16 @@ from pathlib import Path
 from typing import Any
 
 HELP = "rank a run's checkpoints by validation PSNR/SSIM; --promote copies the best to weights/"
+FIGURES_CAPTION = ("NIQE (lower better), colour and chroma shift (grey levels), checkerboard (share of the error at "
+                   "the upscale's period), sharpness (detail vs GT's, 1 = as sharp)")
 
 DESCRIPTION = """\
 Score every models/net_g_*.pth of a run (params and params_ema as separate candidates) on paired
 validation sets with basicsr's PSNR/SSIM, and rank them: highest PSNR, then SSIM (finetune-plan.md 5.4).
-Nearest and bicubic upscaling, the original model and the run's start point are shown beside them.
+NIQE and the artifact figures (colour shift, chroma, checkerboard, sharpness) are shown beside them; a
+checkpoint whose colour shift or checkerboard is above the live alerts' limits is marked with the reason
+and ranked after the clean ones. Nearest and bicubic upscaling, the original model and the run's start
+point are shown beside them.
 
   srcockpit rank tiny_cpu
   srcockpit rank experiments/my_run --valset datasets/Set5/GTmod12:datasets/Set5/LRbicx2 --valset datasets/Set14
@@ -72,11 +77,15 @@ def rank_table(result: Any) -> Any:
     from rich.markup import escape
     from rich.table import Table
 
+    from engine.artifacts import SHOWN_FIGURES, figure_text
+
     many = len(result.valsets) > 1
     names = ", ".join(f"{v.name} ({v.gt_dir})" for v in result.valsets)
     table = Table(title=f"{result.run_dir.name}: x{result.scale} on {names}",
                   caption=f"metrics: {result.settings_text}\nrank: highest PSNR, then SSIM"
-                          + (" (means over the sets)" if many else ""), caption_justify="left")
+                          + (" (means over the sets)" if many else "")
+                          + "; colour shift or checkerboard above the health limits: after the clean ones"
+                          + f"\n{FIGURES_CAPTION}", caption_justify="left")
     table.add_column("rank", justify="right")
     table.add_column("model")
     table.add_column("iter", justify="right")
@@ -87,31 +96,35 @@ def rank_table(result: Any) -> Any:
     if many:
         table.add_column("mean PSNR", justify="right")
         table.add_column("mean SSIM", justify="right")
+    for _, heading, _, _ in SHOWN_FIGURES:
+        table.add_column(heading + (" (mean)" if many else ""), justify="right")
     table.add_column("")
 
-    def cells(scores: dict, psnr: float, ssim: float) -> list[str]:
+    def cells(scores: dict, psnr: float, ssim: float, figures: dict) -> list[str]:
         row = []
         for spec in result.valsets:
             score = scores.get(spec.name)
             row += [f"{score.psnr:.3f}", f"{score.ssim:.4f}"] if score else ["-", "-"]
         if many:
             row += [f"{psnr:.3f}", f"{ssim:.4f}"]
-        return row
+        return row + [figure_text(key, figures.get(key)) for key, *_ in SHOWN_FIGURES]
 
     for candidate in result.candidates:
         if candidate.rank is None:
             table.add_row("-", escape(candidate.label), str(candidate.iter or "-"), *["-"] * (2 * len(result.valsets)
-                          + 2 * many), f"[red]{escape(candidate.error or '')}[/]")
+                          + 2 * many + len(SHOWN_FIGURES)), f"[red]{escape(candidate.error or '')}[/]")
             continue
         best = candidate.rank == 1
-        flags = ["[bold green]best[/]" if best else "", candidate.note, "cached" if candidate.cached else ""]
+        flags = ["[bold green]best[/]" if best else "", *(f"[yellow]! {escape(flag)}[/]" for flag in candidate.flags),
+                 candidate.note, "cached" if candidate.cached else ""]
         table.add_row(str(candidate.rank), escape(candidate.label), str(candidate.iter) if candidate.iter is not None
-                      else "latest", *cells(candidate.scores, candidate.psnr, candidate.ssim),
+                      else "latest", *cells(candidate.scores, candidate.psnr, candidate.ssim, candidate.figures),
                       "  ".join(f for f in flags if f), style="bold" if best else None)
     table.add_section()
     for reference in result.references:
         params = f"{reference.parameters:,} params" if reference.parameters else ""
-        table.add_row("", f"[dim]{reference.label}[/]", "", *cells(reference.scores, reference.psnr, reference.ssim),
+        table.add_row("", f"[dim]{reference.label}[/]", "", *cells(reference.scores, reference.psnr, reference.ssim,
+                                                           reference.figures),
                       f"[dim]{escape(reference.description)}{'; ' + params if params else ''}[/]")
     return table
 
@@ -159,7 +172,13 @@ def run_rank(args: argparse.Namespace) -> int:
                   f"{result.seconds:.1f} s")
     if result.ranked:
         best = result.best
-        console.print(f"[bold]best:[/] {escape(best.label)}: PSNR {best.psnr:.3f} dB, SSIM {best.ssim:.4f}")
+        console.print(f"[bold]best:[/] {escape(best.label)}: PSNR {best.psnr:.3f} dB, SSIM {best.ssim:.4f}"
+                      + (f" [yellow](every checkpoint has artifacts: {escape('; '.join(best.flags))})[/]"
+                         if best.flags else ""))
+        marked = [c for c in result.ranked if c.flags]
+        if marked:
+            console.print(f"  {len(marked)} of {len(result.ranked)} ranked after the clean ones for artifacts above "
+                          "the health limits (engine/health.py)")
     if promoted:
         console.print(f"[bold]promoted[/] {escape(result.best.label)} -> {promoted} (params and params_ema), "
                       f"scores in {sidecar_path(promoted)}")

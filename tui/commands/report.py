@@ -130,21 +130,28 @@ def _print_summary(console: Any, result: Any, frame: tuple[int, int]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from engine.artifacts import SHOWN_FIGURES, figure_text
     from engine.timing import describe
 
     data = result.data
     channel = "Y" if data["settings"]["test_y_channel"] else "RGB"
     table = Table(title=f"{data['valset']['name']}: {len(data['valset']['images'])} images, {channel}, "
                         f"crop {data['settings']['crop_border']}")
-    for column in ("model", "params", "PSNR", "SSIM", f"ms @ {frame[0]}x{frame[1]}", "memory est."):
+    for column in ("model", "params", "PSNR", "SSIM", *(short for _, short, _, _ in SHOWN_FIGURES),
+                   f"ms @ {frame[0]}x{frame[1]}", "memory est."):
         table.add_column(column, justify="left" if column == "model" else "right")
     for name, model in data["models"].items():
         timing = describe((model.get("timing") or {}).get("frame", {}))
         memory = (model.get("memory") or {}).get("total_bytes")
         table.add_row(name, f"{model['parameters']:,}" if model.get("parameters") else "-", f"{model['psnr']:.3f}",
-                      f"{model['ssim']:.4f}", timing,
+                      f"{model['ssim']:.4f}",
+                      *(figure_text(key, (model.get("figures") or {}).get(key)) for key, *_ in SHOWN_FIGURES),
+                      timing,
                       f"{memory / 1e6:.1f} MB" if memory else "-")
     console.print(table)
+    for label, model in data["models"].items():
+        for flag in model.get("flags") or []:
+            console.print(f"  {escape(label)}: [yellow]artifacts above the health limits: {escape(flag)}[/]")
     for label, rows in data["criteria"].items():
         for row in rows:
             colour = {"PASS": "green", "FAIL": "red"}.get(row["status"], "yellow")

@@ -1,7 +1,10 @@
 """Checkpoint ranking of one run: from its log at once, scored on demand as a job, promote the chosen one.
 
-- At once: the run's val events (PSNR/SSIM per validation set at each validated iteration) beside the
-  checkpoint files in models/, ranked by highest PSNR, then SSIM; the best marked.
+- At once: the run's val events (PSNR/SSIM per validation set at each validated iteration, with NIQE and the
+  artifact figures its val.metrics name) beside the checkpoint files in models/, ranked by highest PSNR, then
+  SSIM; the best marked, and a validation whose colour shift or checkerboard is above the live alerts' limits
+  (engine.health.artifact_problems) marked with the reason and ranked after the clean ones, as `srcockpit rank`
+  ranks.
 - ctrl+r: `srcockpit rank RUN --job DIR` scores every models/net_g_*.pth (params and params_ema apart)
   with nearest/bicubic (and the original model) beside; its ranking replaces the log's.
 - p: promote the highlighted candidate of a scored ranking (a job: rank again from the cache, then
@@ -24,6 +27,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Checkbox, DataTable, Footer, Input, Label, Static
 
+from engine.artifacts import SHOWN_FIGURES, figure_names, figure_text, shown_names
+from engine.health import artifact_problems
 from engine.protocol import (
     FINISHED,
     AnyEvent,
@@ -64,29 +69,37 @@ class RankRow:
     entry: str = ""
     note: str = ""
     error: str = ""
+    figures: dict[str, float] = field(default_factory=dict)  # SHOWN_FIGURES' keys, means over the sets
+    flags: list[str] = field(default_factory=list)  # artifacts above the health limits
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
 
 
 def log_rows(events: list[AnyEvent], models: Path) -> tuple[list[RankRow], list[str]]:
     """One row per validated iteration (means over the sets), ranked; and the set names."""
-    by_iter: dict[int, dict[str, tuple[float, float]]] = {}
-    images: dict[int, list[str]] = {}
+    val_metrics = next(((e.options.get("val") or {}).get("metrics") for e in reversed(events)
+                        if isinstance(e, RunEvent)), None) or {}
+    names, limits = shown_names(val_metrics), figure_names(val_metrics)
+    by_iter: dict[int, dict[str, ValEvent]] = {}
     sets: list[str] = []
     for event in events:
-        if not isinstance(event, ValEvent):
-            continue
-        if event.dataset not in sets:
-            sets.append(event.dataset)
-        scores = (_num(event.metrics.get("psnr")), _num(event.metrics.get("ssim")))
-        by_iter.setdefault(event.iter, {})[event.dataset] = scores
-        images.setdefault(event.iter, []).extend(event.images)
+        if isinstance(event, ValEvent):
+            sets += [event.dataset] if event.dataset not in sets else []
+            by_iter.setdefault(event.iter, {})[event.dataset] = event
     rows = []
-    for it, scores in by_iter.items():
-        psnrs = [p for p, _ in scores.values()]
-        ssims = [s for _, s in scores.values()]
+    for it, vals in by_iter.items():
         file = models / f"net_g_{it}.pth"
-        rows.append(RankRow(it, scores, sum(psnrs) / len(psnrs), sum(ssims) / len(ssims),
-                            file=str(file) if file.is_file() else "", images=images.get(it, [])))
-    rows.sort(key=lambda r: (*rank_key(r.psnr, r.ssim), -(r.iter or 0)))
+        scores = {name: (_num(v.metrics.get("psnr")), _num(v.metrics.get("ssim"))) for name, v in vals.items()}
+        flags = [f"{name}: {problem}" if len(sets) > 1 else problem for name, v in vals.items()
+                 for problem in artifact_problems(v.metrics, limits, v.baselines.get("bicubic"))]
+        rows.append(RankRow(it, scores, _mean([p for p, _ in scores.values()]), _mean([s for _, s in scores.values()]),
+                            file=str(file) if file.is_file() else "",
+                            images=[image for v in vals.values() for image in v.images], flags=flags,
+                            figures={key: _mean([_num(v.metrics.get(name)) for v in vals.values()])
+                                     for key, name in names.items()}))
+    rows.sort(key=lambda r: (bool(r.flags), *rank_key(r.psnr, r.ssim), -(r.iter or 0)))
     for number, row in enumerate(rows, start=1):
         row.rank = number
     return rows, sets
@@ -190,6 +203,9 @@ class RankingScreen(JobScreen):
         if len(self.sets) > 1:
             table.add_column("mean PSNR", key="psnr")
             table.add_column("mean SSIM", key="ssim")
+        shown = [(key, short) for key, short, _, _ in SHOWN_FIGURES if any(key in row.figures for row in self.rows)]
+        for key, short in shown:  # only the figures the run measures: a PSNR/SSIM-only run keeps its columns
+            table.add_column(short, key=f"figure:{key}")
         table.add_column("", key="flag")
         theme = self.app.current_theme
         for row in self.rows:
@@ -205,7 +221,8 @@ class RankingScreen(JobScreen):
             if len(self.sets) > 1:
                 cells += [Text(f"{row.psnr:.3f}", justify="right", style=style),
                           Text(f"{row.ssim:.4f}", justify="right")]
-            cells.append(Text("★ best" if best else (row.error or row.note), style=style or "dim"))
+            cells += [Text(figure_text(key, row.figures.get(key)), justify="right") for key, _ in shown]
+            cells.append(self.flag_cell(row, style))
             table.add_row(*cells)
         line = Text()
         if self.source == "log":
@@ -224,6 +241,16 @@ class RankingScreen(JobScreen):
                         f"{result.reused} from the cache")
         self.query_one("#source-line", Static).update(line)
         self.show_images()
+
+    def flag_cell(self, row: RankRow, style: str) -> Text:
+        """best, and why a row is ranked after the clean ones (its artifacts), or its note or error."""
+        text = Text("★ best" if row.rank == 1 else "", style=style)
+        if row.flags:
+            text.append(("  " if text else "") + "! " + "; ".join(row.flags),
+                        style=f"bold {self.app.current_theme.warning or 'yellow'}")
+        elif row.rank != 1:
+            text.append(row.error or row.note, style="dim")
+        return text
 
     # ---------------------------------------------------------------- images
     @on(DataTable.RowHighlighted, "#ranked")
@@ -343,13 +370,17 @@ class RankingScreen(JobScreen):
             rows.append(RankRow(candidate.iter, scores, _num(candidate.psnr), _num(candidate.ssim), file=str(file),
                                 images=self.log_images.get(candidate.iter, []) if candidate.iter is not None else [],
                                 rank=candidate.rank, label=f"{file.name} [{candidate.entry}]", entry=candidate.entry,
-                                note=candidate.note or "", error=candidate.error or ""))
+                                note=candidate.note or "", error=candidate.error or "", flags=candidate.flags,
+                                figures={k: _num(v) for k, v in candidate.figures.items()}))
         self.rows = rows
         self.fill_table()
         refs = Text()
         for reference in result.references:
             refs.append(f"{reference.label}: ", style="bold")
             refs.append(f"PSNR {_num(reference.psnr):.3f}  SSIM {_num(reference.ssim):.4f}  ")
+            for key, short, _, _ in SHOWN_FIGURES:
+                if key in reference.figures:
+                    refs.append(f"{short} {figure_text(key, reference.figures[key])}  ")
             refs.append(f"{reference.description}\n", style="dim")
         for note in result.notes:
             refs.append(f"note: {note}\n", style="yellow")
