@@ -14,7 +14,8 @@ is basicsr's own key (its best-metric record reads it) and reaches these functio
         sharpness: {type: calculate_sharpness, scale: 2, crop_border: 2, better: higher}
         niqe: {type: calculate_niqe_or_nan, crop_border: 2, better: lower}
 
-engine/models.py imports this module, so every engine run has them registered.
+engine/models.py imports this module, so every engine run has them registered. What each figure is
+(label, unit, better direction) is in engine/metric_info.py, which the cockpit reads without torch.
 """
 
 from __future__ import annotations

@@ -63,6 +63,7 @@ class DashboardScreen(SizeClasses, Screen):
         Binding("v", "validate", "validate"),
         Binding("d", "detach", "detach"),
         Binding("m", "smoothing", "smoothing", show=False),
+        Binding("M", "val_metric", "chart the next metric", show=False),
         Binding("a", "mitigate", "mitigate alert", show=False),  # in the help screen; the footer is full at 80 columns
         Binding("i", "images", "images", show=False),
         Binding("w", "tool('subset')", "subset wizard", show=False),
@@ -419,6 +420,11 @@ class DashboardScreen(SizeClasses, Screen):
         index = min(range(len(steps)), key=lambda k: abs(steps[k] - self._smoothing))
         self._smoothing = steps[(index + 1) % len(steps)]
         self.notify(f"loss smoothing {self._smoothing:g}")
+        self.redraw()
+
+    def action_val_metric(self) -> None:
+        metric = self.query_one(ValPanel).next_metric(self.state)
+        self.notify(f"validation chart: {metric}")
         self.redraw()
 
     def action_images(self) -> None:

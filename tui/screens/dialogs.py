@@ -97,6 +97,7 @@ KEYS_DASHBOARD = [
     ("c", "save a checkpoint now"),
     ("v", "validate now"),
     ("m", "cycle the smoothing of the loss curves"),
+    ("M", "chart the next validation metric (PSNR, SSIM, NIQE, colour shift, ...)"),
     ("a", "mitigate the newest alert: its suggested set command (lr, gan_weight, ...), asked first"),
     ("i", "validation images: LR | output | GT, by image and iteration"),
     ("d", "detach: leave the cockpit, training goes on"),
