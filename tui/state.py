@@ -176,6 +176,7 @@ class DatasetVal:
     baselines: dict[str, dict[str, float]] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     images: list[str] = field(default_factory=list)
+    image_psnr: dict[int, dict[str, float]] = field(default_factory=dict)  # iter -> image name -> dB (engine's)
 
     def add(self, event: ValEvent) -> None:
         metrics = event.metrics
@@ -199,6 +200,8 @@ class DatasetVal:
             self.settings = dict(event.settings)
         if event.images:
             self.images = list(event.images)
+        if event.image_psnr:
+            self.image_psnr[event.iter] = dict(event.image_psnr)
 
     def _best_of_every_metric(self, event: ValEvent) -> None:
         """basicsr's record where the event carries it, else the best so far by the metric's direction."""

@@ -131,32 +131,12 @@ class Frame:
     out: Pane
     gt: Pane
     scale: float = 1.0
-    psnr: float | None = None  # this image's PSNR at this iteration (computed as basicsr does)
+    psnr: float | None = None  # this image's PSNR at this iteration (the engine's, by basicsr's calculate_psnr)
     dataset_psnr: float | None = None  # the dataset mean the val event logged
     panes: dict[str, Pane] = field(init=False)
 
     def __post_init__(self) -> None:
         self.panes = {"lr": self.lr, "out": self.out, "gt": self.gt}
-
-
-def psnr(out: PILImage.Image, gt: PILImage.Image, crop_border: int = 0, y_channel: bool = False) -> float | None:
-    """basicsr's calculate_psnr on two RGB images (None when the sizes differ)."""
-    import numpy as np
-
-    if out.size != gt.size:
-        return None
-    a = np.asarray(out, dtype=np.float64)
-    b = np.asarray(gt, dtype=np.float64)
-    if crop_border:
-        inner = (slice(crop_border, -crop_border), slice(crop_border, -crop_border))
-        a, b = a[inner], b[inner]
-    if y_channel:  # BT.601 luma on 16..235, as basicsr's to_y_channel
-        weights = np.array([65.481, 128.553, 24.966]) / 255.0
-        a, b = a @ weights + 16.0, b @ weights + 16.0
-    if a.size == 0:
-        return None
-    mse = float(np.mean((a - b) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
 class ValImages:
@@ -182,7 +162,6 @@ class ValImages:
         on_disk = sorted({p.name for d in self.visual_dirs if d.is_dir() for p in d.iterdir() if p.is_dir()})
         self.names = [*self.from_events, *(n for n in on_disk if n not in self.from_events)]
         self._cache: OrderedDict[tuple[Path, float], PILImage.Image] = OrderedDict()
-        self._psnr: dict[tuple[str, int], float | None] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -248,12 +227,10 @@ class ValImages:
                     return Pane(candidate)
         return Pane(None, f"{what} missing: no {stem}.* in {short(folder, self.root)}")
 
-    def psnr_settings(self, dataset: str) -> tuple[int, bool]:
+    def image_psnr(self, name: str, dataset: str, iteration: int) -> float | None:
+        """The PSNR the engine logged for this saved image (engine.metrics.saved_image_psnr)."""
         val = self.state.vals.get(dataset)
-        settings = dict(val.settings) if val else {}
-        if isinstance(settings.get("psnr"), dict):  # the engine logs {metric: {crop_border, ...}}
-            settings = settings["psnr"]
-        return int(settings.get("crop_border") or 0), bool(settings.get("test_y_channel"))
+        return val.image_psnr.get(iteration, {}).get(name) if val else None
 
     def dataset_psnr(self, dataset: str, iteration: int) -> float | None:
         val = self.state.vals.get(dataset)
@@ -300,14 +277,8 @@ class ValImages:
         reference = out.image or gt.image
         if lr.image is not None and reference is not None:
             scale = reference.width / lr.image.width
-        frame = Frame(name, dataset, iteration, lr, out, gt, scale=scale,
-                      dataset_psnr=self.dataset_psnr(dataset, iteration))
-        if out.image is not None and gt.image is not None:
-            key = (name, iteration)
-            if key not in self._psnr:
-                self._psnr[key] = psnr(out.image, gt.image, *self.psnr_settings(dataset))
-            frame.psnr = self._psnr[key]
-        return frame
+        return Frame(name, dataset, iteration, lr, out, gt, scale=scale, psnr=self.image_psnr(name, dataset, iteration),
+                     dataset_psnr=self.dataset_psnr(dataset, iteration))
 
 
 def crop_box(size: tuple[int, int], view: tuple[int, int], zoom: float) -> tuple[int, int, int, int]:
@@ -531,4 +502,4 @@ def short(path: Path | None, root: Path, width: int = 0) -> str:
 
 
 __all__ = ["ImagesScreen", "ValImages", "crop_box", "crop_pictures", "load_image_widget", "pick_renderer",
-           "prepare_image_widgets", "psnr"]
+           "prepare_image_widgets"]
