@@ -10,7 +10,7 @@ from rich.style import Style
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "runs"))
 
-from tui_helpers import FIXTURE_ROOT, frozen_clock, settle_dashboard, sync, wait_for
+from tui_helpers import FIXTURE_ROOT, frozen_clock, settle_dashboard, settle_run_list, sync, wait_for
 
 from tui.app import make_app
 from tui.state import Series
@@ -138,3 +138,63 @@ async def test_every_metric_stays_whole_at_80x24_and_m_charts_the_next():
         assert [c.label for c in chart.data.curves] == ["Set5 NIQE"] and chart.data.curves[0].value == "5.20"
         assert any(h.label == "bicubic 7.42" for h in chart.data.hlines)
         assert not any(h.label.startswith("target") for h in chart.data.hlines)  # the plan has none for NIQE
+
+
+# ----------------------------------------------------------------- runs and stages overlaid
+def braille_colors(text) -> set[str]:
+    return {str(style.color.get_truecolor().hex) for _, style in cells(text) if style.color is not None}
+
+
+@sync
+async def test_two_recorded_runs_overlaid_on_one_chart():
+    from tui.screens.compare import CompareScreen
+
+    app = make_app(FIXTURE_ROOT, None, clock=frozen_clock, save_settings=False)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await settle_run_list(pilot)
+        names = [s.name for s in app.screen.summaries]
+        await pilot.press("c")  # nothing marked yet: a hint, no view
+        assert await wait_for(pilot, lambda: any("mark two runs" in str(toast.render())
+                                                 for toast in app.screen.query("Toast")))
+        assert not isinstance(app.screen, CompareScreen)
+        for name in ("finetune_x2_gan", "demo_cpu_l1"):
+            while names[app.screen.query_one("DataTable").cursor_row] != name:
+                await pilot.press("down" if names.index(name) > app.screen.query_one("DataTable").cursor_row
+                                  else "up")
+            await pilot.press("space")
+        await pilot.press("c")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.loaded)
+        await pilot.pause()
+        screen = app.screen
+        for chart_id, points in (("#compare-metric", (6, 6)), ("#compare-ssim", (6, 6)), ("#compare-loss", None)):
+            chart = screen.query_one(chart_id)
+            assert chart.region.width > 30 and chart.region.height > 8  # on screen, not squeezed away
+            labels = [c.label for c in chart.data.curves]
+            assert len(labels) == 2 and labels[0].startswith("finetune_x2_gan") and labels[1].startswith("demo_cpu_l1")
+            if points:
+                assert tuple(len(c.xs) for c in chart.data.curves) == points
+            drawn = braille_colors(chart.render())  # both series really drawn, each in its own colour
+            wanted = {getattr(app.current_theme, c.color).lower() for c in chart.data.curves}
+            assert len(wanted) == 2 and wanted <= {c.lower() for c in drawn}, (wanted, drawn)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, CompareScreen)
+
+
+def test_a_chains_second_stage_continues_on_the_first_ones_axis(tmp_path):
+    from engine.protocol import RunPaths, ValEvent, encode_event, make_event
+    from tui.compare import load_runs, val_overlay
+
+    def write(name: str, pretrain: str | None, iters: tuple[int, ...]) -> RunPaths:
+        paths = RunPaths(tmp_path / "experiments" / name)
+        paths.events.parent.mkdir(parents=True)
+        lines = [make_event("run", name=name, options={"path": {"pretrain_network_g": pretrain}})]
+        lines += [ValEvent(iter=it, dataset="val", metrics={"psnr": 30.0 + it / 1000, "ssim": 0.9}) for it in iters]
+        paths.events.write_bytes(b"".join(map(encode_event, lines)))
+        return paths
+
+    stage1 = write("demo_stage1_l1", None, (300, 600, 900))
+    stage2 = write("demo_stage2_gan", str(stage1.root / "models" / "net_g_600.pth"), (20, 40))
+    runs = load_runs([stage1, stage2])
+    assert [(r.offset, r.after) for r in runs] == [(0, ""), (600, "demo_stage1_l1")]
+    curves = val_overlay(runs, "psnr").curves
+    assert curves[0].xs == [300, 600, 900] and curves[1].xs == [620, 640]  # stage 2 from its start checkpoint

@@ -109,6 +109,8 @@ KEYS_RUNS = [
     ("n", "start a run from an options file"),
     ("D", "start the demo"),
     ("R", "refresh the list"),
+    ("space", "mark the run for comparing (again: unmark)"),
+    ("c", "compare the marked runs: PSNR, SSIM and loss on one axis, a chain's stages end to end"),
     ("q", "quit"),
 ]
 KEYS_ALL = [
