@@ -17,6 +17,7 @@ from tui_helpers import FIXTURE_ROOT, fixture_run, frozen_clock, settle_dashboar
 from engine.protocol import SCHEMA_VERSION, RunPaths, encode_event
 from tui.app import make_app
 from tui.screens.dashboard import DashboardScreen
+from tui.screens.images import crop_box
 
 SIZE = (150, 46)
 NAMES = ("astronaut", "chelsea")
@@ -177,6 +178,55 @@ def test_crop_is_shared_and_lr_is_nearest_upscaled():
     assert up.tobytes() == lr.resize((40, 20), Image.Resampling.NEAREST).crop((15, 6, 25, 14)).tobytes()
     zoomed = crop_pictures(frame, (12, 12), 4.0)["lr"]  # 3x3 output pixels, each 4x4 on screen; LR 2x2 -> 8x8
     assert zoomed.size == (12, 12) and len({zoomed.getpixel((x, y)) for x in range(8) for y in range(8)}) == 1
+
+
+@sync
+async def test_the_same_moved_crop_steps_through_the_iterations_and_help_lists_the_keys(tmp_path):
+    pytest.importorskip("textual_image")
+    from textual_image.widget import HalfcellImage
+
+    from tui.screens.dialogs import HelpScreen
+
+    paths = write_image_run(tmp_path)
+    app = make_app(tmp_path, paths, clock=frozen_clock, save_settings=False)
+    async with app.run_test(size=(90, 30)) as pilot:  # panes narrower than the 96 px photo: the crop can move
+        screen = await open_viewer(pilot)
+        await shown(pilot, "astronaut", 200)
+        out = screen.query_one("#image-out", HalfcellImage)
+        centred = out.image.tobytes()
+        await pilot.press("shift+right", "shift+right")
+        await pilot.pause()
+        moved = out.image.tobytes()
+        assert moved != centred and screen.shift == (0.2, 0.0)
+        await pilot.press("home")  # the first validation, the same moved crop
+        frame = await shown(pilot, "astronaut", 100)
+        assert screen.shift == (0.2, 0.0)
+        box = crop_box(frame.out.image.size, screen.view_pixels(), screen.zoom, screen.shift)
+        assert out.image.tobytes() == frame.out.image.crop(box).tobytes()
+        await pilot.press("end")
+        await shown(pilot, "astronaut", 200)
+        assert out.image.tobytes() == moved
+        await pilot.press("0")
+        await pilot.pause()
+        assert out.image.tobytes() == centred
+
+        await pilot.press("question_mark")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.pause()
+        from rich.console import Console
+
+        console = Console(width=120, record=True, color_system=None)
+        for widget in app.screen.query("Static"):
+            console.print(widget.content)
+        shown_text = console.export_text()
+        for words in ("before and after", "shift+arrows", "home / end"):
+            assert words in shown_text, shown_text
+
+
+def test_a_moved_crop_stays_inside_the_image():
+    assert crop_box((40, 20), (10, 8), 1.0, (0.1, 0.0)) == (19, 6, 29, 14)
+    assert crop_box((40, 20), (10, 8), 1.0, (0.5, 0.5)) == (30, 12, 40, 20)  # clamped at the far corner
+    assert crop_box((40, 20), (10, 8), 1.0, (-0.5, -0.5)) == (0, 0, 10, 8)
 
 
 def test_renderer_is_chosen_without_asking_the_terminal():

@@ -47,8 +47,12 @@ def load_runs(runs: list[RunPaths]) -> list[ComparedRun]:
 
 
 def _start_checkpoint(run: ComparedRun) -> Path | None:
+    """The weights the run started from; a relative path is under the folder holding experiments/."""
     path = (run.state.run.options.get("path") or {}).get("pretrain_network_g")
-    return Path(str(path)) if path else None
+    if not path:
+        return None
+    start = Path(str(path))
+    return start if start.is_absolute() else run.paths.root.parent.parent / start
 
 
 def chain(runs: list[ComparedRun]) -> None:
@@ -60,7 +64,7 @@ def chain(runs: list[ComparedRun]) -> None:
             start = _start_checkpoint(run)
             if start is None:
                 continue
-            parent = roots.get(start.resolve().parent.parent) if start.is_absolute() else None
+            parent = roots.get(start.resolve().parent.parent)
             found = CHECKPOINT_ITER.search(start.name)
             if parent is not None and parent is not run and found:
                 run.offset, run.after = parent.offset + int(found.group(1)), parent.name

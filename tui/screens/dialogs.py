@@ -113,6 +113,14 @@ KEYS_RUNS = [
     ("c", "compare the marked runs: PSNR, SSIM and loss on one axis, a chain's stages end to end"),
     ("q", "quit"),
 ]
+KEYS_IMAGES = [
+    ("right / left", "next / previous validation image (n / p too)"),
+    ("down / up", "the same crop one validation later / earlier: before and after"),
+    ("home / end", "the same crop at the first / last validation"),
+    ("shift+arrows", "move the crop (kept while stepping through iterations); 0 centres it"),
+    ("+ / -", "zoom in / out"),
+    ("escape", "back to the dashboard"),
+]
 KEYS_ALL = [
     ("w", "dataset subset wizard"),
     ("T", "weight transfer"),

@@ -45,6 +45,7 @@ RENDERERS = ("tgp", "sixel", "halfcell", "unicode")
 ZOOMS = (0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
 PANES = ("lr", "out", "gt")
 CACHE_IMAGES = 12
+PAN_STEP = 0.1  # shift+arrow moves the crop by this share of the image
 
 
 # ----------------------------------------------------------------- renderer
@@ -281,16 +282,20 @@ class ValImages:
                      dataset_psnr=self.dataset_psnr(dataset, iteration))
 
 
-def crop_box(size: tuple[int, int], view: tuple[int, int], zoom: float) -> tuple[int, int, int, int]:
-    """The centre crop of an image of `size` that fills `view` display pixels at `zoom`."""
+def crop_box(size: tuple[int, int], view: tuple[int, int], zoom: float,
+             shift: tuple[float, float] = (0.0, 0.0)) -> tuple[int, int, int, int]:
+    """The crop of an image of `size` that fills `view` display pixels at `zoom`: centred, moved by
+    `shift` (fractions of the image's width and height) and kept inside the image."""
     width, height = size
     crop_w = min(width, max(1, round(view[0] / zoom)))
     crop_h = min(height, max(1, round(view[1] / zoom)))
-    left, top = (width - crop_w) // 2, (height - crop_h) // 2
+    left = min(width - crop_w, max(0, (width - crop_w) // 2 + round(shift[0] * width)))
+    top = min(height - crop_h, max(0, (height - crop_h) // 2 + round(shift[1] * height)))
     return left, top, left + crop_w, top + crop_h
 
 
-def crop_pictures(frame: Frame, view: tuple[int, int], zoom: float) -> dict[str, PILImage.Image | None]:
+def crop_pictures(frame: Frame, view: tuple[int, int], zoom: float,
+                  shift: tuple[float, float] = (0.0, 0.0)) -> dict[str, PILImage.Image | None]:
     """The three display pictures: the same region of output, GT and the nearest-upscaled LR."""
     reference = frame.out.image or frame.gt.image
     lr = frame.lr.image
@@ -300,7 +305,7 @@ def crop_pictures(frame: Frame, view: tuple[int, int], zoom: float) -> dict[str,
         size = (round(lr.width * frame.scale), round(lr.height * frame.scale))
     else:
         return dict.fromkeys(PANES)
-    box = crop_box(size, view, zoom)
+    box = crop_box(size, view, zoom, shift)
     crop_size = (box[2] - box[0], box[3] - box[1])
     shown = (max(1, min(view[0], round(crop_size[0] * zoom))), max(1, min(view[1], round(crop_size[1] * zoom))))
     resample = PILImage.Resampling.NEAREST if zoom >= 1 else PILImage.Resampling.BOX
@@ -342,9 +347,17 @@ class ImagesScreen(Screen[None]):
         Binding("left,p", "image(-1)", "previous image"),
         Binding("down", "iteration(1)", "later iter"),
         Binding("up", "iteration(-1)", "earlier iter"),
+        Binding("home", "iteration(-1_000_000)", "first iter", show=False),
+        Binding("end", "iteration(1_000_000)", "last iter", show=False),
         Binding("plus,equals_sign", "zoom(1)", "zoom in", key_display="+"),
         Binding("minus", "zoom(-1)", "zoom out", key_display="-"),
+        Binding("shift+left", "pan(-1, 0)", "pan", show=False),
+        Binding("shift+right", "pan(1, 0)", "pan", show=False),
+        Binding("shift+up", "pan(0, -1)", "pan", show=False),
+        Binding("shift+down", "pan(0, 1)", "pan", show=False),
+        Binding("0", "pan(0, 0)", "centre", show=False),
         Binding("escape,q", "close", "close"),
+        Binding("question_mark", "help", "help", key_display="?"),
     ]
 
     def __init__(self, catalog: ValImages, name: str | None = None, iteration: int | None = None) -> None:
@@ -353,6 +366,7 @@ class ImagesScreen(Screen[None]):
         self.index = catalog.names.index(name) if name in catalog.names else 0
         self.iteration = iteration
         self.zoom_index = ZOOMS.index(1.0)
+        self.shift = (0.0, 0.0)  # the crop's move from the centre, kept across images and iterations
         self.frame: Frame | None = None
         self.busy = False
         self.renderer = "halfcell"
@@ -411,8 +425,22 @@ class ImagesScreen(Screen[None]):
         self.zoom_index = max(0, min(len(ZOOMS) - 1, self.zoom_index + step))
         self.show()
 
+    def action_pan(self, dx: int, dy: int) -> None:
+        """Move the crop by a tenth of the image (0, 0: back to the centre); every iteration shows it."""
+        if dx == dy == 0:
+            self.shift = (0.0, 0.0)
+        else:
+            self.shift = tuple(max(-0.5, min(0.5, s + PAN_STEP * d)) for s, d in zip(self.shift, (dx, dy),
+                                                                                     strict=True))
+        self.show()
+
     def action_close(self) -> None:
         self.dismiss(None)
+
+    def action_help(self) -> None:
+        from tui.screens.dialogs import KEYS_IMAGES, HelpScreen
+
+        self.app.push_screen(HelpScreen(KEYS_IMAGES, "keys: validation images"))
 
     # ----------------------------------------------------------------- loading
     def load(self) -> None:
@@ -449,7 +477,8 @@ class ImagesScreen(Screen[None]):
         if frame is None or not self.is_mounted:
             return
         self.query_one("#img-title", Static).update(self.title_text(frame))
-        pictures = crop_pictures(frame, self.view_pixels(), self.zoom) if self.image_class else dict.fromkeys(PANES)
+        pictures = (crop_pictures(frame, self.view_pixels(), self.zoom, self.shift) if self.image_class
+                    else dict.fromkeys(PANES))
         scale = f"×{frame.scale:g}" if frame.scale and frame.scale != 1 else ""
         labels = {"lr": f"LR {scale} nearest".replace("  ", " "), "gt": "GT",
                   "out": f"output · iter {frame.iter:,}" if frame.iter >= 0 else "output"}
