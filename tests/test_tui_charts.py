@@ -182,7 +182,7 @@ async def test_two_recorded_runs_overlaid_on_one_chart():
 
 def test_a_chains_second_stage_continues_on_the_first_ones_axis(tmp_path):
     from engine.protocol import RunPaths, ValEvent, encode_event, make_event
-    from tui.compare import load_runs, val_overlay
+    from tui.compare import earlier_stages, load_runs, val_overlay
 
     def write(name: str, pretrain: str | None, iters: tuple[int, ...]) -> RunPaths:
         paths = RunPaths(tmp_path / "experiments" / name)
@@ -198,3 +198,6 @@ def test_a_chains_second_stage_continues_on_the_first_ones_axis(tmp_path):
     assert [(r.offset, r.after) for r in runs] == [(0, ""), (600, "demo_stage1_l1")]
     curves = val_overlay(runs, "psnr").curves
     assert curves[0].xs == [300, 600, 900] and curves[1].xs == [620, 640]  # stage 2 from its start checkpoint
+    # the dashboard's C finds the stages a run continues from its own log
+    assert [p.root for p in earlier_stages(stage2, runs[1].state)] == [stage1.root]
+    assert earlier_stages(stage1, runs[0].state) == []

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.metric_info import metric_info
-from engine.protocol import GENERATOR_KINDS, RunPaths, load_events, losses_of_kind
+from engine.protocol import GENERATOR_KINDS, RunEvent, RunPaths, load_events, losses_of_kind
 from tui.state import RunState
 from tui.widgets.charts import TARGETS
 from tui.widgets.line_chart import PALETTE, ChartData, Curve, HLine, format_number
@@ -68,6 +68,23 @@ def chain(runs: list[ComparedRun]) -> None:
             found = CHECKPOINT_ITER.search(start.name)
             if parent is not None and parent is not run and found:
                 run.offset, run.after = parent.offset + int(found.group(1)), parent.name
+
+
+def earlier_stages(paths: RunPaths, state: RunState, limit: int = 8) -> list[RunPaths]:
+    """The runs this one continues, first stage first, found from each start checkpoint's run folder
+    (models/ sits in the run's folder beside cockpit/); [] for a run that starts on its own."""
+    found: list[RunPaths] = []
+    run = ComparedRun(paths, state)
+    for _ in range(limit):
+        start = _start_checkpoint(run)
+        parent = RunPaths(start.parent.parent) if start is not None else None
+        if parent is None or not parent.events.is_file() or parent.root in (p.root for p in [*found, paths]):
+            break
+        found.insert(0, parent)
+        state = RunState(parent.root.name)
+        state.apply_all(event for event in load_events(parent.events).events if isinstance(event, RunEvent))
+        run = ComparedRun(parent, state)
+    return found
 
 
 def _color(k: int) -> str:

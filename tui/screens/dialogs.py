@@ -98,6 +98,7 @@ KEYS_DASHBOARD = [
     ("v", "validate now"),
     ("m", "cycle the smoothing of the loss curves"),
     ("M", "chart the next validation metric (PSNR, SSIM, NIQE, colour shift, ...)"),
+    ("C", "compare with the earlier stages this run continues (one iteration axis)"),
     ("a", "mitigate the newest alert: its suggested set command (lr, gan_weight, ...), asked first"),
     ("i", "validation images: LR | output | GT, by image and iteration"),
     ("d", "detach: leave the cockpit, training goes on"),
