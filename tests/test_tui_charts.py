@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import sys
 from pathlib import Path
@@ -180,18 +181,23 @@ async def test_two_recorded_runs_overlaid_on_one_chart():
         assert not isinstance(app.screen, CompareScreen)
 
 
-def test_a_chains_second_stage_continues_on_the_first_ones_axis(tmp_path):
+def write_stage(root: Path, name: str, pretrain: str | None, iters: tuple[int, ...]):
+    """A minimal recorded run: its run event (options naming the start weights) and validations."""
     from engine.protocol import RunPaths, ValEvent, encode_event, make_event
+
+    paths = RunPaths(root / "experiments" / name)
+    paths.events.parent.mkdir(parents=True)
+    lines = [make_event("run", name=name, total_iter=max(iters), options={"path": {"pretrain_network_g": pretrain}})]
+    lines += [ValEvent(iter=it, dataset="val", metrics={"psnr": 30.0 + it / 1000, "ssim": 0.9}) for it in iters]
+    lines += [make_event("status", status="finished", iter=max(iters))]
+    paths.events.write_bytes(b"".join(map(encode_event, lines)))
+    return paths
+
+
+def test_a_chains_second_stage_continues_on_the_first_ones_axis(tmp_path):
     from tui.compare import earlier_stages, load_runs, val_overlay
 
-    def write(name: str, pretrain: str | None, iters: tuple[int, ...]) -> RunPaths:
-        paths = RunPaths(tmp_path / "experiments" / name)
-        paths.events.parent.mkdir(parents=True)
-        lines = [make_event("run", name=name, options={"path": {"pretrain_network_g": pretrain}})]
-        lines += [ValEvent(iter=it, dataset="val", metrics={"psnr": 30.0 + it / 1000, "ssim": 0.9}) for it in iters]
-        paths.events.write_bytes(b"".join(map(encode_event, lines)))
-        return paths
-
+    write = functools.partial(write_stage, tmp_path)
     stage1 = write("demo_stage1_l1", None, (300, 600, 900))
     stage2 = write("demo_stage2_gan", str(stage1.root / "models" / "net_g_600.pth"), (20, 40))
     runs = load_runs([stage1, stage2])
@@ -201,3 +207,18 @@ def test_a_chains_second_stage_continues_on_the_first_ones_axis(tmp_path):
     # the dashboard's C finds the stages a run continues from its own log
     assert [p.root for p in earlier_stages(stage2, runs[1].state)] == [stage1.root]
     assert earlier_stages(stage1, runs[0].state) == []
+
+
+@sync
+async def test_c_on_a_second_stage_dashboard_compares_it_with_the_first(tmp_path):
+    from tui.screens.compare import CompareScreen
+
+    stage1 = write_stage(tmp_path, "demo_stage1_l1", None, (300, 600))
+    stage2 = write_stage(tmp_path, "demo_stage2_gan", str(stage1.root / "models" / "net_g_600.pth"), (20, 40))
+    app = make_app(tmp_path, stage2, clock=frozen_clock, save_settings=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle_dashboard(pilot)
+        await pilot.press("C")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.loaded)
+        assert [(r.name, r.offset) for r in app.screen.runs] == [("demo_stage1_l1", 0), ("demo_stage2_gan", 600)]
+        assert [c.xs for c in app.screen.query_one("#compare-metric").data.curves] == [[300, 600], [620, 640]]
