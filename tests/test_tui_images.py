@@ -356,6 +356,8 @@ def test_the_demo_scores_each_saved_image_with_basicsr(demo_stage1):
         # basicsr's dataset PSNR is the mean of the per-image ones it summed: the same figures
         assert sum(val.image_psnr.values()) / len(names) == pytest.approx(val.metrics["psnr"], abs=1e-9)
     assert oct((paths.root / "visualization").stat().st_mode & 0o777) == oct(0o700)
+    saved = Path(vals[-1].images[0])
+    assert (oct(saved.parent.stat().st_mode & 0o777), oct(saved.stat().st_mode & 0o777)) == (oct(0o700), oct(0o600))
 
 
 @sync
