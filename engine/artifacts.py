@@ -37,10 +37,6 @@ SUMMARIES = ("max", "chroma")  # max: the largest |B|, |G|, |R| shift; chroma: t
 
 # The figures the ranking and the comparison report show beside PSNR/SSIM, by engine.metrics.standard_figures'
 # names: key, short heading (terminal tables), heading (report), format.
-SHOWN_FIGURES = (("niqe", "NIQE", "NIQE", "{:.2f}"), ("color_shift", "colour", "colour shift", "{:.2f}"),
-                 ("chroma_shift", "chroma", "chroma shift", "{:.2f}"),
-                 ("checkerboard", "checker", "checkerboard", "{:.2%}"), ("sharpness", "sharp", "sharpness", "{:.2f}"))
-
 COLOR_SHIFT_TYPE = "calculate_color_shift"
 CHECKERBOARD_TYPE = "calculate_checkerboard"
 SHARPNESS_TYPE = "calculate_sharpness"
@@ -154,14 +150,8 @@ def figure_names(metrics: Mapping[str, Mapping[str, Any]] | None) -> dict[str, s
     return found
 
 
-def figure_text(key: str, value: object) -> str:
-    """One shown figure in its format; '-' for none or nan (NIQE of an image too small for it)."""
-    form = next(form for name, _, _, form in SHOWN_FIGURES if name == key)
-    return form.format(value) if isinstance(value, (int, float)) and math.isfinite(value) else "-"
-
-
 def shown_names(metrics: Mapping[str, Mapping[str, Any]] | None) -> dict[str, str]:
-    """Which val.metrics entry holds which shown figure (SHOWN_FIGURES' keys) -> the entry's name."""
+    """Which val.metrics entry holds which shown figure (engine.metric_info.SHOWN_FIGURES' keys) -> the entry's name."""
     keys = {"color": "color_shift", "chroma": "chroma_shift", "checkerboard": "checkerboard", "sharpness": "sharpness"}
     found = {keys[figure]: name for figure, name in figure_names(metrics).items()}
     niqe = next((name for name, metric in (metrics or {}).items() if metric.get("type") == NIQE_TYPE), None)

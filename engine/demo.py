@@ -255,8 +255,8 @@ class Demo:
 
     def _val_overrides(self) -> list[str]:
         gt, lq = self._val_dirs()
-        return [f"datasets.val.dataroot_gt={gt}", f"datasets.val.dataroot_lq={lq}", "val.save_img=false",
-                *METRIC_OVERRIDES]
+        # val.save_img stays as both stages' option files have it (true): the image viewer needs the outputs
+        return [f"datasets.val.dataroot_gt={gt}", f"datasets.val.dataroot_lq={lq}", *METRIC_OVERRIDES]
 
     def step_stage1(self, job: Job) -> dict[str, Any]:
         s = self.settings

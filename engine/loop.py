@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+import engine.metrics
 import engine.models  # registers the cockpit models
 from engine.compat import load_basicsr
 from engine.evaluate import baseline_figures, evaluate_baselines, load_pairs
@@ -545,15 +546,20 @@ class Trainer:
                 model.validation(loader, self.current_iter, tb_logger, val_opt.get("save_img", False))
             metrics = dict(getattr(model, "metric_results", {}))
             best = getattr(model, "best_metric_results", {}).get(name, {})
-            images = []
-            if val_opt.get("save_img"):
-                visual = Path(self.opt["path"]["visualization"])
-                images = sorted(str(p) for p in visual.glob(f"*/*_{self.current_iter}.png"))
+            images, image_psnr = self._saved_images(loader.dataset, settings.get("psnr", {}))
             self.events.emit(ValEvent(iter=self.current_iter, dataset=name, metrics=metrics, settings=settings,
                                       best={k: Best(v["val"], v["iter"]) for k, v in best.items()},
                                       baselines=self._baselines(loader.dataset.opt, settings.get("psnr", {})),
-                                      images=images))
+                                      images=images, image_psnr=image_psnr))
             health.after_val(self.current_iter, name, metrics, self._baseline_cache[name].get("bicubic"))
+
+    def _saved_images(self, dataset: Any, psnr_settings: dict[str, Any]) -> tuple[list[str], dict[str, float]]:
+        """The outputs basicsr saved at this iteration (val.save_img) and each one's PSNR against its GT."""
+        if not (self.opt.get("val") or {}).get("save_img"):
+            return [], {}
+        visual = Path(self.opt["path"]["visualization"])
+        images = sorted(str(p) for p in visual.glob(f"*/*_{self.current_iter}.png"))
+        return images, engine.metrics.saved_image_psnr(images, getattr(dataset, "paths", []), psnr_settings)
 
     def _baselines(self, dataset_opt: dict[str, Any], psnr_settings: dict[str, Any]) -> dict[str, dict[str, float]]:
         """Nearest and bicubic upscaling of the same LR images, scored the same way: the lines a model must beat.

@@ -14,12 +14,15 @@ is basicsr's own key (its best-metric record reads it) and reaches these functio
         sharpness: {type: calculate_sharpness, scale: 2, crop_border: 2, better: higher}
         niqe: {type: calculate_niqe_or_nan, crop_border: 2, better: lower}
 
-engine/models.py imports this module, so every engine run has them registered.
+engine/models.py imports this module, so every engine run has them registered. What each figure is
+(label, unit, better direction) is in engine/metric_info.py, which the cockpit reads without torch.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +32,7 @@ from engine.compat import load_basicsr
 
 load_basicsr()
 from basicsr.metrics.niqe import calculate_niqe  # noqa: E402
+from basicsr.metrics.psnr_ssim import calculate_psnr  # noqa: E402
 from basicsr.utils.registry import METRIC_REGISTRY  # noqa: E402
 
 NIQE_MIN_SIDE = 2 * 96  # basicsr's NIQE also scores the image at half size, in 96 x 96 blocks: one must fit
@@ -84,3 +88,30 @@ def standard_figures(scale: int, crop_border: int) -> dict[str, dict[str, Any]]:
         "sharpness": {"type": artifacts.SHARPNESS_TYPE, "scale": scale, "crop_border": crop_border, "better": "higher"},
         "niqe": {"type": artifacts.NIQE_TYPE, "crop_border": crop_border, "better": "lower"},
     }
+
+
+def saved_image_psnr(images: Iterable[str | Path], pairs: Iterable[Mapping[str, str]],
+                     psnr_settings: Mapping[str, Any]) -> dict[str, float]:
+    """basicsr's calculate_psnr of each validation output basicsr saved, against its GT: {image name: dB}.
+
+    `pairs` are the validation dataset's {lq_path, gt_path} (PairedImageDataset.paths); basicsr names a
+    saved output after its LQ file and crops the GT to LQ size x scale, as done here. PNG is lossless, so
+    the file holds the very pixels basicsr scored; the mean of these is the dataset's logged PSNR.
+    """
+    import cv2
+
+    gt_of = {Path(pair["lq_path"]).stem: pair["gt_path"] for pair in pairs}
+    scores: dict[str, float] = {}
+    for image in map(Path, images):
+        name = image.parent.name
+        if name not in gt_of:
+            continue
+        out, gt = cv2.imread(str(image), cv2.IMREAD_COLOR), cv2.imread(gt_of[name], cv2.IMREAD_COLOR)
+        if out is None or gt is None:
+            continue
+        gt = gt[:out.shape[0], :out.shape[1]]
+        if gt.shape != out.shape:
+            continue
+        scores[name] = float(calculate_psnr(out, gt, int(psnr_settings.get("crop_border", 0)),
+                                            test_y_channel=bool(psnr_settings.get("test_y_channel", False))))
+    return scores

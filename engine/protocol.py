@@ -206,6 +206,7 @@ class ValEvent(Event, tag="val"):
     best: dict[str, Best] = {}
     baselines: dict[str, dict[str, float]] = {}
     images: list[str] = []
+    image_psnr: dict[str, float] = {}  # each saved image's PSNR (basicsr's, by the psnr entry), by image name
 
 
 class CheckpointEvent(Event, tag="checkpoint"):

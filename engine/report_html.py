@@ -14,9 +14,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from engine.artifacts import SHOWN_FIGURES, figure_text
 from engine.data.images import write_png
 from engine.health import CHECKERBOARD_MAX, CHECKERBOARD_OVER_BICUBIC, CHROMA_SHIFT_MAX, COLOR_SHIFT_MAX
+from engine.metric_info import SHOWN_FIGURES, figure_text
 from engine.timing import describe
 
 DISPLAY_ZOOM = 2  # tiles are shown at twice their size, pixelated, so upscaling artefacts stay visible
@@ -75,7 +75,7 @@ def _model_rows(data: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-MODEL_HEADER = ["model", "stage", "params", "PSNR (dB)", "SSIM", *(heading for _, _, heading, _ in SHOWN_FIGURES),
+MODEL_HEADER = ["model", "stage", "params", "PSNR (dB)", "SSIM", *(heading for _, _, heading in SHOWN_FIGURES),
                 "LPIPS", "ms/frame (valset)", "ms/frame (270x480)", "memory est. (MB)", "artifacts"]
 FIGURES_LINE = (f"Figures: NIQE (lower is better; '-' for images under 192 px), colour shift (largest |mean SR - GT| "
                 f"of B, G, R) and chroma shift (|mean Cb, Cr|) in grey levels, checkerboard (share of the error energy "

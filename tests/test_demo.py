@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from engine.protocol import ValEvent, load_events
 from tests.conftest import srcockpit
 
 
 def test_fast_demo_runs_the_whole_journey_and_reuses_it(tmp_path: Path):
     root = tmp_path / "demo"
-    first = srcockpit("--no-ui", "demo", "--fast", "--root", str(root), cwd=tmp_path, timeout=900)
+    first = srcockpit("--no-ui", "demo", "--fast", "--root", str(root), cwd=tmp_path, timeout=1800)
     record = json.loads((root / "demo.json").read_text())
     assert list(record["steps"]) == ["data", "original", "transfer", "stage1", "stage2", "rank", "report", "export"]
 
@@ -29,6 +30,10 @@ def test_fast_demo_runs_the_whole_journey_and_reuses_it(tmp_path: Path):
     manifest = json.loads((root / "export/manifest.json").read_text())
     assert manifest["figures"]["onnx"]["max_abs_error"] < 1e-5
     assert any(name.endswith("_ctx.onnx") for name in json.dumps(manifest["artefacts"]).split('"'))
+    for stage in ("demo_stage1_l1", "demo_stage2_gan"):  # both stages save what the image viewer shows
+        log = load_events(root / "experiments" / stage / "cockpit" / "events.jsonl")
+        vals = [e for e in log.events if isinstance(e, ValEvent)]
+        assert vals and all(v.images and set(v.image_psnr) == {Path(p).parent.name for p in v.images} for v in vals)
     assert "perceptual loss off" in first.stdout
     assert "export manifest" in first.stdout
     # the results themselves, not only paths: the report's scores per model and the export's figures

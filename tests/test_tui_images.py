@@ -17,6 +17,7 @@ from tui_helpers import FIXTURE_ROOT, fixture_run, frozen_clock, settle_dashboar
 from engine.protocol import SCHEMA_VERSION, RunPaths, encode_event
 from tui.app import make_app
 from tui.screens.dashboard import DashboardScreen
+from tui.screens.images import crop_box
 
 SIZE = (150, 46)
 NAMES = ("astronaut", "chelsea")
@@ -57,7 +58,8 @@ def write_image_run(root: Path, name: str = "vis_run") -> RunPaths:
     for it, value in zip(ITERS, (27.5, 28.25), strict=True):
         events.append({"type": "val", "iter": it, "dataset": "tiny", "metrics": {"psnr": value, "ssim": 0.8},
                        "settings": {"psnr": {"crop_border": 2, "test_y_channel": True}},
-                       "images": [f"experiments/{name}/visualization/{n}/{n}_{it}.png" for n in NAMES]})
+                       "images": [f"experiments/{name}/visualization/{n}/{n}_{it}.png" for n in NAMES],
+                       "image_psnr": {n: value + k for k, n in enumerate(NAMES)}})  # as the engine scores them
     events.append({"type": "status", "status": "finished", "iter": 200})
     paths.events.parent.mkdir(parents=True, exist_ok=True)
     paths.events.write_bytes(b"".join(encode_event({"v": SCHEMA_VERSION, "t": 1767261600.0 + k, **e})
@@ -97,7 +99,7 @@ async def test_viewer_shows_lr_output_gt_and_keys_cycle(tmp_path):
         assert frame.gt.path == tmp_path / "datasets" / "tiny" / "GT" / "astronaut.png"
         assert frame.lr.path == tmp_path / "datasets" / "tiny" / "LR" / "astronaut.png"
         assert frame.scale == 2 and frame.dataset_psnr == 28.25
-        assert frame.psnr is not None and 20 < frame.psnr < 60
+        assert frame.psnr == 28.25  # the engine's figure for this image at this iteration
         for kind in ("lr", "out", "gt"):
             image = screen.query_one(f"#image-{kind}", HalfcellImage)
             assert image.display and isinstance(image.image, Image.Image)
@@ -107,7 +109,7 @@ async def test_viewer_shows_lr_output_gt_and_keys_cycle(tmp_path):
         assert len(sizes) == 1  # the same crop in all three panes
         assert "iter 200" in str(screen.query_one("#label-out").content)
         title = str(screen.query_one("#img-title").content)
-        assert "astronaut (1/2)" in title and "PSNR" in title and "tiny mean 28.25" in title
+        assert "astronaut (1/2)" in title and "PSNR 28.25 dB" in title and "tiny mean 28.25" in title
 
         await pilot.press("down")  # already the latest
         await shown(pilot, "astronaut", 200)
@@ -118,6 +120,7 @@ async def test_viewer_shows_lr_output_gt_and_keys_cycle(tmp_path):
         await pilot.press("right")  # next image, same iteration
         frame = await shown(pilot, "chelsea", 100)
         assert frame.gt.path.name == "chelsea.png" and frame.out.path.name == "chelsea_100.png"
+        assert frame.psnr == 28.5
         await pilot.press("n")  # wraps around
         await shown(pilot, "astronaut", 100)
         await pilot.press("p", "down")
@@ -177,20 +180,53 @@ def test_crop_is_shared_and_lr_is_nearest_upscaled():
     assert zoomed.size == (12, 12) and len({zoomed.getpixel((x, y)) for x in range(8) for y in range(8)}) == 1
 
 
-def test_psnr_matches_scikit_image():
-    from skimage.metrics import peak_signal_noise_ratio
+@sync
+async def test_the_same_moved_crop_steps_through_the_iterations_and_help_lists_the_keys(tmp_path):
+    pytest.importorskip("textual_image")
+    from textual_image.widget import HalfcellImage
 
-    from tui.screens.images import psnr
+    from tui.screens.dialogs import HelpScreen
 
-    a = Image.effect_noise((32, 24), 40).convert("RGB")
-    b = Image.effect_noise((32, 24), 60).convert("RGB")
-    import numpy as np
+    paths = write_image_run(tmp_path)
+    app = make_app(tmp_path, paths, clock=frozen_clock, save_settings=False)
+    async with app.run_test(size=(90, 30)) as pilot:  # panes narrower than the 96 px photo: the crop can move
+        screen = await open_viewer(pilot)
+        await shown(pilot, "astronaut", 200)
+        out = screen.query_one("#image-out", HalfcellImage)
+        centred = out.image.tobytes()
+        await pilot.press("shift+right", "shift+right")
+        await pilot.pause()
+        moved = out.image.tobytes()
+        assert moved != centred and screen.shift == (0.2, 0.0)
+        await pilot.press("home")  # the first validation, the same moved crop
+        frame = await shown(pilot, "astronaut", 100)
+        assert screen.shift == (0.2, 0.0)
+        box = crop_box(frame.out.image.size, screen.view_pixels(), screen.zoom, screen.shift)
+        assert out.image.tobytes() == frame.out.image.crop(box).tobytes()
+        await pilot.press("end")
+        await shown(pilot, "astronaut", 200)
+        assert out.image.tobytes() == moved
+        await pilot.press("0")
+        await pilot.pause()
+        assert out.image.tobytes() == centred
 
-    expected = peak_signal_noise_ratio(np.asarray(a), np.asarray(b), data_range=255)
-    assert psnr(a, b) == pytest.approx(expected)
-    assert psnr(a, a) == float("inf")
-    assert psnr(a, b.resize((30, 24))) is None
-    assert psnr(a, b, crop_border=2, y_channel=True) != pytest.approx(expected)
+        await pilot.press("question_mark")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.pause()
+        from rich.console import Console
+
+        console = Console(width=120, record=True, color_system=None)
+        for widget in app.screen.query("Static"):
+            console.print(widget.content)
+        shown_text = console.export_text()
+        for words in ("before and after", "shift+arrows", "home / end"):
+            assert words in shown_text, shown_text
+
+
+def test_a_moved_crop_stays_inside_the_image():
+    assert crop_box((40, 20), (10, 8), 1.0, (0.1, 0.0)) == (19, 6, 29, 14)
+    assert crop_box((40, 20), (10, 8), 1.0, (0.5, 0.5)) == (30, 12, 40, 20)  # clamped at the far corner
+    assert crop_box((40, 20), (10, 8), 1.0, (-0.5, -0.5)) == (0, 0, 10, 8)
 
 
 def test_renderer_is_chosen_without_asking_the_terminal():
@@ -276,3 +312,77 @@ def test_the_cockpit_asks_textual_image_questions_before_textual_takes_the_termi
     written, _ = run_on_a_pty(code, stderr_too=True)
     alternate_screen = written.index("\x1b[?1049h")  # Textual starts: from here on it reads stdin
     assert "\x1b[c" in written[:alternate_screen]  # textual-image's Sixel question (device attributes)
+
+
+@pytest.fixture(scope="module")
+def demo_stage1(tmp_path_factory) -> Path:
+    """The demo's real stage 1 (engine.demo.Demo.step_stage1: its option file and overrides, --fast
+    shortened to 4 iterations, validations at 2 and 4) on the tiny dataset, from a seeded 32/32 start."""
+    import dataclasses
+
+    import torch
+
+    from engine.demo import FAST, Demo
+    from engine.jobs import Job
+    from engine.srvgg import SRVGGArch, save_checkpoint
+    from tests.conftest import write_tiny_dataset
+
+    root = tmp_path_factory.mktemp("demo-images")
+    write_tiny_dataset(root)
+    demo = Demo(root, fast=True)
+    demo.settings = dataclasses.replace(FAST, warmup_iters=4, warmup_every=2)
+    (demo.paths.train_pairs).symlink_to(demo.paths.data / "train")  # the demo's pair folders, tiny
+    demo.paths.weights.mkdir()
+    torch.manual_seed(7)
+    save_checkpoint(demo.paths.transferred, SRVGGArch(num_feat=32, num_conv=32, upscale=2).build().state_dict())
+    val = demo.paths.data / "val"
+    demo.record["steps"]["data"] = {"val_gt": str(val / "GTmod12"), "val_lq": str(val / "LRbicx2")}
+    with Job(demo.paths.job, "demo") as job:
+        figures = demo.step_stage1(job)
+    assert figures.get("run"), figures
+    return root
+
+
+def test_the_demo_scores_each_saved_image_with_basicsr(demo_stage1):
+    from engine.protocol import ValEvent, load_events
+
+    paths = RunPaths(demo_stage1 / "experiments" / "demo_stage1_l1")
+    vals = [e for e in load_events(paths.events).events if isinstance(e, ValEvent)]
+    assert [v.iter for v in vals] == [2, 4]
+    for val in vals:
+        names = {Path(p).parent.name for p in val.images}
+        assert names == {"astronaut", "coffee"} and set(val.image_psnr) == names  # every saved image scored
+        assert all(Path(p).is_file() for p in val.images)
+        # basicsr's dataset PSNR is the mean of the per-image ones it summed: the same figures
+        assert sum(val.image_psnr.values()) / len(names) == pytest.approx(val.metrics["psnr"], abs=1e-9)
+    assert oct((paths.root / "visualization").stat().st_mode & 0o777) == oct(0o700)
+    saved = Path(vals[-1].images[0])
+    assert (oct(saved.parent.stat().st_mode & 0o777), oct(saved.stat().st_mode & 0o777)) == (oct(0o700), oct(0o600))
+
+
+@sync
+async def test_the_demo_viewer_shows_its_real_validation_images(demo_stage1, monkeypatch):
+    pytest.importorskip("textual_image")
+    from textual_image.widget import HalfcellImage
+
+    from engine.protocol import ValEvent, load_events
+
+    monkeypatch.chdir(demo_stage1)
+    paths = RunPaths(demo_stage1 / "experiments" / "demo_stage1_l1")
+    last = [e for e in load_events(paths.events).events if isinstance(e, ValEvent)][-1]
+    app = make_app(demo_stage1, paths, clock=frozen_clock, save_settings=False)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_viewer(pilot)
+        frame = await shown(pilot, "astronaut", 4)
+        assert frame.out.path == paths.root / "visualization" / "astronaut" / "astronaut_4.png"
+        assert frame.gt.path.parent.name == "GTmod12" and frame.lr.path.parent.name == "LRbicx2"
+        assert frame.psnr == last.image_psnr["astronaut"]  # the engine's figure, not one computed here
+        for kind in ("lr", "out", "gt"):
+            picture = screen.query_one(f"#image-{kind}", HalfcellImage).image
+            assert isinstance(picture, Image.Image) and picture.size[0] > 10
+        out = screen.query_one("#image-out", HalfcellImage).image
+        assert len(out.getcolors(maxcolors=1 << 16) or []) > 50  # a real photo's output, not a blank pane
+        assert f"PSNR {last.image_psnr['astronaut']:.2f} dB" in str(screen.query_one("#img-title").content)
+        await pilot.press("up")  # the same crop one validation earlier
+        frame = await shown(pilot, "astronaut", 2)
+        assert frame.out.path.name == "astronaut_2.png" and frame.psnr is not None

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.metric_info import metric_info
 from engine.protocol import (
     DISCRIMINATOR_KINDS,
     FAILED,
@@ -167,6 +168,7 @@ class ValPoint:
     iter: int
     psnr: float
     ssim: float
+    metrics: dict[str, float] = field(default_factory=dict)  # every val.metrics figure, psnr and ssim too
 
 
 @dataclass
@@ -177,14 +179,17 @@ class DatasetVal:
     points: list[ValPoint] = field(default_factory=list)
     best_psnr: tuple[float, int] | None = None  # (value, iter)
     best_ssim: tuple[float, int] | None = None
+    best: dict[str, tuple[float, int]] = field(default_factory=dict)  # every metric's, by its direction
     baselines: dict[str, dict[str, float]] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     images: list[str] = field(default_factory=list)
+    image_psnr: dict[int, dict[str, float]] = field(default_factory=dict)  # iter -> image name -> dB (engine's)
 
     def add(self, event: ValEvent) -> None:
         metrics = event.metrics
-        point = ValPoint(event.iter, metrics.get("psnr", math.nan), metrics.get("ssim", math.nan))
+        point = ValPoint(event.iter, metrics.get("psnr", math.nan), metrics.get("ssim", math.nan), dict(metrics))
         self.points.append(point)
+        self._best_of_every_metric(event)
         if len(self.points) > VAL_CAPACITY:
             self.points = self.points[:1] + self.points[1:-1:2] + self.points[-1:]
         for key in ("psnr", "ssim"):
@@ -202,6 +207,19 @@ class DatasetVal:
             self.settings = dict(event.settings)
         if event.images:
             self.images = list(event.images)
+        if event.image_psnr:
+            self.image_psnr[event.iter] = dict(event.image_psnr)
+
+    def _best_of_every_metric(self, event: ValEvent) -> None:
+        """basicsr's record where the event carries it, else the best so far by the metric's direction."""
+        for key, value in event.metrics.items():
+            entry = event.best.get(key)
+            current = self.best.get(key)
+            if entry is not None:
+                self.best[key] = (entry.value, entry.iter)
+            elif math.isfinite(value) and (current is None or metric_info(key, event.settings.get(key))
+                                           .is_better(value, current[0])):
+                self.best[key] = (value, event.iter)
 
 
 @dataclass

@@ -77,7 +77,7 @@ def rank_table(result: Any) -> Any:
     from rich.markup import escape
     from rich.table import Table
 
-    from engine.artifacts import SHOWN_FIGURES, figure_text
+    from engine.metric_info import SHOWN_FIGURES, figure_text
 
     many = len(result.valsets) > 1
     names = ", ".join(f"{v.name} ({v.gt_dir})" for v in result.valsets)
@@ -96,7 +96,7 @@ def rank_table(result: Any) -> Any:
     if many:
         table.add_column("mean PSNR", justify="right")
         table.add_column("mean SSIM", justify="right")
-    for _, heading, _, _ in SHOWN_FIGURES:
+    for _, heading, _ in SHOWN_FIGURES:
         table.add_column(heading + (" (mean)" if many else ""), justify="right")
     table.add_column("")
 

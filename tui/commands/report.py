@@ -130,14 +130,14 @@ def _print_summary(console: Any, result: Any, frame: tuple[int, int]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from engine.artifacts import SHOWN_FIGURES, figure_text
+    from engine.metric_info import SHOWN_FIGURES, figure_text
     from engine.timing import describe
 
     data = result.data
     channel = "Y" if data["settings"]["test_y_channel"] else "RGB"
     table = Table(title=f"{data['valset']['name']}: {len(data['valset']['images'])} images, {channel}, "
                         f"crop {data['settings']['crop_border']}")
-    for column in ("model", "params", "PSNR", "SSIM", *(short for _, short, _, _ in SHOWN_FIGURES),
+    for column in ("model", "params", "PSNR", "SSIM", *(short for _, short, _ in SHOWN_FIGURES),
                    f"ms @ {frame[0]}x{frame[1]}", "memory est."):
         table.add_column(column, justify="left" if column == "model" else "right")
     for name, model in data["models"].items():

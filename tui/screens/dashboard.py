@@ -64,6 +64,8 @@ class DashboardScreen(SizeClasses, Screen):
         Binding("v", "validate", "validate"),
         Binding("d", "detach", "detach"),
         Binding("m", "smoothing", "smoothing", show=False),
+        Binding("M", "val_metric", "chart the next metric", show=False),
+        Binding("C", "compare_stages", "compare with earlier stages", show=False),
         Binding("a", "mitigate", "mitigate alert", show=False),  # in the help screen; the footer is full at 80 columns
         Binding("i", "images", "images", show=False),
         Binding("w", "tool('subset')", "subset wizard", show=False),
@@ -446,6 +448,22 @@ class DashboardScreen(SizeClasses, Screen):
         self._smoothing = steps[(index + 1) % len(steps)]
         self.notify(f"loss smoothing {self._smoothing:g}")
         self.redraw()
+
+    def action_val_metric(self) -> None:
+        metric = self.query_one(ValPanel).next_metric(self.state)
+        self.notify(f"validation chart: {metric}")
+        self.redraw()
+
+    def action_compare_stages(self) -> None:
+        from tui.compare import earlier_stages
+        from tui.screens.compare import CompareScreen
+
+        stages = earlier_stages(self.paths, self.state)
+        if not stages:
+            self.notify("this run starts from no earlier run's checkpoint: the run list compares any runs "
+                        "(space marks, c compares)", severity="warning")
+            return
+        self.app.push_screen(CompareScreen([*stages, self.paths]))
 
     def action_images(self) -> None:
         from tui.screens.images import ImagesScreen, ValImages  # pulls in PIL and textual-image: only on i

@@ -97,6 +97,8 @@ KEYS_DASHBOARD = [
     ("c", "save a checkpoint now"),
     ("v", "validate now"),
     ("m", "cycle the smoothing of the loss curves"),
+    ("M", "chart the next validation metric (PSNR, SSIM, NIQE, colour shift, ...)"),
+    ("C", "compare with the earlier stages this run continues (one iteration axis)"),
     ("a", "mitigate the newest alert: its suggested set command (lr, gan_weight, ...), asked first"),
     ("i", "validation images: LR | output | GT, by image and iteration"),
     ("d", "detach: leave the cockpit, training goes on"),
@@ -108,7 +110,17 @@ KEYS_RUNS = [
     ("n", "start a run from an options file"),
     ("D", "start the demo"),
     ("R", "refresh the list"),
+    ("space", "mark the run for comparing (again: unmark)"),
+    ("c", "compare the marked runs: PSNR, SSIM and loss on one axis, a chain's stages end to end"),
     ("q", "quit"),
+]
+KEYS_IMAGES = [
+    ("right / left", "next / previous validation image (n / p too)"),
+    ("down / up", "the same crop one validation later / earlier: before and after"),
+    ("home / end", "the same crop at the first / last validation"),
+    ("shift+arrows", "move the crop (kept while stepping through iterations); 0 centres it"),
+    ("+ / -", "zoom in / out"),
+    ("escape", "back to the dashboard"),
 ]
 KEYS_ALL = [
     ("w", "dataset subset wizard"),

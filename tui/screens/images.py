@@ -45,6 +45,7 @@ RENDERERS = ("tgp", "sixel", "halfcell", "unicode")
 ZOOMS = (0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
 PANES = ("lr", "out", "gt")
 CACHE_IMAGES = 12
+PAN_STEP = 0.1  # shift+arrow moves the crop by this share of the image
 
 
 # ----------------------------------------------------------------- renderer
@@ -131,32 +132,12 @@ class Frame:
     out: Pane
     gt: Pane
     scale: float = 1.0
-    psnr: float | None = None  # this image's PSNR at this iteration (computed as basicsr does)
+    psnr: float | None = None  # this image's PSNR at this iteration (the engine's, by basicsr's calculate_psnr)
     dataset_psnr: float | None = None  # the dataset mean the val event logged
     panes: dict[str, Pane] = field(init=False)
 
     def __post_init__(self) -> None:
         self.panes = {"lr": self.lr, "out": self.out, "gt": self.gt}
-
-
-def psnr(out: PILImage.Image, gt: PILImage.Image, crop_border: int = 0, y_channel: bool = False) -> float | None:
-    """basicsr's calculate_psnr on two RGB images (None when the sizes differ)."""
-    import numpy as np
-
-    if out.size != gt.size:
-        return None
-    a = np.asarray(out, dtype=np.float64)
-    b = np.asarray(gt, dtype=np.float64)
-    if crop_border:
-        inner = (slice(crop_border, -crop_border), slice(crop_border, -crop_border))
-        a, b = a[inner], b[inner]
-    if y_channel:  # BT.601 luma on 16..235, as basicsr's to_y_channel
-        weights = np.array([65.481, 128.553, 24.966]) / 255.0
-        a, b = a @ weights + 16.0, b @ weights + 16.0
-    if a.size == 0:
-        return None
-    mse = float(np.mean((a - b) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
 class ValImages:
@@ -182,7 +163,6 @@ class ValImages:
         on_disk = sorted({p.name for d in self.visual_dirs if d.is_dir() for p in d.iterdir() if p.is_dir()})
         self.names = [*self.from_events, *(n for n in on_disk if n not in self.from_events)]
         self._cache: OrderedDict[tuple[Path, float], PILImage.Image] = OrderedDict()
-        self._psnr: dict[tuple[str, int], float | None] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -248,12 +228,10 @@ class ValImages:
                     return Pane(candidate)
         return Pane(None, f"{what} missing: no {stem}.* in {short(folder, self.root)}")
 
-    def psnr_settings(self, dataset: str) -> tuple[int, bool]:
+    def image_psnr(self, name: str, dataset: str, iteration: int) -> float | None:
+        """The PSNR the engine logged for this saved image (engine.metrics.saved_image_psnr)."""
         val = self.state.vals.get(dataset)
-        settings = dict(val.settings) if val else {}
-        if isinstance(settings.get("psnr"), dict):  # the engine logs {metric: {crop_border, ...}}
-            settings = settings["psnr"]
-        return int(settings.get("crop_border") or 0), bool(settings.get("test_y_channel"))
+        return val.image_psnr.get(iteration, {}).get(name) if val else None
 
     def dataset_psnr(self, dataset: str, iteration: int) -> float | None:
         val = self.state.vals.get(dataset)
@@ -300,26 +278,24 @@ class ValImages:
         reference = out.image or gt.image
         if lr.image is not None and reference is not None:
             scale = reference.width / lr.image.width
-        frame = Frame(name, dataset, iteration, lr, out, gt, scale=scale,
-                      dataset_psnr=self.dataset_psnr(dataset, iteration))
-        if out.image is not None and gt.image is not None:
-            key = (name, iteration)
-            if key not in self._psnr:
-                self._psnr[key] = psnr(out.image, gt.image, *self.psnr_settings(dataset))
-            frame.psnr = self._psnr[key]
-        return frame
+        return Frame(name, dataset, iteration, lr, out, gt, scale=scale, psnr=self.image_psnr(name, dataset, iteration),
+                     dataset_psnr=self.dataset_psnr(dataset, iteration))
 
 
-def crop_box(size: tuple[int, int], view: tuple[int, int], zoom: float) -> tuple[int, int, int, int]:
-    """The centre crop of an image of `size` that fills `view` display pixels at `zoom`."""
+def crop_box(size: tuple[int, int], view: tuple[int, int], zoom: float,
+             shift: tuple[float, float] = (0.0, 0.0)) -> tuple[int, int, int, int]:
+    """The crop of an image of `size` that fills `view` display pixels at `zoom`: centred, moved by
+    `shift` (fractions of the image's width and height) and kept inside the image."""
     width, height = size
     crop_w = min(width, max(1, round(view[0] / zoom)))
     crop_h = min(height, max(1, round(view[1] / zoom)))
-    left, top = (width - crop_w) // 2, (height - crop_h) // 2
+    left = min(width - crop_w, max(0, (width - crop_w) // 2 + round(shift[0] * width)))
+    top = min(height - crop_h, max(0, (height - crop_h) // 2 + round(shift[1] * height)))
     return left, top, left + crop_w, top + crop_h
 
 
-def crop_pictures(frame: Frame, view: tuple[int, int], zoom: float) -> dict[str, PILImage.Image | None]:
+def crop_pictures(frame: Frame, view: tuple[int, int], zoom: float,
+                  shift: tuple[float, float] = (0.0, 0.0)) -> dict[str, PILImage.Image | None]:
     """The three display pictures: the same region of output, GT and the nearest-upscaled LR."""
     reference = frame.out.image or frame.gt.image
     lr = frame.lr.image
@@ -329,7 +305,7 @@ def crop_pictures(frame: Frame, view: tuple[int, int], zoom: float) -> dict[str,
         size = (round(lr.width * frame.scale), round(lr.height * frame.scale))
     else:
         return dict.fromkeys(PANES)
-    box = crop_box(size, view, zoom)
+    box = crop_box(size, view, zoom, shift)
     crop_size = (box[2] - box[0], box[3] - box[1])
     shown = (max(1, min(view[0], round(crop_size[0] * zoom))), max(1, min(view[1], round(crop_size[1] * zoom))))
     resample = PILImage.Resampling.NEAREST if zoom >= 1 else PILImage.Resampling.BOX
@@ -371,9 +347,17 @@ class ImagesScreen(Screen[None]):
         Binding("left,p", "image(-1)", "previous image"),
         Binding("down", "iteration(1)", "later iter"),
         Binding("up", "iteration(-1)", "earlier iter"),
+        Binding("home", "iteration(-1_000_000)", "first iter", show=False),
+        Binding("end", "iteration(1_000_000)", "last iter", show=False),
         Binding("plus,equals_sign", "zoom(1)", "zoom in", key_display="+"),
         Binding("minus", "zoom(-1)", "zoom out", key_display="-"),
+        Binding("shift+left", "pan(-1, 0)", "pan", show=False),
+        Binding("shift+right", "pan(1, 0)", "pan", show=False),
+        Binding("shift+up", "pan(0, -1)", "pan", show=False),
+        Binding("shift+down", "pan(0, 1)", "pan", show=False),
+        Binding("0", "pan(0, 0)", "centre", show=False),
         Binding("escape,q", "close", "close"),
+        Binding("question_mark", "help", "help", key_display="?"),
     ]
 
     def __init__(self, catalog: ValImages, name: str | None = None, iteration: int | None = None) -> None:
@@ -382,6 +366,7 @@ class ImagesScreen(Screen[None]):
         self.index = catalog.names.index(name) if name in catalog.names else 0
         self.iteration = iteration
         self.zoom_index = ZOOMS.index(1.0)
+        self.shift = (0.0, 0.0)  # the crop's move from the centre, kept across images and iterations
         self.frame: Frame | None = None
         self.busy = False
         self.renderer = "halfcell"
@@ -440,8 +425,22 @@ class ImagesScreen(Screen[None]):
         self.zoom_index = max(0, min(len(ZOOMS) - 1, self.zoom_index + step))
         self.show()
 
+    def action_pan(self, dx: int, dy: int) -> None:
+        """Move the crop by a tenth of the image (0, 0: back to the centre); every iteration shows it."""
+        if dx == dy == 0:
+            self.shift = (0.0, 0.0)
+        else:
+            self.shift = tuple(max(-0.5, min(0.5, s + PAN_STEP * d)) for s, d in zip(self.shift, (dx, dy),
+                                                                                     strict=True))
+        self.show()
+
     def action_close(self) -> None:
         self.dismiss(None)
+
+    def action_help(self) -> None:
+        from tui.screens.dialogs import KEYS_IMAGES, HelpScreen
+
+        self.app.push_screen(HelpScreen(KEYS_IMAGES, "keys: validation images"))
 
     # ----------------------------------------------------------------- loading
     def load(self) -> None:
@@ -478,7 +477,8 @@ class ImagesScreen(Screen[None]):
         if frame is None or not self.is_mounted:
             return
         self.query_one("#img-title", Static).update(self.title_text(frame))
-        pictures = crop_pictures(frame, self.view_pixels(), self.zoom) if self.image_class else dict.fromkeys(PANES)
+        pictures = (crop_pictures(frame, self.view_pixels(), self.zoom, self.shift) if self.image_class
+                    else dict.fromkeys(PANES))
         scale = f"×{frame.scale:g}" if frame.scale and frame.scale != 1 else ""
         labels = {"lr": f"LR {scale} nearest".replace("  ", " "), "gt": "GT",
                   "out": f"output · iter {frame.iter:,}" if frame.iter >= 0 else "output"}
@@ -531,4 +531,4 @@ def short(path: Path | None, root: Path, width: int = 0) -> str:
 
 
 __all__ = ["ImagesScreen", "ValImages", "crop_box", "crop_pictures", "load_image_widget", "pick_renderer",
-           "prepare_image_widgets", "psnr"]
+           "prepare_image_widgets"]

@@ -27,8 +27,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Checkbox, DataTable, Footer, Input, Label, Static
 
-from engine.artifacts import SHOWN_FIGURES, figure_names, figure_text, shown_names
+from engine.artifacts import figure_names, shown_names
 from engine.health import artifact_problems
+from engine.metric_info import SHOWN_FIGURES, figure_text
 from engine.protocol import (
     FINISHED,
     AnyEvent,
@@ -203,7 +204,7 @@ class RankingScreen(JobScreen):
         if len(self.sets) > 1:
             table.add_column("mean PSNR", key="psnr")
             table.add_column("mean SSIM", key="ssim")
-        shown = [(key, short) for key, short, _, _ in SHOWN_FIGURES if any(key in row.figures for row in self.rows)]
+        shown = [(key, short) for key, short, _ in SHOWN_FIGURES if any(key in row.figures for row in self.rows)]
         for key, short in shown:  # only the figures the run measures: a PSNR/SSIM-only run keeps its columns
             table.add_column(short, key=f"figure:{key}")
         table.add_column("", key="flag")
@@ -378,7 +379,7 @@ class RankingScreen(JobScreen):
         for reference in result.references:
             refs.append(f"{reference.label}: ", style="bold")
             refs.append(f"PSNR {_num(reference.psnr):.3f}  SSIM {_num(reference.ssim):.4f}  ")
-            for key, short, _, _ in SHOWN_FIGURES:
+            for key, short, _ in SHOWN_FIGURES:
                 if key in reference.figures:
                     refs.append(f"{short} {figure_text(key, reference.figures[key])}  ")
             refs.append(f"{reference.description}\n", style="dim")

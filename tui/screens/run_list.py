@@ -1,8 +1,8 @@
 """The run list: every experiments/*/cockpit/events.jsonl under the folder, newest first.
 
 enter attaches, n starts a run from an options file (tui.launcher.start_run), D starts the demo
-(tui.launcher.start_demo). Summaries are read in a thread worker (a long log costs a few reads, but
-a folder may hold many runs).
+(tui.launcher.start_demo), space marks runs and c overlays the marked ones (tui.screens.compare).
+Summaries are read in a thread worker (a long log costs a few reads, but a folder may hold many runs).
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ class RunListScreen(SizeClasses, Screen):
         Binding("n", "new_run", "new run"),
         Binding("D", "demo", "demo"),
         Binding("R", "refresh", "refresh"),
+        Binding("space", "mark", "mark", show=False),
+        Binding("c", "compare", "compare marked", show=False),  # in the help: the footer is full at 80 columns
         Binding("w", "tool('subset')", "subset wizard", show=False),
         Binding("T", "tool('transfer')", "weight transfer", show=False),
         Binding("k", "tool('ranking')", "rank checkpoints", show=False),
@@ -54,6 +56,7 @@ class RunListScreen(SizeClasses, Screen):
         self.root = root
         self.summaries: list[RunSummary] = []
         self.loaded = False
+        self.marked: list[Path] = []  # run roots, in the order marked (the compare view's order)
 
     def compose(self) -> ComposeResult:
         yield Static(id="runs-title")
@@ -98,8 +101,9 @@ class RunListScreen(SizeClasses, Screen):
             if s.best_psnr is not None and s.best_psnr_iter is not None:
                 psnr += f" @{int(s.best_psnr_iter):,}"
             shown = Text.assemble(("● " if s.alive else "  ", theme.success), (status, f"bold {color}"))
+            mark = ("✓ ", f"bold {theme.accent}") if s.paths.root in self.marked else ""
             table.add_row(
-                Text(s.name, style="bold"), shown,
+                Text.assemble(mark, (s.name, "bold")), shown,
                 Text(iteration, justify="right"), Text(psnr, justify="right"),
                 Text(age(now - s.last_t) if s.last_t else "-", style="dim"),
                 key=str(s.paths.root),
@@ -173,6 +177,25 @@ class RunListScreen(SizeClasses, Screen):
         self.app.call_from_thread(self.notify, f"the demo runs in {paths.root.parent.parent}: its stages appear "
                                   "here as they start (enter attaches)", title="demo started", timeout=10)
         self.app.call_from_thread(self.action_refresh)
+
+    def action_mark(self) -> None:
+        paths = self.selected()
+        if paths is None:
+            return
+        if paths.root in self.marked:
+            self.marked.remove(paths.root)
+        else:
+            self.marked.append(paths.root)
+        self.show(self.summaries)
+
+    def action_compare(self) -> None:
+        from tui.screens.compare import CompareScreen
+
+        if len(self.marked) < 2:
+            self.notify("mark two runs or more with space first (a chain's stages line up end to end)",
+                        severity="warning")
+            return
+        self.app.push_screen(CompareScreen([RunPaths(root) for root in self.marked]))
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(KEYS_RUNS, "keys: run list"))

@@ -3,6 +3,10 @@
 Plain unicode (2x4 dots per cell) rendered into rich Text, so it needs no plotting library, draws the
 same in a terminal and in a snapshot SVG, and costs O(points + cells) per frame. Curves arrive already
 downsampled (tui.state.Series), so a 200k-iteration run draws as fast as a short one.
+
+A smoothed curve is drawn as TensorBoard draws it: the raw curve behind it faint (its colour blended
+into the background) and the smoothed one bold in front. A cell the front curve crosses shows only the
+front curve's dots, so at smoothing 0.99 the raw noise cannot swallow the trend.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass, field
 
 from rich.style import Style
 from rich.text import Text
+from textual.color import Color, ColorParseError
 from textual.widget import Widget
 
 # Braille dot bits, indexed [row 0..3][col 0..1].
@@ -20,6 +25,7 @@ _DOTS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))
 PALETTE = ("primary", "accent", "success", "secondary", "error", "warning")
 MAX_LEGEND_LINES = 3
 MIN_PLOT_ROWS = 3  # a legend wraps onto more lines only while the plot keeps this many rows
+FAINT = 0.6  # how far a raw curve's colour is blended towards the background
 
 
 @dataclass
@@ -112,7 +118,11 @@ class LineChart(Widget):
 
     def render(self) -> Text:
         width, height = self.content_size.width, self.content_size.height
-        return render_chart(self._data, width, height, self._color, self._muted())
+        return render_chart(self._data, width, height, self._color, self._muted(), self._background())
+
+    def _background(self) -> str:
+        theme = getattr(self.app, "current_theme", None)
+        return (getattr(theme, "background", None) or "") if theme else ""
 
     def _muted(self) -> str:
         theme = getattr(self.app, "current_theme", None)
@@ -124,6 +134,16 @@ ColorOf = Callable[[str, int], str]
 
 def _palette_color(name: str, index: int) -> str:
     return name or PALETTE[index % len(PALETTE)]
+
+
+def faint_style(color: str, background: str) -> str:
+    """The style of a faint (raw) curve: its colour blended towards the background, or rich's dim
+    where either colour is no plain colour (a palette name outside a theme)."""
+    try:
+        blended = Color.parse(color).blend(Color.parse(background), FAINT)
+    except ColorParseError:
+        return f"dim {color}"
+    return blended.hex
 
 
 @dataclass(frozen=True)
@@ -176,8 +196,11 @@ class _Canvas:
     def __init__(self, scale: _Scale, cols: int, rows: int) -> None:
         self.scale, self.cols, self.rows = scale, cols, rows
         self.dot_w, self.dot_h = cols * 2, rows * 4
+        # front (bold) and faint layers apart: a cell with front dots shows those alone
         self.bits = [[0] * cols for _ in range(rows)]
+        self.faint_bits = [[0] * cols for _ in range(rows)]
         self.owner: list[list[str | None]] = [[None] * cols for _ in range(rows)]
+        self.faint_owner: list[list[str | None]] = [[None] * cols for _ in range(rows)]
         self.overlay: dict[tuple[int, int], tuple[str, str]] = {}
 
     def to_dot(self, x: float, y: float) -> tuple[int, int]:
@@ -186,12 +209,13 @@ class _Canvas:
         py = round((s.y_max - y) / (s.y_max - s.y_min) * (self.dot_h - 1))
         return px, py
 
-    def plot(self, px: int, py: int, color: str, weak: bool) -> None:
+    def plot(self, px: int, py: int, style: str, faint: bool) -> None:
         if 0 <= px < self.dot_w and 0 <= py < self.dot_h:
             r, c = py // 4, px // 2
-            self.bits[r][c] |= _DOTS[py % 4][px % 2]
-            if not weak or self.owner[r][c] is None:
-                self.owner[r][c] = ("dim " if weak else "") + color
+            bits, owner = (self.faint_bits, self.faint_owner) if faint else (self.bits, self.owner)
+            bits[r][c] |= _DOTS[py % 4][px % 2]
+            if not faint or owner[r][c] is None:  # the first faint curve keeps a cell: the legend's order
+                owner[r][c] = style
 
     def draw_hline(self, h: HLine, color: str) -> None:
         """A dashed line at h.y, its label at the right end."""
@@ -208,7 +232,7 @@ class _Canvas:
         for k, ch in enumerate(tag):
             self.overlay[(r, start + k)] = (ch, color)
 
-    def draw_curve(self, curve: Curve, color: str) -> None:
+    def draw_curve(self, curve: Curve, style: str) -> None:
         """Joined segments between finite points; a gap (nan, log of <= 0) breaks the line."""
         previous = None
         for x, y in zip(curve.xs, curve.ys, strict=False):
@@ -218,9 +242,9 @@ class _Canvas:
                 continue
             point = self.to_dot(x, v)
             if previous is None:
-                self.plot(*point, color, curve.dim)
+                self.plot(*point, style, curve.dim)
             else:
-                _line(previous, point, lambda px, py: self.plot(px, py, color, curve.dim))
+                _line(previous, point, lambda px, py: self.plot(px, py, style, curve.dim))
             previous = point
 
     def draw_marker(self, m: Marker, color: str) -> None:
@@ -231,24 +255,30 @@ class _Canvas:
                 m.label[:1], color)
 
     def cell(self, r: int, c: int) -> tuple[str, Style | None]:
-        """What cell (r, c) shows: an overlay character unless a curve crosses a dash, else its dots."""
-        if (r, c) in self.overlay and not (self.bits[r][c] and self.overlay[(r, c)][0] == "╌"):
+        """What cell (r, c) shows: an overlay character unless a curve crosses a dash, else the front
+        curves' dots, else the faint ones."""
+        bits = self.bits[r][c] or self.faint_bits[r][c]
+        if (r, c) in self.overlay and not (bits and self.overlay[(r, c)][0] == "╌"):
             ch, color = self.overlay[(r, c)]
             return ch, Style.parse(color)
-        if self.bits[r][c]:
-            style = self.owner[r][c] or ""
-            return chr(0x2800 + self.bits[r][c]), Style.parse(style) if style else None
+        if bits:
+            style = (self.owner[r][c] if self.bits[r][c] else self.faint_owner[r][c]) or ""
+            return chr(0x2800 + bits), Style.parse(style) if style else None
         return " ", None
 
 
-def _draw(canvas: _Canvas, data: ChartData, color_of: ColorOf) -> None:
-    """Dashed reference lines first, curves over them, markers on top."""
+def _draw(canvas: _Canvas, data: ChartData, color_of: ColorOf, background: str) -> None:
+    """Dashed reference lines first, curves over them (faint ones in their own layer), markers on top."""
     for h in data.hlines:
         canvas.draw_hline(h, color_of(h.color, 0))
     index = 0
+    bold = any(curve.dim for curve in data.curves)  # bold only where a faint companion needs the contrast
     for curve in data.curves:
-        canvas.draw_curve(curve, color_of(curve.color, index))
-        if not curve.dim:
+        color = color_of(curve.color, index)
+        if curve.dim:
+            canvas.draw_curve(curve, faint_style(color, background))
+        else:
+            canvas.draw_curve(curve, f"bold {color}" if bold else color)
             index += 1
     for m in data.markers:
         canvas.draw_marker(m, color_of(m.color, 0))
@@ -278,7 +308,8 @@ def _x_axis(scale: _Scale, cols: int, axis_w: int) -> str:
 
 
 def _legend_entries(data: ChartData, color_of: ColorOf, axis_style: Style) -> list[Text]:
-    """One entry per curve in front (with its latest value), per reference line, and the log-scale note."""
+    """One entry per curve in front (with its latest value), per reference line, and the notes (raw curves
+    faint, log scale)."""
     entries = []
     index = 0
     for curve in data.curves:
@@ -296,6 +327,8 @@ def _legend_entries(data: ChartData, color_of: ColorOf, axis_style: Style) -> li
         entry.append("╌ ", style=Style.parse(color_of(h.color, 0)))
         entry.append(h.label)
         entries.append(entry)
+    if any(curve.dim for curve in data.curves):
+        entries.append(Text("(faint: raw)", style=axis_style))
     if data.log_y:
         entries.append(Text("(log)", style=axis_style))
     return entries
@@ -318,8 +351,9 @@ def _legend(data: ChartData, color_of: ColorOf, width: int, axis_style: Style, m
 
 
 def render_chart(data: ChartData, width: int, height: int, color_of: ColorOf | None = None,
-                 muted: str = "grey50") -> Text:
-    """The chart as Text of `height` lines of `width` cells (legend last)."""
+                 muted: str = "grey50", background: str = "") -> Text:
+    """The chart as Text of `height` lines of `width` cells (legend last); faint curves are blended
+    towards `background` (rich's dim where it is no plain colour)."""
     color_of = color_of or _palette_color
     text = Text(no_wrap=True, overflow="crop")
     if width < 12 or height < 3:
@@ -335,7 +369,7 @@ def render_chart(data: ChartData, width: int, height: int, color_of: ColorOf | N
     if cols < 4 or rows < 1:
         return text
     canvas = _Canvas(scale, cols, rows)
-    _draw(canvas, data, color_of)
+    _draw(canvas, data, color_of, background)
     _plot_area(text, canvas, axis_w, axis_style)
     text.append(_x_axis(scale, cols, axis_w), style=axis_style)
     for k, line in enumerate(legend):
