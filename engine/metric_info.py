@@ -49,7 +49,7 @@ METRICS: dict[str, MetricInfo] = {
     "color_shift": MetricInfo("colour", "lower", "grey levels", 2, title="colour shift"),
     "chroma_shift": MetricInfo("chroma", "lower", "grey levels", 2, title="chroma shift"),
     "checkerboard": MetricInfo("checker", "lower", "of error energy", 2, percent=True, title="checkerboard"),
-    "sharpness": MetricInfo("sharp", "higher", "× GT detail", 3, title="sharpness"),
+    "sharpness": MetricInfo("sharp", "higher", "× GT detail", 2, title="sharpness"),
 }
 # The figures the ranking and the comparison report show beside PSNR/SSIM: (key, label, title)
 SHOWN_FIGURES = tuple((key, METRICS[key].label, METRICS[key].title or METRICS[key].label)
