@@ -82,6 +82,12 @@ def fresh_root_logger(log_file: Path) -> logging.Logger:
     for handler in logger.handlers:
         if isinstance(handler, logging.FileHandler):  # a full disk: no traceback per line, the disk guard stops
             handler.handleError = lambda record: None
+    # Python warnings (torch's, numpy's) into the same log, so every kind of run (a demo stage too, whose
+    # stderr is the demo's) has them where the cockpit's log panel reads
+    logging.captureWarnings(True)
+    warnings_logger = logging.getLogger("py.warnings")
+    warnings_logger.handlers = list(logger.handlers)
+    warnings_logger.propagate = False
     return logger
 
 
@@ -355,13 +361,13 @@ class Trainer:
         return outcome if outcome is not None else self._finish(model, data, tb_logger, session.health)
 
     def _open_logger(self) -> tuple[Path, logging.Logger]:
-        """basicsr's log file for this session; with a console rendering the events, its lines go there only."""
+        """basicsr's log file for this session. Its INFO lines go there only: a console renders the events, and
+        a detached engine's stderr (cockpit/engine.log) keeps what went wrong (the cockpit shows the file)."""
         log_file = Path(self.opt["path"]["log"]) / f"train_{self.opt['name']}_{get_time_str()}.log"
         logger = fresh_root_logger(log_file)
-        if self.events.listener is not None:
-            for handler in logger.handlers:
-                if type(handler) is logging.StreamHandler:
-                    handler.setLevel(logging.WARNING)
+        for handler in logger.handlers:
+            if type(handler) is logging.StreamHandler:
+                handler.setLevel(logging.WARNING)
         return log_file, logger
 
     def _resume(self, model: Any, data: TrainData, resume_state: dict[str, Any]) -> None:
