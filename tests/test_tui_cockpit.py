@@ -11,11 +11,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "runs"))
 
-from tui_helpers import frozen_clock, settle_dashboard, sync, wait_for
+from tui_helpers import LiveRun, frozen_clock, settle_dashboard, sync, wait_for
 
+from engine.protocol import PAUSED, RUNNING, IterEvent, RunEvent, StatusEvent
 from tests.conftest import TINY_RUN
 from tui.app import make_app
-from tui.tailer import BasicsrLog
+from tui.messages import IterBatch
+from tui.state import RunState
+from tui.tailer import BasicsrLog, split_events
 
 SIZE = (160, 48)
 
@@ -50,3 +53,49 @@ def test_python_warnings_land_in_basicsr_log_with_their_level(tmp_path):
     follower = BasicsrLog(tmp_path)
     lines = follower.poll()
     assert any(level == "warning" and "a torch-like warning" in message for _, level, message in lines), lines
+
+
+def folded(events) -> RunState:
+    """Events folded as attaching does: split into messages (a poll's status goes last) and applied."""
+    state = RunState("r")
+    for message in split_events("r", events, replayed=True):
+        if isinstance(message, IterBatch):
+            state.apply_iters(message.columns)
+        elif hasattr(message, "event"):
+            state.apply(message.event)
+        else:
+            state.apply_all(getattr(message, "events", []))
+    return state
+
+
+def test_attach_keeps_the_last_iteration_not_the_starting_status():
+    events = [RunEvent(t=0.0, name="r", total_iter=1200), StatusEvent(t=1.0, status=RUNNING, iter=0),
+              *(IterEvent(t=1.0 + k, iter=k, total_iter=1200, it_s=1.0) for k in range(1, 83))]
+    assert folded(events).iter == 82
+
+
+def test_eta_follows_the_smoothed_rate_not_the_last_it_s():
+    # one iteration a second, but each event's own it/s swings between 0.1 and 10 (validations, a busy host)
+    events = [RunEvent(t=0.0, name="r", total_iter=1000), StatusEvent(t=0.0, status=RUNNING, iter=0),
+              *(IterEvent(t=float(k), iter=k, total_iter=1000, it_s=0.1 if k % 2 else 10.0,
+                          eta_s=(1000 - k) / (0.1 if k % 2 else 10.0)) for k in range(1, 101))]
+    state = folded(events)
+    assert 850 <= state.eta(100.0) <= 950
+
+
+@sync
+async def test_paused_run_shows_paused_and_no_eta_or_speed(tmp_path):
+    live = LiveRun(tmp_path)
+    try:
+        app = make_app(live.paths.root.parent.parent, live.paths, clock=frozen_clock, save_settings=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle_dashboard(pilot)
+            assert "it/s" in str(app.screen.query_one("#run-header").render())
+            live.append("status", status=PAUSED, iter=800)
+            assert await wait_for(pilot, lambda: app.screen.state.status == PAUSED)
+            app.screen.redraw()
+            header = str(app.screen.query_one("#run-header").render())
+            assert "ETA paused" in header and "it/s" not in header
+            assert "paused" in str(app.screen.query_one("#speed-text").render())
+    finally:
+        live.close()
