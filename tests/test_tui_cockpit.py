@@ -5,18 +5,20 @@ per-process figures (the engine and its workers, not the machine)."""
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "runs"))
 
-from tui_helpers import LiveRun, frozen_clock, settle_dashboard, sync, wait_for
+from tui_helpers import LiveRun, fixture_run, frozen_clock, settle_dashboard, settle_run_list, sync, wait_for
 
-from engine.protocol import PAUSED, RUNNING, IterEvent, RunEvent, StatusEvent
-from tests.conftest import TINY_RUN
+from engine.protocol import PAUSED, RUNNING, IterEvent, RunEvent, RunPaths, StatusEvent
+from tests.conftest import TINY_RUN, srcockpit
 from tui.app import make_app
 from tui.messages import IterBatch
+from tui.runs import attach_hint, resolve_run
 from tui.state import RunState
 from tui.tailer import BasicsrLog, split_events
 
@@ -99,3 +101,44 @@ async def test_paused_run_shows_paused_and_no_eta_or_speed(tmp_path):
             assert "paused" in str(app.screen.query_one("#speed-text").render())
     finally:
         live.close()
+
+
+def demo_folder_with_a_stage(tmp_path: Path) -> Path:
+    """The folder a user ran `srcockpit demo` in: the demo's runs lie in ./srcockpit-demo/experiments."""
+    stage = tmp_path / "srcockpit-demo" / "experiments" / "demo_stage1_l1"
+    shutil.copytree(fixture_run("demo_cpu_l1").root, stage)
+    return stage
+
+
+@sync
+async def test_run_list_finds_the_demo_runs_and_d_gives_an_attach_that_works(tmp_path, monkeypatch):
+    stage = demo_folder_with_a_stage(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    app = make_app(tmp_path, clock=frozen_clock, save_settings=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_run_list(pilot)
+        assert [s.paths.root for s in app.screen.summaries] == [stage]
+        await pilot.press("enter")
+        await settle_dashboard(pilot)
+        await pilot.press("d")
+    assert "`srcockpit attach demo_stage1_l1` comes back" in app.detached
+    assert resolve_run("demo_stage1_l1", tmp_path).root == stage  # what `srcockpit attach NAME` resolves
+
+
+def test_attach_hint_gives_a_path_where_the_name_does_not_resolve(tmp_path):
+    stage = demo_folder_with_a_stage(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert attach_hint(RunPaths(stage), elsewhere) == f"srcockpit attach {stage}"
+    assert attach_hint(RunPaths(stage), tmp_path / "srcockpit-demo") == "srcockpit attach demo_stage1_l1"
+
+
+def test_demo_command_reports_a_demo_that_exits_at_once(tmp_path):
+    """The cockpit opens only once the spawned demo has written its first event: one that exits first (here
+    its folder holds a --fast demo) is reported with its own message, exit status 2, no cockpit."""
+    root = tmp_path / "demo_root"
+    root.mkdir()
+    (root / "demo.json").write_text('{"fast": true, "steps": {}}')
+    result = srcockpit("demo", "--root", str(root), cwd=tmp_path, check=False, timeout=300)
+    assert result.returncode == 2, result
+    assert "holds a --fast demo" in result.stderr + result.stdout

@@ -7,6 +7,7 @@ status, iter and val events, so a 70 MB log costs a few reads.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import socket
@@ -35,6 +36,7 @@ from engine.protocol import (
 )
 
 EXPERIMENTS = "experiments"
+DEMO_ROOT = "srcockpit-demo"  # `srcockpit demo`'s default --root
 HEAD_BYTES = 64 << 10
 TAIL_CHUNK = 256 << 10
 DECODE_LIMIT = 16 << 20  # stop walking back after decoding this much; fields not found stay unknown
@@ -75,13 +77,34 @@ class RunSummary:
 
 
 def discover_runs(root: Path | None = None) -> list[RunPaths]:
-    """Every experiments/*/cockpit/events.jsonl under root (default: the current folder), by name."""
-    base = (root or Path.cwd()) / EXPERIMENTS
+    """Every experiments/*/cockpit/events.jsonl under root (default: the current folder), by name; then those
+    of the demo's default folder (`srcockpit demo` puts them in ./srcockpit-demo/experiments)."""
+    found: list[RunPaths] = []
+    for base in experiment_folders(root or Path.cwd()):
+        try:
+            folders = [p.parent.parent for p in base.glob("*/cockpit/events.jsonl")]
+        except OSError:
+            continue
+        found += [RunPaths(folder) for folder in sorted(folders, key=lambda p: p.name)]
+    return found
+
+
+def experiment_folders(root: Path) -> list[Path]:
+    return [root / EXPERIMENTS, root / DEMO_ROOT / EXPERIMENTS]
+
+
+def attach_hint(paths: RunPaths, cwd: Path | None = None) -> str:
+    """The `srcockpit attach` command that finds this run from cwd: its name where that resolves to it, else its
+    path (relative when it lies below cwd)."""
+    cwd = (cwd or Path.cwd()).resolve()
+    folder = paths.root.resolve()
+    with contextlib.suppress(UserError):
+        if resolve_run(folder.name, cwd).root == folder:
+            return f"srcockpit attach {folder.name}"
     try:
-        found = [p.parent.parent for p in base.glob("*/cockpit/events.jsonl")]
-    except OSError:
-        return []
-    return [RunPaths(folder) for folder in sorted(found, key=lambda p: p.name)]
+        return f"srcockpit attach {folder.relative_to(cwd)}"
+    except ValueError:
+        return f"srcockpit attach {folder}"
 
 
 def resolve_run(name_or_path: str, root: Path | None = None) -> RunPaths:
@@ -93,7 +116,7 @@ def resolve_run(name_or_path: str, root: Path | None = None) -> RunPaths:
         options.append(candidate.parent.parent)
     elif candidate.name == "cockpit":
         options.append(candidate.parent)
-    options += [candidate, base / candidate, base / EXPERIMENTS / name_or_path]
+    options += [candidate, base / candidate, *(folder / name_or_path for folder in experiment_folders(base))]
     for folder in options:
         log = folder / "cockpit" / "events.jsonl"
         if log.is_file():

@@ -170,8 +170,9 @@ class RunListScreen(SizeClasses, Screen):
             self.app.call_from_thread(self.notify, f"{type(error).__name__}: {error}",
                                       title="demo not started", severity="error", timeout=12)
             return
-        self.app.call_from_thread(self.notify, f"the demo runs in {paths.root.parent.parent}: its stages appear "
-                                  "here as they start (enter attaches)", title="demo started", timeout=10)
+        self.app.call_from_thread(self.notify, f"the demo runs in {paths.root.parent.parent} (it has written its "
+                                  "first event): its steps and stages appear here (enter attaches)",
+                                  title="demo started", timeout=10)
         self.app.call_from_thread(self.action_refresh)
 
     def action_help(self) -> None:
