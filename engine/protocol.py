@@ -189,6 +189,11 @@ class SystemEvent(Event, tag="system"):
     rss: int = 0
     ram_used: int = 0
     ram_total: int = 0
+    # the engine process and its children (data workers), as nvitop counts a process: CPU % of one core, so
+    # 4 busy workers read 400; each GPU entry's "proc_mem" is their memory on that device (NVML's list)
+    proc_cpu_percent: float = NAN
+    proc_rss: int = 0
+    procs: int = 0
 
 
 class Best(msgspec.Struct):

@@ -142,3 +142,23 @@ def test_demo_command_reports_a_demo_that_exits_at_once(tmp_path):
     result = srcockpit("demo", "--root", str(root), cwd=tmp_path, check=False, timeout=300)
     assert result.returncode == 2, result
     assert "holds a --fast demo" in result.stderr + result.stdout
+
+
+@sync
+async def test_gpu_panel_shows_the_runs_processes_and_its_own_gpu_memory(tmp_path):
+    live = LiveRun(tmp_path)
+    try:
+        app = make_app(live.paths.root.parent.parent, live.paths, clock=frozen_clock, save_settings=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle_dashboard(pilot)
+            gpu = {"index": 0, "name": "H200", "mem_used": 40 << 30, "mem_total": 140 << 30, "proc_mem": 12 << 30}
+            live.append("system", gpus=[gpu], cpu_percent=100.0, rss=1 << 30, ram_used=8 << 30, ram_total=64 << 30,
+                        proc_cpu_percent=180.0, proc_rss=3 << 30, procs=3)
+            assert await wait_for(pilot, lambda: app.screen.state.system.procs == 3)
+            app.screen.redraw()
+            await pilot.pause()
+            panel = str(app.screen.query_one("#gpu-panel").render())
+            assert "engine 3 procs cpu 180%" in panel and "rss 3.0 GiB" in panel
+            assert "this run 12.0 GiB" in panel and "40.0/140.0 GiB" in panel
+    finally:
+        live.close()
