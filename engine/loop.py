@@ -24,7 +24,7 @@ import torch
 
 import engine.models  # registers the cockpit models
 from engine.compat import load_basicsr
-from engine.evaluate import baseline_figures, evaluate_baselines, load_pairs
+from engine.evaluate import baseline_figures, evaluate_baselines, evaluate_model, load_pairs
 from engine.events import EventWriter
 from engine.files import DiskFull, private_dir
 from engine.health import HealthMonitor, Verdict
@@ -281,6 +281,7 @@ class Trainer:
         self._saved_iter = -1
         self.disk: Any = None  # the run's DiskGuard, told the size of every checkpoint
         self._baseline_cache: dict[str, dict[str, dict[str, float]]] = {}
+        self._pairs_cache: dict[str, Any] = {}
 
     @property
     def resumable_from(self) -> int:
@@ -534,11 +535,28 @@ class Trainer:
             if val_opt.get("save_img"):
                 visual = Path(self.opt["path"]["visualization"])
                 images = sorted(str(p) for p in visual.glob(f"*/*_{self.current_iter}.png"))
+            ema = hasattr(model, "net_g_ema")
+            baselines = self._baselines(loader.dataset.opt, settings.get("psnr", {}))
             self.events.emit(ValEvent(iter=self.current_iter, dataset=name, metrics=metrics, settings=settings,
                                       best={k: Best(v["val"], v["iter"]) for k, v in best.items()},
-                                      baselines=self._baselines(loader.dataset.opt, settings.get("psnr", {})),
-                                      images=images))
+                                      baselines=baselines, images=images, weights="net_g_ema" if ema else "net_g",
+                                      net_g=self._raw_scores(model, loader.dataset.opt, settings.get("psnr", {}))
+                                      if ema else {}))
             health.after_val(self.current_iter, name, metrics, self._baseline_cache[name].get("bicubic"))
+
+    def _raw_scores(self, model: Any, dataset_opt: dict[str, Any], psnr_settings: dict[str, Any]) -> dict[str, float]:
+        """PSNR/SSIM of net_g itself (basicsr scored its EMA), by the psnr entry's settings; {} without pairs."""
+        gt, lq = dataset_opt.get("dataroot_gt"), dataset_opt.get("dataroot_lq")
+        if not (gt and lq):
+            return {}
+        name = dataset_opt["name"]
+        if name not in self._pairs_cache:
+            self._pairs_cache[name] = load_pairs(Path(gt), Path(lq))
+        with engine.models.rng_preserved():
+            result = evaluate_model(model.get_bare_model(model.net_g), self._pairs_cache[name],
+                                    crop_border=psnr_settings.get("crop_border", 0),
+                                    test_y_channel=bool(psnr_settings.get("test_y_channel", False)), label="net_g")
+        return {"psnr": result.psnr, "ssim": result.ssim}
 
     def _baselines(self, dataset_opt: dict[str, Any], psnr_settings: dict[str, Any]) -> dict[str, dict[str, float]]:
         """Nearest and bicubic upscaling of the same LR images, scored the same way: the lines a model must beat.

@@ -209,6 +209,10 @@ class ValEvent(Event, tag="val"):
     best: dict[str, Best] = {}
     baselines: dict[str, dict[str, float]] = {}
     images: list[str] = []
+    # what `metrics` scored: basicsr validates net_g_ema when the model keeps an EMA, else net_g; with an EMA
+    # the raw net_g (the weights the ranking and report may pick) is scored too, the same way, in `net_g`
+    weights: str = ""
+    net_g: dict[str, float] = {}
 
 
 class CheckpointEvent(Event, tag="checkpoint"):

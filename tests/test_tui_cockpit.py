@@ -4,7 +4,9 @@ per-process figures (the engine and its workers, not the machine)."""
 
 from __future__ import annotations
 
+import io
 import logging
+import math
 import shutil
 import sys
 import warnings
@@ -12,9 +14,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "runs"))
 
+from rich.console import Console
 from tui_helpers import LiveRun, fixture_run, frozen_clock, settle_dashboard, settle_run_list, sync, wait_for
 
-from engine.protocol import PAUSED, RUNNING, IterEvent, RunEvent, RunPaths, StatusEvent
+from engine.protocol import PAUSED, RUNNING, IterEvent, RunEvent, RunPaths, StatusEvent, ValEvent, load_events
 from tests.conftest import TINY_RUN, srcockpit
 from tui.app import make_app
 from tui.messages import IterBatch
@@ -162,3 +165,27 @@ async def test_gpu_panel_shows_the_runs_processes_and_its_own_gpu_memory(tmp_pat
             assert "this run 12.0 GiB" in panel and "40.0/140.0 GiB" in panel
     finally:
         live.close()
+
+
+def test_val_events_say_which_weights_were_scored_and_score_net_g_too(tiny_run):
+    vals = [e for e in load_events(RunPaths(tiny_run / "experiments" / TINY_RUN).events).events
+            if isinstance(e, ValEvent)]
+    assert vals
+    for val in vals:  # the tiny run keeps an EMA: basicsr scored it, the engine scored the raw net_g as well
+        assert val.weights == "net_g_ema"
+        assert math.isfinite(val.net_g["psnr"]) and math.isfinite(val.net_g["ssim"])
+
+
+@sync
+async def test_dashboard_and_run_list_label_every_psnr_with_its_weights(run_copy):
+    app = make_app(run_copy.parent.parent, clock=frozen_clock, save_settings=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_run_list(pilot)
+        row = " ".join(str(cell) for cell in app.screen.query_one("#runs").get_row_at(0))
+        assert "EMA · net_g" in row, row
+        await pilot.press("enter")
+        await settle_dashboard(pilot)
+        console = Console(width=60, file=io.StringIO(), record=True)
+        console.print(app.screen.query_one("#val-table").content)
+        table = console.export_text()
+        assert "best ★ EMA" in table and "net_g" in table and "best net_g" in table, table

@@ -54,6 +54,8 @@ class RunSummary:
     total_iter: int = 0
     best_psnr: float | None = None
     best_psnr_iter: int | None = None
+    scored: str = ""  # which weights best_psnr scored (net_g_ema or net_g), "" in logs older than the label
+    net_g_psnr: float | None = None  # the raw net_g's latest PSNR when the best is the EMA's
     last_t: float | None = None
     alive: bool = False
     source: str = "engine"
@@ -299,6 +301,9 @@ def _fold_tail(summary: RunSummary, tail: dict[type[Event], AnyEvent]) -> None:
             summary.best_psnr, summary.best_psnr_iter = val.metrics.get("psnr"), val.iter
         if summary.best_psnr is not None and not math.isfinite(summary.best_psnr):
             summary.best_psnr = None
+        summary.scored = val.weights
+        raw = val.net_g.get("psnr")
+        summary.net_g_psnr = raw if raw is not None and math.isfinite(raw) else None
 
 
 def list_runs(root: Path | None = None) -> list[RunSummary]:

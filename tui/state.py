@@ -174,9 +174,18 @@ class DatasetVal:
     baselines: dict[str, dict[str, float]] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     images: list[str] = field(default_factory=list)
+    weights: str = ""  # what `points` scored: net_g_ema or net_g ("" in logs older than the label)
+    net_g: dict[str, float] = field(default_factory=dict)  # the raw net_g's latest, beside an EMA's points
+    best_net_g_psnr: tuple[float, int] | None = None
 
     def add(self, event: ValEvent) -> None:
         metrics = event.metrics
+        self.weights = event.weights or self.weights
+        if event.net_g:
+            self.net_g = dict(event.net_g)
+            raw = as_float(event.net_g.get("psnr"))
+            if math.isfinite(raw) and (self.best_net_g_psnr is None or raw > self.best_net_g_psnr[0]):
+                self.best_net_g_psnr = (raw, event.iter)
         point = ValPoint(event.iter, metrics.get("psnr", math.nan), metrics.get("ssim", math.nan))
         self.points.append(point)
         if len(self.points) > VAL_CAPACITY:

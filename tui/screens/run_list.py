@@ -97,6 +97,7 @@ class RunListScreen(SizeClasses, Screen):
             psnr = f"{s.best_psnr:.2f} dB" if s.best_psnr is not None else "-"
             if s.best_psnr is not None and s.best_psnr_iter is not None:
                 psnr += f" @{int(s.best_psnr_iter):,}"
+            psnr += weights_label(s)
             shown = Text.assemble(("● " if s.alive else "  ", theme.success), (status, f"bold {color}"))
             table.add_row(
                 Text(s.name, style="bold"), shown,
@@ -180,3 +181,13 @@ class RunListScreen(SizeClasses, Screen):
 
     def action_tool(self, kind: str) -> None:
         self.app.open_tool(kind, self.selected())
+
+
+def weights_label(summary: RunSummary) -> str:
+    """Which weights the best PSNR scored, and the raw net_g's latest beside an EMA best."""
+    if summary.best_psnr is None or not summary.scored:
+        return ""
+    label = " EMA" if summary.scored == "net_g_ema" else " net_g"
+    if summary.net_g_psnr is not None:
+        label += f" · net_g {summary.net_g_psnr:.2f}"
+    return label

@@ -15,6 +15,8 @@ from tui.state import RunState
 from tui.widgets.charts import PSNR_TARGET, SSIM_TARGET, val_chart_data
 from tui.widgets.line_chart import LineChart
 
+WEIGHTS_LABELS = {"net_g_ema": "EMA", "net_g": "net_g"}
+
 
 class ValTable(Static):
     DEFAULT_CSS = """
@@ -46,14 +48,21 @@ class ValTable(Static):
             last = val.points[-1]
             psnr_ok = last.psnr >= PSNR_TARGET
             ssim_ok = last.ssim >= SSIM_TARGET
-            table.add_row(name, f"{last.iter:,}",
+            scored = WEIGHTS_LABELS.get(val.weights, "")
+            table.add_row(f"{name} {scored}".rstrip(), f"{last.iter:,}",
                           Text(f"{last.psnr:.2f}", style=theme.success if psnr_ok else ""),
                           Text(f"{last.ssim:.4f}", style=theme.success if ssim_ok else ""))
+            if val.net_g:  # basicsr scored the EMA: the raw weights, which the ranking may pick, beside it
+                table.add_row(" net_g", f"{last.iter:,}", f"{val.net_g.get('psnr', math.nan):.2f}",
+                              f"{val.net_g.get('ssim', math.nan):.4f}")
             if val.best_psnr:
                 ssim = val.best_ssim[0] if val.best_ssim else math.nan
-                table.add_row(Text(" best ★", style=theme.warning), f"{val.best_psnr[1]:,}",
+                table.add_row(Text(f" best ★ {scored}".rstrip(), style=theme.warning), f"{val.best_psnr[1]:,}",
                               Text(f"{val.best_psnr[0]:.2f}", style=f"bold {theme.warning}"),
                               Text(f"{ssim:.4f}", style=theme.warning))
+            if val.best_net_g_psnr:
+                table.add_row(Text(" best net_g", style=theme.warning), f"{val.best_net_g_psnr[1]:,}",
+                              Text(f"{val.best_net_g_psnr[0]:.2f}", style=theme.warning), "")
             baselines.update(val.baselines)
             settings = settings or val.settings
         for base, values in sorted(baselines.items()):
