@@ -175,7 +175,7 @@ class Demo:
                     job.events.emit(LogEvent(level="info",
                                              message=f"[{number}/{len(steps)}] {title}: done earlier, reused"))
                     continue
-                job.progress(number - 1, len(steps), title)
+                job.step(number, len(steps), title)
                 start = time.monotonic()
                 figures = step(job)
                 if figures.get("stopped"):
@@ -185,7 +185,8 @@ class Demo:
                 self.record["steps"][name] = figures
                 self._save_record()
                 job.result(step=name, title=title, **figures)
-            job.progress(len(steps), len(steps), "done")
+            job.step(len(steps), len(steps), "done")
+            job.progress(1, 1, "done")
             job.result(step="summary", artefacts=self.artefacts(), seconds={k: v.get("seconds") for k, v in
                                                                             self.record["steps"].items()})
         return self.record

@@ -248,6 +248,10 @@ class ProgressEvent(Event, tag="progress"):
     done: int = 0
     total: int = 0
     message: str = ""
+    # a job of several steps (the demo): done/total count within step `step` of `steps`, so a reader can
+    # draw the whole job's progress without mistaking a step's own counter for it
+    step: int = 0
+    steps: int = 0
 
 
 class ResultEvent(Event, tag="result"):

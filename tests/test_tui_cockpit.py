@@ -17,12 +17,22 @@ sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "runs"))
 from rich.console import Console
 from tui_helpers import LiveRun, fixture_run, frozen_clock, settle_dashboard, settle_run_list, sync, wait_for
 
-from engine.protocol import PAUSED, RUNNING, IterEvent, RunEvent, RunPaths, StatusEvent, ValEvent, load_events
+from engine.protocol import (
+    PAUSED,
+    RUNNING,
+    IterEvent,
+    ProgressEvent,
+    RunEvent,
+    RunPaths,
+    StatusEvent,
+    ValEvent,
+    load_events,
+)
 from tests.conftest import TINY_RUN, srcockpit
 from tui.app import make_app
 from tui.messages import IterBatch
 from tui.runs import attach_hint, resolve_run
-from tui.state import RunState
+from tui.state import RunState, overall_progress
 from tui.tailer import BasicsrLog, split_events
 
 SIZE = (160, 48)
@@ -189,3 +199,24 @@ async def test_dashboard_and_run_list_label_every_psnr_with_its_weights(run_copy
         console.print(app.screen.query_one("#val-table").content)
         table = console.export_text()
         assert "best ★ EMA" in table and "net_g" in table and "best net_g" in table, table
+
+
+def test_a_jobs_sub_step_is_not_shown_as_its_overall_progress(tmp_path):
+    from engine.jobs import Job
+    from tui.runs import summarise
+
+    folder = tmp_path / "experiments" / "demo"
+    seen = []
+    with Job(folder, "demo") as job:
+        job.step(4, 8, "stage 1: L1 warm-up")
+        for done in (0, 5, 17):
+            job.progress(done, 17, f"iteration {done}/17")
+            summary = summarise(RunPaths(folder))
+            seen.append((summary.iter, summary.total_iter))
+        job.step(5, 8, "stage 2")
+        job.progress(0, 5, "iteration 0/5")
+    fractions = [overall_progress(e) for e in load_events(RunPaths(folder).events).events
+                 if isinstance(e, ProgressEvent)]
+    assert seen == [(3, 8), (3, 8), (4, 8)]  # steps done of the whole job, never "17 / 17"
+    assert [done for done, _ in fractions] == sorted(done for done, _ in fractions)  # the bar never jumps back
+    assert {total for _, total in fractions} == {8.0}

@@ -34,6 +34,7 @@ from engine.protocol import (
     decode_event,
     engine_holds_lock,
 )
+from tui.state import overall_progress
 
 EXPERIMENTS = "experiments"
 DEMO_ROOT = "srcockpit-demo"  # `srcockpit demo`'s default --root
@@ -291,7 +292,8 @@ def _fold_tail(summary: RunSummary, tail: dict[type[Event], AnyEvent]) -> None:
         summary.iter = max(summary.iter, status.iter)
     progress = tail.get(ProgressEvent)
     if isinstance(progress, ProgressEvent) and it is None:  # a job (subset, export, demo): its steps stand in
-        summary.iter, summary.total_iter = progress.done, progress.total
+        done, total = overall_progress(progress)
+        summary.iter, summary.total_iter = int(done), int(total)
     val = tail.get(ValEvent)
     if isinstance(val, ValEvent):
         best = val.best.get("psnr")

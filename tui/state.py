@@ -156,6 +156,15 @@ class Series:
         return out
 
 
+def overall_progress(event: ProgressEvent) -> tuple[float, float]:
+    """(done, total) of the whole job: in a job of several steps a step's own counter counts within its step,
+    so the figure never jumps back to a sub-step's 17/17 or 0/5."""
+    if event.steps:
+        within = event.done / event.total if event.total > 0 else 0.0
+        return event.step - 1 + min(1.0, within), float(event.steps)
+    return float(event.done), float(event.total)
+
+
 @dataclass
 class ValPoint:
     iter: int
