@@ -279,6 +279,7 @@ class Trainer:
         self.epoch = 0
         self.epoch_iter = 0
         self._saved_iter = -1
+        self.busy = ""  # what keeps the loop from the next command check (a validation): control replies say it
         self.disk: Any = None  # the run's DiskGuard, told the size of every checkpoint
         self._baseline_cache: dict[str, dict[str, dict[str, float]]] = {}
         self._pairs_cache: dict[str, Any] = {}
@@ -292,7 +293,7 @@ class Trainer:
         """What every control reply carries; `settings` (what a `set` may change, empty until the model is built)
         is read from the socket's thread: single attribute reads, safe while the loop trains."""
         model = getattr(self, "model", None)
-        return {"status": self.status, "iter": self.current_iter, "total_iter": self.total_iter,
+        return {"status": self.status, "iter": self.current_iter, "total_iter": self.total_iter, "busy": self.busy,
                 "settings": engine.models.model_settings(model) if model is not None else {}}
 
     def set_status(self, status: Status, **fields: Any) -> None:
@@ -527,8 +528,12 @@ class Trainer:
             name = loader.dataset.opt["name"]
             # validation (at any iteration, on command too) must not shift the training's randomness,
             # or a resumed run would no longer follow the one that never stopped
-            with engine.models.rng_preserved():
-                model.validation(loader, self.current_iter, tb_logger, val_opt.get("save_img", False))
+            self.busy = f"validating {name} at iteration {self.current_iter}"
+            try:
+                with engine.models.rng_preserved():
+                    model.validation(loader, self.current_iter, tb_logger, val_opt.get("save_img", False))
+            finally:
+                self.busy = ""
             metrics = dict(getattr(model, "metric_results", {}))
             best = getattr(model, "best_metric_results", {}).get(name, {})
             images = []

@@ -8,6 +8,7 @@ import io
 import logging
 import math
 import shutil
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -29,6 +30,7 @@ from engine.protocol import (
     load_events,
 )
 from tests.conftest import TINY_RUN, srcockpit
+from tests.conftest import wait_for as conftest_wait_for
 from tui.app import make_app
 from tui.messages import IterBatch
 from tui.runs import attach_hint, resolve_run
@@ -220,3 +222,40 @@ def test_a_jobs_sub_step_is_not_shown_as_its_overall_progress(tmp_path):
     assert seen == [(3, 8), (3, 8), (4, 8)]  # steps done of the whole job, never "17 / 17"
     assert [done for done, _ in fractions] == sorted(done for done, _ in fractions)  # the bar never jumps back
     assert {total for _, total in fractions} == {8.0}
+
+
+def test_stop_says_it_waits_for_a_validation(tmp_path):
+    from engine.control import ControlServer
+
+    live = LiveRun(tmp_path)
+    live.close()
+    busy = "validating Set5 at iteration 800"
+    server = ControlServer(live.paths.socket(), lambda: {"status": RUNNING, "iter": 800, "busy": busy})
+    try:
+        stop = subprocess.Popen([sys.executable, "-m", "tui.cli", "stop", "live_run"], cwd=tmp_path, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        got: list[str] = []
+        conftest_wait_for(lambda: got.extend(server.pending()) or "stop" in got, timeout=120, what="the stop command")
+        live.append("status", status="stopped", iter=800)
+        output, _ = stop.communicate(timeout=120)
+    finally:
+        server.close()
+    assert stop.returncode == 0, output
+    assert "waiting up to" in output and f"finish {busy}, then save a resumable state" in output, output
+
+
+@sync
+async def test_question_mark_on_the_demo_job_screen_shows_its_keys(tmp_path):
+    from engine.jobs import Job
+    from tui.screens.dialogs import HelpScreen
+    from tui.screens.job_view import JobViewScreen
+
+    with Job(tmp_path / "experiments" / "demo", "demo") as job:
+        job.step(1, 8, "demo data")
+    app = make_app(tmp_path, save_settings=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_run_list(pilot)
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, JobViewScreen))
+        await pilot.press("question_mark")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))

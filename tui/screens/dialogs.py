@@ -110,6 +110,10 @@ KEYS_RUNS = [
     ("R", "refresh the list"),
     ("q", "quit"),
 ]
+KEYS_JOB = [
+    ("escape", "back to the run list (the job goes on)"),
+    ("q", "quit the cockpit (the job goes on)"),
+]
 KEYS_ALL = [
     ("w", "dataset subset wizard"),
     ("T", "weight transfer"),
