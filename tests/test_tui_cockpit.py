@@ -259,3 +259,30 @@ async def test_question_mark_on_the_demo_job_screen_shows_its_keys(tmp_path):
         assert await wait_for(pilot, lambda: isinstance(app.screen, JobViewScreen))
         await pilot.press("question_mark")
         assert await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+
+
+@sync
+async def test_tool_screens_start_where_a_user_types_and_do_not_overwrite(tmp_path):
+    from textual.widgets import Input, Label
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "small-realesr-animevideox2v3.pth").write_bytes(b"the demo's starting weights")
+    (weights / "transfer-32f32c.pth").write_bytes(b"an earlier transfer")
+    app = make_app(tmp_path, save_settings=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_run_list(pilot)
+        await pilot.press("w")
+        assert await wait_for(pilot, lambda: app.screen.query("#src-folder"))
+        await pilot.press("d", "a", "t", "a")
+        assert app.screen.query_one("#src-folder", Input).value == "data"  # the field, not the folder tree
+        await pilot.press("escape")
+        await pilot.press("T")
+        assert await wait_for(pilot, lambda: app.screen.query("#output"))
+        assert app.screen.query_one("#output", Input).value == "weights/transfer-32f32c-2.pth"
+        await pilot.press("escape")
+        await pilot.press("x")
+        assert await wait_for(pilot, lambda: app.screen.query("#calib"))
+        labels = " ".join(str(label.render()) for label in app.screen.query(Label))
+        placeholder = app.screen.query_one("#calib", Input).placeholder
+        assert placeholder in labels and "default" not in placeholder  # the label says what the empty field means
