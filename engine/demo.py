@@ -176,7 +176,7 @@ class Demo:
                     job.events.emit(LogEvent(level="info",
                                              message=f"[{number}/{len(steps)}] {title}: done earlier, reused"))
                     continue
-                job.progress(number - 1, len(steps), title)
+                job.begin_step(number, len(steps), title)
                 start = time.monotonic()
                 figures = step(job)
                 if figures.get("stopped"):
@@ -186,7 +186,8 @@ class Demo:
                 self.record["steps"][name] = figures
                 self._save_record()
                 job.result(step=name, title=title, **figures)
-            job.progress(len(steps), len(steps), "done")
+            job.begin_step(len(steps), len(steps), "done")
+            job.progress(1, 1, "done")
             job.result(step="summary", comparison=comparison(self.record), export=export_summary(self.record),
                        artefacts=self.artefacts(), seconds={k: v.get("seconds") for k, v in
                                                             self.record["steps"].items()})

@@ -47,6 +47,7 @@ class Job:
         private_dir(self.paths.cockpit)
         self.events = EventWriter(self.paths.events, source=f"job:{kind}", listener=listener)
         self._last_progress = 0.0
+        self._step = (0, 0)
 
     def __enter__(self) -> Job:
         self.paths.announce(job=self.kind, argv=sys.argv, root=str(Path.cwd()))
@@ -60,7 +61,15 @@ class Job:
         if done < total and now - self._last_progress < 0.1:
             return
         self._last_progress = now
-        self.events.emit(ProgressEvent(job=self.kind, done=done, total=total, message=message))
+        step, steps = self._step
+        self.events.emit(ProgressEvent(job=self.kind, done=done, total=total, message=message, step=step,
+                                       steps=steps))
+
+    def begin_step(self, number: int, steps: int, title: str) -> None:
+        """Step `number` (from 1) of `steps` begins: its own progress() calls are counted within it."""
+        self._step = (number, steps)
+        self._last_progress = 0.0
+        self.progress(0, 0, title)
 
     def result(self, **fields: Any) -> None:
         self.events.emit(ResultEvent(job=self.kind, figures=fields))

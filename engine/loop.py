@@ -25,7 +25,7 @@ import torch
 import engine.metrics
 import engine.models  # registers the cockpit models
 from engine.compat import load_basicsr
-from engine.evaluate import baseline_figures, evaluate_baselines, load_pairs
+from engine.evaluate import baseline_figures, evaluate_baselines, evaluate_model, load_pairs
 from engine.events import EventWriter
 from engine.files import DiskFull, private_dir
 from engine.health import HealthMonitor, Verdict
@@ -84,6 +84,12 @@ def fresh_root_logger(log_file: Path) -> logging.Logger:
     for handler in logger.handlers:
         if isinstance(handler, logging.FileHandler):  # a full disk: no traceback per line, the disk guard stops
             handler.handleError = lambda record: None
+    # Python warnings (torch's, numpy's) into the same log, so every kind of run (a demo stage too, whose
+    # stderr is the demo's) has them where the cockpit's log panel reads
+    logging.captureWarnings(True)
+    warnings_logger = logging.getLogger("py.warnings")
+    warnings_logger.handlers = list(logger.handlers)
+    warnings_logger.propagate = False
     return logger
 
 
@@ -294,8 +300,10 @@ class Trainer:
         self.epoch = 0
         self.epoch_iter = 0
         self._saved_iter = -1
+        self.busy = ""  # what keeps the loop from the next command check (a validation): control replies say it
         self.disk: Any = None  # the run's DiskGuard, told the size of every checkpoint
         self._baseline_cache: dict[str, dict[str, dict[str, float]]] = {}
+        self._pairs_cache: dict[str, Any] = {}
 
     @property
     def resumable_from(self) -> int:
@@ -306,7 +314,7 @@ class Trainer:
         """What every control reply carries; `settings` (what a `set` may change, empty until the model is built)
         is read from the socket's thread: single attribute reads, safe while the loop trains."""
         model = getattr(self, "model", None)
-        return {"status": self.status, "iter": self.current_iter, "total_iter": self.total_iter,
+        return {"status": self.status, "iter": self.current_iter, "total_iter": self.total_iter, "busy": self.busy,
                 "settings": engine.models.model_settings(model) if model is not None else {}}
 
     def set_status(self, status: Status, **fields: Any) -> None:
@@ -376,13 +384,14 @@ class Trainer:
         return outcome if outcome is not None else self._finish(model, data, tb_logger, session.health)
 
     def _open_logger(self) -> tuple[Path, logging.Logger]:
-        """basicsr's log file for this session; with a console rendering the events, its lines go there only."""
+        """basicsr's log file for this session. Its INFO lines go there only: a console renders the events, and
+        a detached engine's stderr (cockpit/engine.log) keeps what went wrong (the cockpit shows the file)."""
         log_file = Path(self.opt["path"]["log"]) / f"train_{self.opt['name']}_{get_time_str()}.log"
         logger = fresh_root_logger(log_file)
-        if self.events.listener is not None:
-            for handler in logger.handlers:
-                if type(handler) is logging.StreamHandler:
-                    handler.setLevel(logging.WARNING)
+        for handler in logger.handlers:
+            if type(handler) is logging.StreamHandler:
+                handler.setLevel(logging.WARNING)
+                if self.events.listener is not None:
                     handler.setFormatter(logging.Formatter(CONSOLE_FORMAT, CONSOLE_DATE))  # as the console's lines
         return log_file, logger
 
@@ -542,15 +551,23 @@ class Trainer:
             name = loader.dataset.opt["name"]
             # validation (at any iteration, on command too) must not shift the training's randomness,
             # or a resumed run would no longer follow the one that never stopped
-            with engine.models.rng_preserved():
-                model.validation(loader, self.current_iter, tb_logger, val_opt.get("save_img", False))
+            self.busy = f"validating {name} at iteration {self.current_iter}"
+            try:
+                with engine.models.rng_preserved():
+                    model.validation(loader, self.current_iter, tb_logger, val_opt.get("save_img", False))
+            finally:
+                self.busy = ""
             metrics = dict(getattr(model, "metric_results", {}))
             best = getattr(model, "best_metric_results", {}).get(name, {})
             images, image_psnr = self._saved_images(loader.dataset, settings.get("psnr", {}))
+            ema = hasattr(model, "net_g_ema")
+            baselines = self._baselines(loader.dataset.opt, settings.get("psnr", {}))
             self.events.emit(ValEvent(iter=self.current_iter, dataset=name, metrics=metrics, settings=settings,
                                       best={k: Best(v["val"], v["iter"]) for k, v in best.items()},
-                                      baselines=self._baselines(loader.dataset.opt, settings.get("psnr", {})),
-                                      images=images, image_psnr=image_psnr))
+                                      baselines=baselines, images=images, image_psnr=image_psnr,
+                                      weights="net_g_ema" if ema else "net_g",
+                                      net_g=self._raw_scores(model, loader.dataset.opt, settings.get("psnr", {}))
+                                      if ema else {}))
             health.after_val(self.current_iter, name, metrics, self._baseline_cache[name].get("bicubic"))
 
     def _saved_images(self, dataset: Any, psnr_settings: dict[str, Any]) -> tuple[list[str], dict[str, float]]:
@@ -560,6 +577,20 @@ class Trainer:
         visual = Path(self.opt["path"]["visualization"])
         images = sorted(str(p) for p in visual.glob(f"*/*_{self.current_iter}.png"))
         return images, engine.metrics.saved_image_psnr(images, getattr(dataset, "paths", []), psnr_settings)
+
+    def _raw_scores(self, model: Any, dataset_opt: dict[str, Any], psnr_settings: dict[str, Any]) -> dict[str, float]:
+        """PSNR/SSIM of net_g itself (basicsr scored its EMA), by the psnr entry's settings; {} without pairs."""
+        gt, lq = dataset_opt.get("dataroot_gt"), dataset_opt.get("dataroot_lq")
+        if not (gt and lq):
+            return {}
+        name = dataset_opt["name"]
+        if name not in self._pairs_cache:
+            self._pairs_cache[name] = load_pairs(Path(gt), Path(lq))
+        with engine.models.rng_preserved():
+            result = evaluate_model(model.get_bare_model(model.net_g), self._pairs_cache[name],
+                                    crop_border=psnr_settings.get("crop_border", 0),
+                                    test_y_channel=bool(psnr_settings.get("test_y_channel", False)), label="net_g")
+        return {"psnr": result.psnr, "ssim": result.ssim}
 
     def _baselines(self, dataset_opt: dict[str, Any], psnr_settings: dict[str, Any]) -> dict[str, dict[str, float]]:
         """Nearest and bicubic upscaling of the same LR images, scored the same way: the lines a model must beat.

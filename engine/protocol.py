@@ -191,6 +191,11 @@ class SystemEvent(Event, tag="system"):
     rss: int = 0
     ram_used: int = 0
     ram_total: int = 0
+    # the engine process and its children (data workers), as nvitop counts a process: CPU % of one core, so
+    # 4 busy workers read 400; each GPU entry's "proc_mem" is their memory on that device (NVML's list)
+    proc_cpu_percent: float = NAN
+    proc_rss: int = 0
+    procs: int = 0
 
 
 class Best(msgspec.Struct):
@@ -207,6 +212,10 @@ class ValEvent(Event, tag="val"):
     baselines: dict[str, dict[str, float]] = {}
     images: list[str] = []
     image_psnr: dict[str, float] = {}  # each saved image's PSNR (basicsr's, by the psnr entry), by image name
+    # what `metrics` scored: basicsr validates net_g_ema when the model keeps an EMA, else net_g; with an EMA
+    # the raw net_g (the weights the ranking and report may pick) is scored too, the same way, in `net_g`
+    weights: str = ""
+    net_g: dict[str, float] = {}
 
 
 class CheckpointEvent(Event, tag="checkpoint"):
@@ -242,6 +251,10 @@ class ProgressEvent(Event, tag="progress"):
     done: int = 0
     total: int = 0
     message: str = ""
+    # a job of several steps (the demo): done/total count within step `step` of `steps`, so a reader can
+    # draw the whole job's progress without mistaking a step's own counter for it
+    step: int = 0
+    steps: int = 0
 
 
 class ResultEvent(Event, tag="result"):

@@ -50,12 +50,18 @@ class NvmlReader:
             return False
         return True
 
-    def read(self, index: int) -> dict[str, Any]:
+    def read(self, index: int, pids: frozenset[int] = frozenset()) -> dict[str, Any]:
+        """The device's readings, and "proc_mem": what the processes `pids` hold on it (None when NVML cannot
+        list its processes, as in a container without the host's PID namespace)."""
         if not self.available:
             return {}
         handle = _nvml(pynvml.nvmlDeviceGetHandleByIndex, index)
         if handle is None:
             return {}
+        running = _nvml(pynvml.nvmlDeviceGetComputeRunningProcesses, handle)
+        proc_mem = None
+        if running is not None:
+            proc_mem = sum(p.usedGpuMemory or 0 for p in running if p.pid in pids)
         memory = _nvml(pynvml.nvmlDeviceGetMemoryInfo, handle)
         util = _nvml(pynvml.nvmlDeviceGetUtilizationRates, handle)
         power = _nvml(pynvml.nvmlDeviceGetPowerUsage, handle)
@@ -67,6 +73,7 @@ class NvmlReader:
             "temp": _nvml(pynvml.nvmlDeviceGetTemperature, handle, pynvml.NVML_TEMPERATURE_GPU),
             "power": power / 1000 if power is not None else None,
             "power_limit": limit / 1000 if limit is not None else None,
+            "proc_mem": proc_mem,
         }
 
 
@@ -79,21 +86,21 @@ def _nvml_index(torch_index: int) -> int:
     return torch_index
 
 
-def gpu_readings(nvml: NvmlReader) -> list[dict[str, Any]]:
+def gpu_readings(nvml: NvmlReader, pids: frozenset[int] = frozenset()) -> list[dict[str, Any]]:
     """One entry per CUDA device this process uses; [] on a CPU-only machine."""
     if not torch.cuda.is_available():
         return []
-    return [gpu_reading(nvml, index) for index in range(torch.cuda.device_count())]
+    return [gpu_reading(nvml, index, pids) for index in range(torch.cuda.device_count())]
 
 
-def gpu_reading(nvml: NvmlReader, index: int) -> dict[str, Any]:
+def gpu_reading(nvml: NvmlReader, index: int, pids: frozenset[int] = frozenset()) -> dict[str, Any]:
     return {
         "index": index,
         "name": torch.cuda.get_device_name(index),
         "mem_alloc": torch.cuda.memory_allocated(index),
         "mem_reserved": torch.cuda.memory_reserved(index),
         "mem_peak": torch.cuda.max_memory_allocated(index),
-        **nvml.read(_nvml_index(index)),
+        **nvml.read(_nvml_index(index), pids or frozenset({os.getpid()})),
     }
 
 
@@ -119,6 +126,40 @@ def host_readings(process: psutil.Process) -> dict[str, Any]:
     }
 
 
+class ProcessTree:
+    """The engine and its children (data-loader workers, a prefetcher), read as nvitop reads a process.
+
+    psutil's per-process cpu_percent measures since its own previous call, so each Process object is kept
+    across samples; a new worker reads 0 on its first sample, as in nvitop and top."""
+
+    def __init__(self, root: psutil.Process | None = None) -> None:
+        self.root = root or psutil.Process()
+        self._known: dict[int, psutil.Process] = {}
+
+    def members(self) -> list[psutil.Process]:
+        try:
+            found = [self.root, *self.root.children(recursive=True)]
+        except psutil.Error:
+            found = [self.root]
+        self._known = {p.pid: self._known.get(p.pid, p) for p in found}
+        return list(self._known.values())
+
+    def readings(self) -> dict[str, Any]:
+        cpu, rss, count = 0.0, 0, 0
+        for process in self.members():
+            try:
+                with process.oneshot():
+                    cpu += process.cpu_percent(interval=None)
+                    rss += process.memory_info().rss
+                count += 1
+            except psutil.Error:  # a worker that ended between the listing and the reading
+                continue
+        return {"proc_cpu_percent": cpu, "proc_rss": rss, "procs": count}
+
+    def pids(self) -> frozenset[int]:
+        return frozenset(self._known) or frozenset({self.root.pid})
+
+
 class TelemetryThread:
     """Calls emit(**readings) every `interval` seconds until stopped. `gpus`, under torchrun, returns
     every rank's readings (each entry with its rank and host) instead of this process's own."""
@@ -131,14 +172,17 @@ class TelemetryThread:
         self._stop = threading.Event()
         self._nvml = NvmlReader()
         self._process = psutil.Process()
+        self._tree = ProcessTree(self._process)
         self._thread = threading.Thread(target=self._run, name="srcockpit-telemetry", daemon=True)
 
     def sample(self) -> dict[str, Any]:
-        gpus = self._gpus() if self._gpus is not None else gpu_readings(self._nvml)
-        return {"gpus": gpus, **host_readings(self._process)}
+        tree = self._tree.readings()
+        gpus = self._gpus() if self._gpus is not None else gpu_readings(self._nvml, self._tree.pids())
+        return {"gpus": gpus, **host_readings(self._process), **tree}
 
     def _run(self) -> None:
         psutil.cpu_percent(interval=None)  # the first call only sets the reference point
+        self._tree.readings()
         while not self._stop.wait(self._interval):
             self._emit(**self.sample())
 

@@ -211,17 +211,36 @@ def resume_run(paths: RunPaths, overrides: Sequence[str] = ()) -> Started:
                                          auto_resume=True), paths, root=root)
 
 
-def start_demo(root: Path | None = None, *, fast: bool = False, vgg_weights: Path | None = None) -> RunPaths:
+def start_demo(root: Path | None = None, *, fast: bool = False, vgg_weights: Path | None = None,
+               timeout: float = START_TIMEOUT_S) -> RunPaths:
     """The demo journey (engine/demo.py) in its own session in root (default: the current folder): it outlives
-    the cockpit; returns its job folder to attach to."""
+    the cockpit. Returns its job folder once the demo has written its first event; a demo already running
+    there, or one that exits first (its folder locked, a bad --root), is a UserError with what it said."""
+    from tui.runs import engine_alive
+
     root = (root or Path.cwd()).resolve()
+    job = RunPaths(root / "experiments" / "demo")
+    if engine_alive(job):
+        raise UserError(f"the demo is already running in {root}", "its steps and stages are in the run list")
     root.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "tui.cli", "--no-ui", "demo", "--root", str(root)]
     if fast:
         cmd.append("--fast")
     if vgg_weights:
         cmd += ["--vgg-weights", str(vgg_weights.resolve())]
-    with os.fdopen(os.open(root / "demo.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, file_mode()), "ab") as log:
-        subprocess.Popen(cmd, cwd=root, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                         start_new_session=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    return RunPaths(root / "experiments" / "demo")
+    log_path = root / "demo.log"
+    news = NewEvents(job.events, time.time())
+    with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, file_mode()), "ab") as log:
+        start = log.tell()
+        process = subprocess.Popen(cmd, cwd=root, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    deadline = time.monotonic() + timeout
+    while not news.poll():
+        if process.poll() is not None:
+            said = log_path.read_bytes()[start:].decode("utf-8", "replace").strip().splitlines()
+            reason = next((line for line in reversed(said) if "error:" in line), said[-1] if said else "")
+            raise UserError(f"the demo exited at once (status {process.returncode}): {reason}", f"see {log_path}")
+        if time.monotonic() > deadline:
+            raise UserError(f"the demo wrote nothing within {timeout:.0f} s (pid {process.pid})", f"see {log_path}")
+        time.sleep(0.1)
+    return job

@@ -7,6 +7,7 @@ status, iter and val events, so a 70 MB log costs a few reads.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import socket
@@ -33,8 +34,10 @@ from engine.protocol import (
     decode_event,
     engine_holds_lock,
 )
+from tui.state import overall_progress
 
 EXPERIMENTS = "experiments"
+DEMO_ROOT = "srcockpit-demo"  # `srcockpit demo`'s default --root
 HEAD_BYTES = 64 << 10
 TAIL_CHUNK = 256 << 10
 DECODE_LIMIT = 16 << 20  # stop walking back after decoding this much; fields not found stay unknown
@@ -52,6 +55,8 @@ class RunSummary:
     total_iter: int = 0
     best_psnr: float | None = None
     best_psnr_iter: int | None = None
+    scored: str = ""  # which weights best_psnr scored (net_g_ema or net_g), "" in logs older than the label
+    net_g_psnr: float | None = None  # the raw net_g's latest PSNR when the best is the EMA's
     last_t: float | None = None
     alive: bool = False
     source: str = "engine"
@@ -75,13 +80,34 @@ class RunSummary:
 
 
 def discover_runs(root: Path | None = None) -> list[RunPaths]:
-    """Every experiments/*/cockpit/events.jsonl under root (default: the current folder), by name."""
-    base = (root or Path.cwd()) / EXPERIMENTS
+    """Every experiments/*/cockpit/events.jsonl under root (default: the current folder), by name; then those
+    of the demo's default folder (`srcockpit demo` puts them in ./srcockpit-demo/experiments)."""
+    found: list[RunPaths] = []
+    for base in experiment_folders(root or Path.cwd()):
+        try:
+            folders = [p.parent.parent for p in base.glob("*/cockpit/events.jsonl")]
+        except OSError:
+            continue
+        found += [RunPaths(folder) for folder in sorted(folders, key=lambda p: p.name)]
+    return found
+
+
+def experiment_folders(root: Path) -> list[Path]:
+    return [root / EXPERIMENTS, root / DEMO_ROOT / EXPERIMENTS]
+
+
+def attach_hint(paths: RunPaths, cwd: Path | None = None) -> str:
+    """The `srcockpit attach` command that finds this run from cwd: its name where that resolves to it, else its
+    path (relative when it lies below cwd)."""
+    cwd = (cwd or Path.cwd()).resolve()
+    folder = paths.root.resolve()
+    with contextlib.suppress(UserError):
+        if resolve_run(folder.name, cwd).root == folder:
+            return f"srcockpit attach {folder.name}"
     try:
-        found = [p.parent.parent for p in base.glob("*/cockpit/events.jsonl")]
-    except OSError:
-        return []
-    return [RunPaths(folder) for folder in sorted(found, key=lambda p: p.name)]
+        return f"srcockpit attach {folder.relative_to(cwd)}"
+    except ValueError:
+        return f"srcockpit attach {folder}"
 
 
 def resolve_run(name_or_path: str, root: Path | None = None) -> RunPaths:
@@ -93,7 +119,7 @@ def resolve_run(name_or_path: str, root: Path | None = None) -> RunPaths:
         options.append(candidate.parent.parent)
     elif candidate.name == "cockpit":
         options.append(candidate.parent)
-    options += [candidate, base / candidate, base / EXPERIMENTS / name_or_path]
+    options += [candidate, base / candidate, *(folder / name_or_path for folder in experiment_folders(base))]
     for folder in options:
         log = folder / "cockpit" / "events.jsonl"
         if log.is_file():
@@ -266,7 +292,8 @@ def _fold_tail(summary: RunSummary, tail: dict[type[Event], AnyEvent]) -> None:
         summary.iter = max(summary.iter, status.iter)
     progress = tail.get(ProgressEvent)
     if isinstance(progress, ProgressEvent) and it is None:  # a job (subset, export, demo): its steps stand in
-        summary.iter, summary.total_iter = progress.done, progress.total
+        done, total = overall_progress(progress)
+        summary.iter, summary.total_iter = int(done), int(total)
     val = tail.get(ValEvent)
     if isinstance(val, ValEvent):
         best = val.best.get("psnr")
@@ -276,6 +303,9 @@ def _fold_tail(summary: RunSummary, tail: dict[type[Event], AnyEvent]) -> None:
             summary.best_psnr, summary.best_psnr_iter = val.metrics.get("psnr"), val.iter
         if summary.best_psnr is not None and not math.isfinite(summary.best_psnr):
             summary.best_psnr = None
+        summary.scored = val.weights
+        raw = val.net_g.get("psnr")
+        summary.net_g_psnr = raw if raw is not None and math.isfinite(raw) else None
 
 
 def list_runs(root: Path | None = None) -> list[RunSummary]:

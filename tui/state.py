@@ -42,6 +42,7 @@ VAL_CAPACITY = 400
 LOG_LINES = 200
 ALERTS = 50
 GPU_HISTORY = 120
+RATE_WINDOW_S = 120.0  # the ETA's speed: iterations per second over this much of the latest session
 
 
 def as_float(value: Any) -> float:
@@ -163,6 +164,15 @@ class Series:
         return out
 
 
+def overall_progress(event: ProgressEvent) -> tuple[float, float]:
+    """(done, total) of the whole job: in a job of several steps a step's own counter counts within its step,
+    so the figure never jumps back to a sub-step's 17/17 or 0/5."""
+    if event.steps:
+        within = event.done / event.total if event.total > 0 else 0.0
+        return event.step - 1 + min(1.0, within), float(event.steps)
+    return float(event.done), float(event.total)
+
+
 @dataclass
 class ValPoint:
     iter: int
@@ -184,9 +194,18 @@ class DatasetVal:
     settings: dict[str, Any] = field(default_factory=dict)
     images: list[str] = field(default_factory=list)
     image_psnr: dict[int, dict[str, float]] = field(default_factory=dict)  # iter -> image name -> dB (engine's)
+    weights: str = ""  # what `points` scored: net_g_ema or net_g ("" in logs older than the label)
+    net_g: dict[str, float] = field(default_factory=dict)  # the raw net_g's latest, beside an EMA's points
+    best_net_g_psnr: tuple[float, int] | None = None
 
     def add(self, event: ValEvent) -> None:
         metrics = event.metrics
+        self.weights = event.weights or self.weights
+        if event.net_g:
+            self.net_g = dict(event.net_g)
+            raw = as_float(event.net_g.get("psnr"))
+            if math.isfinite(raw) and (self.best_net_g_psnr is None or raw > self.best_net_g_psnr[0]):
+                self.best_net_g_psnr = (raw, event.iter)
         point = ValPoint(event.iter, metrics.get("psnr", math.nan), metrics.get("ssim", math.nan), dict(metrics))
         self.points.append(point)
         self._best_of_every_metric(event)
@@ -254,6 +273,7 @@ class RunState:
         self.data_s = math.nan
         self.compute_s = math.nan
         self.eta_s = math.nan
+        self.rate_points: deque[tuple[float, float]] = deque()  # (t, iter) of this session's iter events
         self.losses: dict[str, Series] = {}
         self.last_losses: dict[str, float] = {}
         self.lr_series = Series(capacity)
@@ -287,11 +307,23 @@ class RunState:
         end = now if self.live else (self.last_t or start)
         return max(0.0, end - start)
 
+    def rate(self) -> float:
+        """Iterations per second over the last RATE_WINDOW_S of this session: steadier than one event's it/s,
+        which swings with validations, checkpoints and a busy machine."""
+        points = self.rate_points
+        if len(points) < 2 or points[-1][0] <= points[0][0]:
+            return self.it_s
+        return (points[-1][1] - points[0][1]) / (points[-1][0] - points[0][0])
+
     def eta(self, now: float) -> float | None:
-        if not self.live or not math.isfinite(self.eta_s):
+        """Seconds left at the smoothed rate; none unless running (a paused run has no end in sight)."""
+        if self.status != RUNNING or not self.total_iter:
             return None
-        since = now - self.iter_t if (self.iter_t and self.status == RUNNING) else 0.0
-        return max(0.0, self.eta_s - max(0.0, since))
+        rate = self.rate()
+        if not (math.isfinite(rate) and rate > 0):
+            return None if not math.isfinite(self.eta_s) else max(0.0, self.eta_s)
+        since = now - self.iter_t if self.iter_t else 0.0
+        return max(0.0, (self.total_iter - self.iter) / rate - max(0.0, since))
 
     def best_psnr(self) -> tuple[float, int] | None:
         bests = [v.best_psnr for v in self.vals.values() if v.best_psnr]
@@ -364,8 +396,10 @@ class RunState:
         self.status_event = event
         if self.status == STARTING or (self.status == RUNNING and self.session_t is None):
             self.session_t = event.t
-        if event.iter is not None:
-            self.iter = event.iter
+        if event.iter is not None and (self.iter_t is None or event.t >= self.iter_t):
+            self.iter = event.iter  # a replay posts the status last: an older status must not rewind the iteration
+        if self.status != RUNNING:
+            self.rate_points.clear()  # a pause or a new session: its gap is no speed
 
     def apply_run(self, event: RunEvent) -> None:
         self.run = event
@@ -373,6 +407,7 @@ class RunState:
         self.total_iter = event.total_iter or self.total_iter
         self.start_iter = event.start_iter
         self.iter = max(self.iter, self.start_iter)
+        self.rate_points.clear()
         self.session_t = event.t
 
     def apply_system(self, event: SystemEvent) -> None:
@@ -411,6 +446,9 @@ class RunState:
             if len(values) == len(xs):
                 series.extend(xs, values)
             self.last_losses[name] = values[-1]
+        self.rate_points.extend(zip(batch.t, xs, strict=False))
+        while self.rate_points and self.rate_points[-1][0] - self.rate_points[0][0] > RATE_WINDOW_S:
+            self.rate_points.popleft()
         self.lr_series.extend(xs, batch.lr)
         self.speed.extend(xs, batch.it_s)
         shares = [d / (d + c) if d + c > 0 else math.nan for d, c in zip(batch.data_s, batch.compute_s, strict=False)]

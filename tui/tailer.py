@@ -8,6 +8,8 @@ the receiver's queue is deep, so a 200k-iteration history cannot flood the scree
 
 from __future__ import annotations
 
+import contextlib
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -50,7 +52,10 @@ from tui.messages import (
 )
 from tui.state import LOG_LINES, IterColumns, RunState
 
-ENGINE_LOG_TAIL = 32 << 10  # bytes of engine.log shown on attach
+ENGINE_LOG_TAIL = 32 << 10  # bytes of engine.log (and of basicsr's train log) shown on attach
+# basicsr's record format, '%(asctime)s %(levelname)s: %(message)s' (basicsr.utils.logger.get_root_logger)
+BASICSR_RECORD = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d{3} ([A-Z]+): (.*)$")
+CONTINUED = "more"  # the level of a record's second and later lines (an options dump, a warning's source line)
 
 
 class TextFollower(LineFollower):
@@ -122,6 +127,60 @@ class TailFollower(EventFollower):
         return events
 
 
+class BasicsrLog:
+    """basicsr's own log of the run, experiments/NAME/train_NAME_<time>.log, as (time, level, message) lines.
+
+    Every kind of run writes it (a detached engine, --no-ui, torchrun's rank 0, a chain's or the demo's
+    stages), so the log panel reads it rather than the engine's stderr. The file is the one the newest run
+    event names (a resume starts a new one), else the newest in the folder (the engine logs while it builds
+    its data and model, before its run event).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.follower: TextFollower | None = None
+        self._level, self._t = "info", 0.0
+
+    def use(self, log_file: str | None) -> None:
+        """The file a run event names; looked up in the run's folder first (the folder may have moved)."""
+        if not log_file:
+            return
+        path = self.root / Path(log_file).name
+        path = path if path.exists() else Path(log_file)
+        if self.follower is None or self.follower.path != path:
+            self.follower = TextFollower(path)
+
+    def _newest(self) -> Path | None:
+        logs = []
+        for path in self.root.glob("train_*.log"):
+            with contextlib.suppress(OSError):  # moved aside between the listing and the stat
+                logs.append((path.stat().st_mtime, path))
+        return max(logs)[1] if logs else None
+
+    def poll(self) -> list[tuple[float, str, str]]:
+        if self.follower is None:
+            newest = self._newest()
+            if newest is None:
+                return []
+            self.follower = TextFollower(newest)
+        lines = []
+        for line in self.follower.poll():
+            record = BASICSR_RECORD.match(line)
+            if record:
+                stamp, level, message = record.groups()
+                self._level = level.lower()
+                with contextlib.suppress(ValueError):
+                    self._t = time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S"))
+                lines.append((self._t, self._level, message))
+            elif line.strip():
+                lines.append((self._t, CONTINUED, line))
+        return lines
+
+    @property
+    def found(self) -> bool:
+        return self.follower is not None
+
+
 def split_events(run: str, events: list[AnyEvent | IterRow], replayed: bool = False) -> list[Message]:
     """One poll's events as at most a handful of messages, order kept where it matters."""
     messages: list[Message] = []
@@ -189,6 +248,7 @@ class Tailer:
         self.run = str(paths.root)
         self.events = TailFollower(paths.events)
         self.engine_log = TextFollower(paths.engine_log) if engine_log else None
+        self.basicsr_log = BasicsrLog(paths.root) if engine_log else None
         self.chunk_bytes = chunk_bytes
         self.caught_up = False
         self.count = 0
@@ -199,14 +259,27 @@ class Tailer:
         self.count += len(events)
         behind = self._behind()
         messages = split_events(self.run, events, replayed=not self.caught_up)
-        if self.engine_log is not None:
-            lines = [(time.time(), "engine", line) for line in self.engine_log.poll() if line.strip()]
-            if lines:
-                messages.append(LogLines(self.run, lines[-LOG_LINES:]))
+        lines = self._log_lines(events)
+        if lines:
+            messages.append(LogLines(self.run, lines[-LOG_LINES:]))
         if not self.caught_up and not behind:
             self.caught_up = True
             messages.append(TailCaughtUp(self.run, self.count, time.perf_counter() - self.started))
         return messages
+
+    def _log_lines(self, events: list[AnyEvent]) -> list[tuple[float, str, str]]:
+        """basicsr's train log, then what else the engine printed: engine.log's copies of basicsr's records
+        (its warnings, also in the train log) are left out once the train log is followed."""
+        if self.engine_log is None or self.basicsr_log is None:
+            return []
+        for event in events:
+            if isinstance(event, RunEvent):
+                self.basicsr_log.use(event.log_file)
+        lines = self.basicsr_log.poll()
+        found = self.basicsr_log.found
+        lines += [(time.time(), "engine", line) for line in self.engine_log.poll()
+                  if line.strip() and not (found and BASICSR_RECORD.match(line))]
+        return lines
 
     def _behind(self) -> bool:
         try:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from engine.protocol import RunPaths
+from engine.protocol import FINISHED, RunPaths
+from tui.runs import DEMO_ROOT
 
-DEFAULT_ROOT = Path("srcockpit-demo")
+DEFAULT_ROOT = Path(DEMO_ROOT)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,21 +32,26 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.no_ui or args.demo_no_ui:
         return demo_foreground(args.root, fast=args.fast, vgg_weights=args.vgg_weights)
     from tui.launcher import start_demo
-    from tui.runs import engine_alive
+    from tui.runs import engine_alive, last_status
 
     job = RunPaths(args.root.resolve() / "experiments" / "demo")
     if not engine_alive(job):
-        start_demo(args.root, fast=args.fast, vgg_weights=args.vgg_weights)
+        print("starting the demo…", flush=True)
+        start_demo(args.root, fast=args.fast, vgg_weights=args.vgg_weights)  # back once it has written an event
     from tui.app import make_app
 
     # the run list of the demo's folder: the demo job, then each training stage as it starts
     make_app(root=args.root.resolve()).run()
+    status = last_status(job)
     if engine_alive(job):
         print(f"the demo goes on in the background (log: {args.root / 'demo.log'}); "
               f"`srcockpit demo --root {args.root}` opens it again")
-    else:
-        print(f"the demo has stopped; its report: {args.root / 'report' / 'report.html'}, everything else under "
+    elif status == FINISHED:
+        print(f"the demo has finished; its report: {args.root / 'report' / 'report.html'}, everything else under "
               f"{args.root} (log: {args.root / 'demo.log'})")
+    else:
+        print(f"the demo is {status or 'not running'}; `srcockpit demo --root {args.root}` goes on from where it "
+              f"stopped (log: {args.root / 'demo.log'})")
     return 0
 
 

@@ -280,6 +280,7 @@ def run_stop(args: argparse.Namespace) -> int:
     from tui.runs import engine_alive, last_status, resolve_run
 
     paths = resolve_run(args.run)
+    reply: dict = {}
     try:
         reply = send_command(paths, "stop")
     except SocketGone as gone:  # the lock proves an engine is there: SIGTERM is the same graceful stop
@@ -291,6 +292,10 @@ def run_stop(args: argparse.Namespace) -> int:
         print(f"{paths.root.name}: stop accepted at iteration {reply.get('iter')}")
     if args.no_wait:
         return 0
+    busy = reply.get("busy")
+    print(f"{paths.root.name}: waiting up to {STOP_WAIT_S:.0f} s for the engine to "
+          + (f"finish {busy}, then " if busy else "finish this iteration, ") + "save a resumable state and exit",
+          flush=True)
     deadline = time.monotonic() + STOP_WAIT_S
     while time.monotonic() < deadline:
         gone = not engine_alive(paths)

@@ -416,8 +416,9 @@ class DashboardScreen(SizeClasses, Screen):
         self.app.push_screen(ConfirmScreen(f"{offer.question} [y/n]"), answer)
 
     def action_detach(self) -> None:
-        message = (f"detached from {self.state.name}; training goes on. "
-                   f"`srcockpit attach {self.state.name}` comes back.")
+        from tui.runs import attach_hint
+
+        message = f"detached from {self.state.name}; training goes on. `{attach_hint(self.paths)}` comes back."
         self.app.detached = message
         self.app.exit(message=message)
 

@@ -122,6 +122,10 @@ KEYS_IMAGES = [
     ("+ / -", "zoom in / out"),
     ("escape", "back to the dashboard"),
 ]
+KEYS_JOB = [
+    ("escape", "back to the run list (the job goes on)"),
+    ("q", "quit the cockpit (the job goes on)"),
+]
 KEYS_ALL = [
     ("w", "dataset subset wizard"),
     ("T", "weight transfer"),

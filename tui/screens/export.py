@@ -103,8 +103,8 @@ class ExportScreen(JobScreen):
                                  id="quant")
             with Horizontal(classes="row"):
                 with Vertical(classes="field"):
-                    yield Label("calibration images (optional; 'builtin': photos)")
-                    yield Input("", placeholder="default", id="calib", classes="validated")
+                    yield Label("calibration (empty: validation LR images; 'builtin')")
+                    yield Input("", placeholder="validation LR images", id="calib", classes="validated")
                 with Vertical(classes="field"):
                     yield Label("output folder (optional)")
                     yield Input("", placeholder="experiments/job-export-<time>", id="out", classes="validated")

@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, RichLog, Static
 
 from engine.protocol import RunPaths
+from tui.screens.dialogs import KEYS_JOB, HelpScreen
 from tui.widgets.job_progress import JobProgress
 from tui.widgets.sizes import SizeClasses
 
@@ -38,6 +39,7 @@ class JobViewScreen(SizeClasses, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "runs"),
         Binding("q", "app.quit", "quit"),
+        Binding("question_mark", "help", "help", key_display="?"),
     ]
 
     def __init__(self, paths: RunPaths) -> None:
@@ -70,3 +72,6 @@ class JobViewScreen(SizeClasses, Screen[None]):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen(KEYS_JOB, f"keys: job {self.paths.root.name}"))

@@ -100,6 +100,7 @@ class RunListScreen(SizeClasses, Screen):
             psnr = f"{s.best_psnr:.2f} dB" if s.best_psnr is not None else "-"
             if s.best_psnr is not None and s.best_psnr_iter is not None:
                 psnr += f" @{int(s.best_psnr_iter):,}"
+            psnr += weights_label(s)
             shown = Text.assemble(("● " if s.alive else "  ", theme.success), (status, f"bold {color}"))
             mark = ("✓ ", f"bold {theme.accent}") if s.paths.root in self.marked else ""
             table.add_row(
@@ -174,8 +175,9 @@ class RunListScreen(SizeClasses, Screen):
             self.app.call_from_thread(self.notify, f"{type(error).__name__}: {error}",
                                       title="demo not started", severity="error", timeout=12)
             return
-        self.app.call_from_thread(self.notify, f"the demo runs in {paths.root.parent.parent}: its stages appear "
-                                  "here as they start (enter attaches)", title="demo started", timeout=10)
+        self.app.call_from_thread(self.notify, f"the demo runs in {paths.root.parent.parent} (it has written its "
+                                  "first event): its steps and stages appear here (enter attaches)",
+                                  title="demo started", timeout=10)
         self.app.call_from_thread(self.action_refresh)
 
     def action_mark(self) -> None:
@@ -202,3 +204,13 @@ class RunListScreen(SizeClasses, Screen):
 
     def action_tool(self, kind: str) -> None:
         self.app.open_tool(kind, self.selected())
+
+
+def weights_label(summary: RunSummary) -> str:
+    """Which weights the best PSNR scored, and the raw net_g's latest beside an EMA best."""
+    if summary.best_psnr is None or not summary.scored:
+        return ""
+    label = " EMA" if summary.scored == "net_g_ema" else " net_g"
+    if summary.net_g_psnr is not None:
+        label += f" · net_g {summary.net_g_psnr:.2f}"
+    return label

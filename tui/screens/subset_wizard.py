@@ -241,7 +241,7 @@ class SubsetWizardScreen(JobScreen):
         table = self.query_one("#sources", DataTable)
         table.add_column("source folder", key="folder")
         table.add_column("take", key="count")
-        self.query_one("#tree", FolderTree).focus()
+        self.query_one("#src-folder", Input).focus()  # a typed path goes to the field; tab reaches the tree
         self.reattach()
 
     # ---------------------------------------------------------------- sources
@@ -280,7 +280,7 @@ class SubsetWizardScreen(JobScreen):
         self._show_sources()
         self.query_one("#src-folder", Input).value = ""
         self.query_one("#src-count", Input).value = "all"
-        self.query_one("#tree", FolderTree).focus()
+        self.query_one("#src-folder", Input).focus()
 
     def action_remove_source(self) -> None:
         table = self.query_one("#sources", DataTable)

@@ -24,7 +24,17 @@ from engine.units import IMAGE_SUFFIXES
 from tui.weights_tables import arch_label, layer_table, score_table
 from tui.widgets.job_progress import JobProgress, JobScreen
 
-DEFAULT_OUTPUT = "weights/small-realesr-animevideox2v3.pth"
+DEFAULT_OUTPUT = "weights/transfer-32f32c.pth"
+
+
+def free_output(root: Path, wanted: str = DEFAULT_OUTPUT) -> str:
+    """The default output, numbered past any file already there (the demo's starting weights among them):
+    a transfer run with the defaults never needs 'overwrite'."""
+    path, number = Path(wanted), 2
+    while (root / path).exists():
+        path = Path(wanted).with_name(f"{Path(wanted).stem}-{number}.pth")
+        number += 1
+    return str(path)
 
 
 def _positive(text: str) -> int | None:
@@ -53,7 +63,7 @@ class TransferScreen(JobScreen):
                     yield Input("original", id="source", classes="validated")
                 with Vertical(classes="field"):
                     yield Label("output .pth")
-                    yield Input(DEFAULT_OUTPUT, id="output", classes="validated")
+                    yield Input(free_output(self.root), id="output", classes="validated")
             with Horizontal(classes="row"):
                 with Vertical(classes="field"):
                     yield Label("target width (features)")

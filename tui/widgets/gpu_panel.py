@@ -1,6 +1,7 @@
-"""Per GPU: memory (allocated / reserved / peak of total), utilisation, temperature, power; host CPU and
-RAM below. Thresholds as nvitop: util 10/75 %, memory 10/80 % = light/moderate/heavy, drawn in
-$success/$warning/$error. No GPU ([] in the system event) says so plainly."""
+"""Per GPU: memory (allocated / reserved / peak of total, and the run's own share from NVML's process list),
+utilisation, temperature, power; the run's processes' CPU and RSS and the host's RAM below. Thresholds as
+nvitop: util 10/75 %, memory 10/80 % = light/moderate/heavy, drawn in $success/$warning/$error.
+No GPU ([] in the system event) says so plainly."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
+from engine.protocol import SystemEvent
 from tui.state import RunState, as_float
 from tui.widgets.run_header import bar
 
@@ -69,7 +71,12 @@ class GpuPanel(Static):
             text.append(" reserved ", style="dim")
             text.append(gib(gpu.get("mem_reserved")))
             text.append(" peak ", style="dim")
-            text.append(gib(gpu.get("mem_peak")) + "\n")
+            text.append(gib(gpu.get("mem_peak")))
+            own = as_float(gpu.get("proc_mem"))
+            if math.isfinite(own):  # NVML's per-process list: what this run's processes hold on the device
+                text.append("  this run ", style="dim")
+                text.append(f"{gib(own)} GiB", style="bold")
+            text.append("\n")
             text.append(" util ", style="dim")
             text.append(bar(util / 100, width), style=load_color(theme, util, 10, 75))
             text.append(f" {util:.0f}%\n" if math.isfinite(util) else " -\n")
@@ -85,15 +92,25 @@ class GpuPanel(Static):
         if system is not None:
             if not text.plain.endswith("\n"):
                 text.append("\n")
-            cpu = system.cpu_percent
-            text.append("host ", style="bold")
-            text.append("cpu ", style="dim")
-            text.append(f"{cpu:.0f}%" if math.isfinite(cpu) else "-",
-                        style=load_color(theme, cpu, 10, 75))
-            text.append("  rss ", style="dim")
-            text.append(gib(system.rss))
+            self._process_line(text, system)
             used, total = float(system.ram_used), float(system.ram_total)
-            text.append("  ram ", style="dim")
+            text.append("\nhost ram ", style="dim")  # its own line: with the units the three figures need 45 columns
             pct = 100 * used / total if total and total > 0 else math.nan
             text.append(f"{gib(used)}/{gib(total)} GiB", style=load_color(theme, pct, 10, 80))
         self.update(text)
+
+    @staticmethod
+    def _process_line(text: Text, system: SystemEvent) -> None:
+        """The run's own processes (the engine and its data workers) first, as nvitop shows a process: CPU % of
+        one core and resident memory; older logs without them show the host's CPU, labelled so."""
+        if system.procs:
+            cpu, rss = system.proc_cpu_percent, system.proc_rss
+            text.append("engine ", style="bold")
+            text.append(f"{system.procs} proc{'s' if system.procs > 1 else ''} ", style="dim")
+        else:
+            cpu, rss = system.cpu_percent, system.rss
+            text.append("host ", style="bold")
+        text.append("cpu ", style="dim")
+        text.append(f"{cpu:.0f}%" if math.isfinite(cpu) else "-", style="bold")
+        text.append("  rss ", style="dim")
+        text.append(f"{gib(rss)} GiB")

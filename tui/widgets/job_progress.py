@@ -31,6 +31,7 @@ from textual.worker import get_current_worker
 
 from engine.protocol import FAILED, FINISHED, STOPPED, ProgressEvent, ResultEvent, RunPaths
 from tui.messages import LogLines, OtherEvents, RunInfo, RunStatus, TailCaughtUp
+from tui.state import overall_progress
 from tui.tailer import Tailer
 from tui.widgets.sizes import SizeClasses
 
@@ -149,9 +150,11 @@ class JobProgress(Widget):
         for event in message.events:
             if isinstance(event, ProgressEvent):
                 bar = self.query_one(ProgressBar)
-                if event.total > 0:
-                    bar.update(total=event.total, progress=event.done)
-                self.query_one("#job-message", Static).update(Text(event.message))
+                done, total = overall_progress(event)
+                if total > 0:
+                    bar.update(total=total, progress=done)
+                step = f"[{event.step}/{event.steps}] " if event.steps else ""
+                self.query_one("#job-message", Static).update(Text(step + event.message))
             elif isinstance(event, ResultEvent):
                 self.results.append(event)
                 self.post_message(self.Result(self.folder, event))

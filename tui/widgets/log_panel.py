@@ -1,4 +1,5 @@
-"""The run's log: log events and the tail of cockpit/engine.log, newest at the bottom. Hidden while it
+"""The run's log: log events, basicsr's train log (its INFO lines and warnings) and what else the engine
+printed (cockpit/engine.log), newest at the bottom. Hidden while it
 has no line: an empty box would take rows a small terminal needs for the figures."""
 
 from __future__ import annotations
@@ -7,6 +8,10 @@ import time
 
 from rich.text import Text
 from textual.widgets import RichLog
+
+from tui.tailer import CONTINUED
+
+UNSTAMPED = ("engine", CONTINUED)  # raw output, and a record's later lines: no time of their own
 
 
 class LogPanel(RichLog):
@@ -32,7 +37,7 @@ class LogPanel(RichLog):
             self.remove_class("-empty")
         for t, level, message in lines:
             text = Text(no_wrap=True, overflow="ellipsis")
-            if level != "engine":
+            if level not in UNSTAMPED:
                 text.append(time.strftime("%H:%M:%S ", time.localtime(t)), style="dim")
                 if level in colors:
                     text.append(f"{level} ", style=f"bold {colors[level]}")

@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from engine.protocol import PAUSED, RUNNING
 from engine.units import duration
 from tui.state import RunState
 
@@ -84,11 +85,13 @@ class RunHeader(Static):
         figures = Text(no_wrap=True, overflow="ellipsis")
         if total:
             figures.append(f" {100 * fraction:5.1f}%")
+        running = state.status == RUNNING and not lost
         figures.append("  ETA ", style="dim")
-        figures.append(duration(state.eta(now)) if state.live and not lost else "-", style="bold")
+        figures.append(duration(state.eta(now)) if running else state.status if state.status == PAUSED else "-",
+                       style="bold")
         figures.append("  elapsed ", style="dim")
         figures.append(duration(state.elapsed(now)), style="bold")
-        if math.isfinite(state.it_s):
+        if running and math.isfinite(state.it_s):
             figures.append("  ")
             figures.append(f"{state.it_s:.2f} it/s", style="bold")
         line = Text(no_wrap=True, overflow="ellipsis")

@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Sparkline, Static
 
+from engine.protocol import PAUSED
 from tui.state import RunState
 from tui.widgets.line_chart import format_number
 
@@ -42,7 +43,10 @@ class ThroughputPanel(Vertical):
         theme = self.app.current_theme
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append("it/s ", style="dim")
-        text.append(f"{state.it_s:.2f}" if math.isfinite(state.it_s) else "-", style="bold")
+        if state.status == PAUSED:  # the last speed is no speed of a run that stands still
+            text.append("paused", style=f"bold {theme.warning}")
+        else:
+            text.append(f"{state.it_s:.2f}" if math.isfinite(state.it_s) else "-", style="bold")
         means = state.speed.means()
         if means:
             text.append(f"  mean {sum(means) / len(means):.2f}", style="dim")

@@ -22,6 +22,8 @@ from tui.state import DatasetVal, RunState
 from tui.widgets.charts import PSNR_TARGET, SSIM_TARGET, TARGETS, val_chart_data, val_chart_title, val_metrics
 from tui.widgets.line_chart import LineChart
 
+WEIGHTS_LABELS = {"net_g_ema": "EMA", "net_g": "net_g"}  # what basicsr's validation scored (the val event says)
+
 
 class ValTable(Static):
     DEFAULT_CSS = """
@@ -46,7 +48,9 @@ class ValTable(Static):
         first = next(iter(state.vals.items()))
         table = Table(box=None, padding=(0, 0, 0, 1), expand=True, show_edge=False, header_style="dim")
         table.add_column(self._heading(*first) if single else "metric", no_wrap=True, overflow="ellipsis", ratio=1)
-        for label in ("last", "best ★", "bicubic"):
+        scored = " ".join(sorted({WEIGHTS_LABELS[v.weights] for v in state.vals.values()
+                                  if v.weights in WEIGHTS_LABELS}))
+        for label in ("last", f"best ★ {scored}".rstrip(), "bicubic"):
             table.add_column(label, justify="right", no_wrap=True)
         for name, val in sorted(state.vals.items()):
             if not single:
@@ -74,6 +78,10 @@ class ValTable(Static):
                           Text(info.format(value), style=theme.success if met else ""),
                           Text(info.format(best[0] if best else None), style=f"bold {theme.warning}"),
                           Text(info.format(bicubic.get(metric)), style="dim"))
+            if metric in val.net_g:  # basicsr scored the EMA: the raw weights, which the ranking may pick, beside it
+                best_raw = val.best_net_g_psnr if metric == "psnr" else None
+                table.add_row(Text(f" net_g {info.label}", style="dim"), Text(info.format(val.net_g[metric])),
+                              Text(info.format(best_raw[0] if best_raw else None), style=theme.warning), "")
 
     def _notes(self, state: RunState) -> Text:
         """The targets, where the best PSNR was, what the figures were measured on, the images."""
@@ -82,6 +90,9 @@ class ValTable(Static):
         best = state.best_psnr()
         if best:
             where.append(f"★ PSNR @{best[1]:,}")
+        raw = [v.best_net_g_psnr for v in state.vals.values() if v.best_net_g_psnr]
+        if raw:
+            where.append(f"best net_g @{max(raw)[1]:,}")
         settings = next((v.settings for v in state.vals.values() if v.settings), {})
         if settings:
             settings = settings.get("psnr", settings)  # the engine states them per metric
