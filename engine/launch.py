@@ -162,8 +162,9 @@ def redirect_output(log: str | None) -> None:
     os.close(fd)
 
 
-def install_signal_handlers(request_stop: Callable[[str], None]) -> None:
-    """SIGTERM and the first SIGINT ask for a graceful stop; a second SIGINT soon after aborts."""
+def install_signal_handlers(request_stop: Callable[[str], None]) -> dict[int, Any]:
+    """SIGTERM and the first SIGINT ask for a graceful stop; a second SIGINT soon after aborts. Returns the
+    handlers they replace, for restore_signal_handlers."""
     last_interrupt = [0.0]
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -173,9 +174,17 @@ def install_signal_handlers(request_stop: Callable[[str], None]) -> None:
         last_interrupt[0] = now
         request_stop(signal.Signals(signum).name)
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # an SSH hang-up must not end a run
+    # an SSH hang-up must not end a run
+    handlers = ((signal.SIGTERM, on_signal), (signal.SIGINT, on_signal), (signal.SIGHUP, signal.SIG_IGN))
+    return {signum: signal.signal(signum, handler) for signum, handler in handlers}
+
+
+def restore_signal_handlers(previous: dict[int, Any]) -> None:
+    """After a run in a process that goes on (the demo's stages, then its report and export): a signal must
+    reach that process's own handling again, not a stop request that no training loop reads any more."""
+    for signum, handler in previous.items():
+        if handler is not None:  # None: a handler installed from C, which Python cannot put back
+            signal.signal(signum, handler)
 
 
 def claim_run(opt: dict[str, Any], paths: RunPaths, world: Any) -> tuple[Path | None, int]:
@@ -346,7 +355,7 @@ def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto
     opt, events, world = engine.opt, engine.events, engine.world
     commands = Commands(control=None, world=world)
     trainer = Trainer(opt, events, commands, stage=stage)
-    install_signal_handlers(commands.request_stop)
+    previous_handlers = install_signal_handlers(commands.request_stop)
     try:
         events.emit(StatusEvent(status=STARTING, pid=os.getpid(), host=socket.gethostname(), options=str(options)))
         problem = vgg_weights_problem(opt, vgg_weights)
@@ -365,6 +374,7 @@ def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto
             raise
         raise raised from error
     finally:
+        restore_signal_handlers(previous_handlers)
         engine.close()
 
 

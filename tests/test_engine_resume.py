@@ -26,7 +26,10 @@ def test_resume_mid_epoch_reproduces_the_uninterrupted_losses(tmp_path: Path, mo
     for root in (straight, resumed):
         write_tiny_dataset(root)
     monkeypatch.chdir(straight)
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     run_engine(TINY_OPTIONS, root=straight, overrides=["train.total_iter=8"])
+    # a process that goes on after a run (the demo: report, export) gets its own signal handling back
+    assert {signum: signal.getsignal(signum) for signum in handlers} == handlers
     monkeypatch.chdir(resumed)
     # 5 is mid-epoch (2 batches per epoch) and between validations (every 4): the hardest place to stop
     run_engine(TINY_OPTIONS, root=resumed, overrides=["train.total_iter=5"])
