@@ -1,7 +1,8 @@
 """The job screens (subset wizard, weight transfer, ranking, export) driven by Pilot through real jobs.
 
 Every job runs as a real detached `python -m engine.job_runner ...` process on tiny data; the tests wait on the
-job's event log with a bounded timeout. Snapshots (fixed terminal size) show each screen as it opens.
+job's event log with a bounded timeout. Snapshots show each screen as it opens, at 80x24, 160x48 and 240x70
+in the dark and light themes (regenerate with --snapshot-update and look at each before accepting it).
 """
 
 from __future__ import annotations
