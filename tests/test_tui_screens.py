@@ -20,7 +20,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "runs"))
 
-from textual.widgets import Button, Checkbox, DataTable, Input, Select, Tree
+from textual.widgets import Button, Checkbox, DataTable, Footer, Input, Select, Static, Tree
 from tui_helpers import FIXTURE_ROOT, frozen_clock, sync, wait_for
 
 from tui.app import make_app
@@ -516,3 +516,17 @@ def assert_apart(screen, size: tuple[int, int]) -> None:
     for widget, region in leaves.items():
         for other, other_region in leaves.items():
             assert widget is other or not region.overlaps(other_region), (widget, region, other, other_region)
+
+
+@sync
+async def test_a_long_result_scrolls_into_view_above_the_footer(_fixture_root):
+    """At 160x48 a transfer's report taller than the screen (layers, notes, scores) scrolls in the form."""
+    app = snapshot_app("demo_cpu_l1")
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await open_job_screen(pilot, "T")
+        form, result = screen.query_one("#form"), screen.query_one("#result", Static)
+        result.update("\n".join(f"layer {number}: 99.0% of the L2 energy kept" for number in range(60)))
+        await pilot.pause()
+        form.scroll_end(animate=False)
+        assert await wait_for(pilot, lambda: form.scroll_y > 0 and result.region.bottom <= form.region.bottom)
+        assert form.region.bottom <= screen.query_one(Footer).region.y
