@@ -1,7 +1,8 @@
 """The job screens (subset wizard, weight transfer, ranking, export) driven by Pilot through real jobs.
 
 Every job runs as a real detached `python -m engine.job_runner ...` process on tiny data; the tests wait on the
-job's event log with a bounded timeout. Snapshots (fixed terminal size) show each screen as it opens.
+job's event log with a bounded timeout. Snapshots show each screen as it opens, at 80x24, 160x48 and 240x70
+in the dark and light themes (regenerate with --snapshot-update and look at each before accepting it).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "runs"))
 
+from textual.widgets import Button, Checkbox, DataTable, Footer, Input, Select, Static, Tree
 from tui_helpers import FIXTURE_ROOT, frozen_clock, sync, wait_for
 
 from tui.app import make_app
@@ -437,24 +439,94 @@ def _fixture_root(monkeypatch):
     time.tzset()
 
 
-def snapshot_app(run: str | None = None):
-    return make_app(Path("."), run, config=Config(theme="srcockpit-dark"), clock=frozen_clock, save_settings=False)
+SCREENS = {"w": SubsetWizardScreen, "T": TransferScreen, "k": RankingScreen, "x": ExportScreen}
+SNAPSHOT_SIZES = [(80, 24), (160, 48), (240, 70)]
+THEMES = ["srcockpit-dark", "srcockpit-light"]
 
 
-@pytest.mark.parametrize("key", ["w", "T", "k", "x"])
-def test_job_screen_snapshots(snap_compare, _fixture_root, key):
-    kinds = {"w": SubsetWizardScreen, "T": TransferScreen, "k": RankingScreen, "x": ExportScreen}
+def snapshot_app(run: str | None = None, theme: str = "srcockpit-dark"):
+    return make_app(Path("."), run, config=Config(theme=theme), clock=frozen_clock, save_settings=False)
 
+
+async def open_job_screen(pilot, key: str):
+    """Open the screen and wait until it is ready: its first widget focused, its data loaded, and the
+    inputs' cursors steady (a blinking cursor is shown or not depending on when the frame is taken)."""
+    await pilot.press(key)
+    screen = pilot.app.screen
+    assert isinstance(screen, SCREENS[key])
+    assert await wait_for(pilot, lambda: pilot.app.focused is not None and pilot.app.focused.screen is screen)
+    if key == "w":
+        tree = screen.query_one("#tree")
+        assert await wait_for(pilot, lambda: len(tree.root.children) >= 1)
+    if key == "k":
+        assert await wait_for(pilot, lambda: len(screen.rows) > 0)
+    for field in screen.query(Input):
+        field.cursor_blink = False
+    await pilot.pause()
+    return screen
+
+
+@pytest.mark.parametrize("theme", THEMES)
+@pytest.mark.parametrize("size", SNAPSHOT_SIZES, ids=lambda size: f"{size[0]}x{size[1]}")
+@pytest.mark.parametrize("key", list(SCREENS))
+def test_job_screen_snapshots(snap_compare, _fixture_root, key, size, theme):
     async def ready(pilot):
-        await pilot.pause()
-        await pilot.press(key)
-        screen = pilot.app.screen
-        assert isinstance(screen, kinds[key])
-        if key == "w":
-            tree = screen.query_one("#tree")
-            assert await wait_for(pilot, lambda: len(tree.root.children) >= 1)
-        if key == "k":
-            assert await wait_for(pilot, lambda: len(screen.rows) > 0)
-        await pilot.pause()
+        await open_job_screen(pilot, key)
 
-    assert snap_compare(snapshot_app("demo_cpu_l1"), terminal_size=SIZE, run_before=ready)
+    assert snap_compare(snapshot_app("demo_cpu_l1", theme), terminal_size=size, run_before=ready)
+
+
+REACHABLE = (Input, Button, Checkbox, Select, DataTable, Tree)
+
+
+@sync
+@pytest.mark.parametrize("size", SNAPSHOT_SIZES, ids=lambda size: f"{size[0]}x{size[1]}")
+@pytest.mark.parametrize("key", list(SCREENS))
+async def test_job_screens_fit_the_terminal(_fixture_root, key, size):
+    """Every shown widget lies inside the terminal, no two leaf widgets overlap, no label is wider than its
+    place (a cut label), and every input and button can be scrolled into full view."""
+    app = snapshot_app("demo_cpu_l1")
+    async with app.run_test(size=size) as pilot:
+        screen = await open_job_screen(pilot, key)
+        form = screen.query_one("#form")
+        assert_apart(screen, size)
+        for widget in screen.query("*"):
+            if isinstance(widget, REACHABLE) and all(node.display for node in widget.ancestors_with_self):
+                form.scroll_to_widget(widget, animate=False)
+                await pilot.pause()
+                assert form.region.contains_region(widget.region), f"{widget} out of reach at {size}"
+                assert_apart(screen, size)
+
+
+def assert_apart(screen, size: tuple[int, int]) -> None:
+    """Leaf widgets: inside the terminal, within their parent's width (a label wider than its place is cut),
+    and none over another (as much of each as the scrolling form shows)."""
+    form = screen.query_one("#form")
+    leaves = {}
+    for widget in screen.walk_children():
+        region = widget.region
+        if not region.area or widget.children or not widget.visible:
+            continue
+        parent = widget.parent.region
+        assert parent.x <= region.x and region.right <= parent.right, (widget, region, "past its parent", parent)
+        region = region.intersection(form.region) if form in widget.ancestors else region
+        assert region.right <= size[0] and region.bottom <= size[1], (widget, region, size)
+        if region.area:
+            leaves[widget] = region
+    for widget, region in leaves.items():
+        for other, other_region in leaves.items():
+            assert widget is other or not region.overlaps(other_region), (widget, region, other, other_region)
+
+
+@sync
+async def test_a_long_result_scrolls_into_view_above_the_footer(_fixture_root):
+    """At 160x48 a transfer's report taller than the screen (layers, notes, scores) scrolls in the form."""
+    app = snapshot_app("demo_cpu_l1")
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await open_job_screen(pilot, "T")
+        form, result = screen.query_one("#form"), screen.query_one("#result", Static)
+        result.update("\n".join(f"layer {number}: 99.0% of the L2 energy kept" for number in range(60)))
+        await pilot.pause()
+        form.scroll_end(animate=False)
+        assert await wait_for(pilot, lambda: form.scroll_y > 0 and result.region.bottom <= form.region.bottom)
+        assert form.region.bottom <= screen.query_one(Footer).region.y
