@@ -12,7 +12,8 @@ pynvml = pytest.importorskip("pynvml")
 @pytest.fixture
 def fake_nvml_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """Test double for absent hardware: one GPU whose NVML gives memory, utilization, temperature and the
-    power limit, and answers "not supported" for the power draw (as many consumer cards do)."""
+    power limit and its compute processes, and answers "not supported" for the power draw (as many consumer
+    cards do)."""
 
     def not_supported(*_: object) -> None:
         raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
@@ -22,7 +23,10 @@ def fake_nvml_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
                      "nvmlDeviceGetUtilizationRates": lambda handle: SimpleNamespace(gpu=50),
                      "nvmlDeviceGetTemperature": lambda handle, sensor: 61,
                      "nvmlDeviceGetPowerUsage": not_supported,
-                     "nvmlDeviceGetEnforcedPowerLimit": lambda handle: 200_000}.items():
+                     "nvmlDeviceGetEnforcedPowerLimit": lambda handle: 200_000,
+                     "nvmlDeviceGetComputeRunningProcesses": lambda handle: [
+                         SimpleNamespace(pid=4242, usedGpuMemory=512 << 20),
+                         SimpleNamespace(pid=1, usedGpuMemory=1 << 20)]}.items():
         monkeypatch.setattr(pynvml, name, fn)
 
 
@@ -31,8 +35,8 @@ def test_an_nvml_error_leaves_that_reading_out(fake_nvml_gpu: None) -> None:
 
     reader = NvmlReader()
     assert reader.available
-    assert reader.read(0) == {"mem_used": 1 << 30, "mem_total": 8 << 30, "util": 50, "temp": 61, "power": NA,
-                              "power_limit": 200.0}
+    assert reader.read(0, frozenset({4242})) == {"mem_used": 1 << 30, "mem_total": 8 << 30, "util": 50, "temp": 61,
+                                                 "power": NA, "power_limit": 200.0, "proc_mem": 512 << 20}
 
 
 def test_an_error_that_is_not_nvml_is_raised(fake_nvml_gpu: None, monkeypatch: pytest.MonkeyPatch) -> None:
