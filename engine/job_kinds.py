@@ -59,6 +59,25 @@ def promote(progress: ProgressFn, *, run: str, file: str, entry: str, to: str | 
             "iter": chosen.iter, "rank": chosen.rank, "psnr": chosen.psnr, "ssim": chosen.ssim}
 
 
+def report(progress: ProgressFn, *, models: dict[str, str], valset: str, output: str,
+           crop_border: int | None = None, test_y_channel: bool = True, device: str | None = None,
+           timing_runs: int = 5, frame: list[int] | None = None, samples: int = 3, crop: int = 96,
+           lpips_backbone: str | None = None) -> dict[str, Any]:
+    """The comparison report (engine.report.build_report) into output; models: label -> .pth path or 'ncnn'.
+    The record names its files (report.json holds the whole report) and holds the criteria."""
+    from engine.rank import parse_valset
+    from engine.report import FRAME, build_report
+
+    spec = parse_valset(valset)  # a clear error for missing folders before any model is loaded
+    sources = {label: source if source == "ncnn" else Path(source) for label, source in models.items()}
+    result = build_report(sources, spec, Path(output), crop_border=crop_border, test_y_channel=test_y_channel,
+                          device=device, timing_runs=timing_runs, frame=tuple(frame) if frame else FRAME,
+                          samples=samples, crop=crop, lpips_backbone=Path(lpips_backbone) if lpips_backbone else None,
+                          progress=progress)
+    return {"report": str(result.json_path), "html": str(result.html_path), "markdown": str(result.markdown_path),
+            "criteria": result.data["criteria"]}
+
+
 @dataclass(frozen=True)
 class ExportRequest:
     """The export job's parameters (JSON values: sizes as 'HxW'); `out` is the job's folder."""

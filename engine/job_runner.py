@@ -63,6 +63,7 @@ JOB_KINDS = {
     "subset": JobKind("engine.job_kinds:subset"),
     "rank": JobKind("engine.job_kinds:rank"),
     "promote": JobKind("engine.job_kinds:promote"),
+    "report": JobKind("engine.job_kinds:report"),
     "export": JobKind("engine.job_kinds:export", prepare="engine.job_kinds:prepare_export", reports=True),
 }
 FINAL_STATUSES = frozenset({FINISHED, FAILED, STOPPED})

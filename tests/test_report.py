@@ -140,6 +140,8 @@ def test_cli_report(tiny_run: Path, run_copy: Path, tmp_path: Path, capsys: pyte
     assert set(data["models"]) == {"nearest", "bicubic", "transferred", "fine-tuned"} and data["timing"] is None
     events = [json.loads(line) for line in (tmp_path / "job" / "cockpit" / "events.jsonl").read_text().splitlines()]
     assert events[-1]["status"] == "finished" and any(e["type"] == "result" for e in events)
+    record = [e for e in events if e["type"] == "result"][-1]  # the job runner's record: the report's files
+    assert record["report"] == str(out / "report.json") and record["html"] == str(out / "report.html")
 
 
 def test_cli_report_bad_input_exits_2(tiny_run: Path, run_copy: Path, tmp_path: Path,

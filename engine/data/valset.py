@@ -18,15 +18,16 @@ from engine.compat import load_basicsr
 from engine.data.images import list_images, read_rgb, write_png
 from engine.protocol import ProgressFn, UserError
 
-load_basicsr()
-from basicsr.data.transforms import mod_crop  # noqa: E402
-from basicsr.utils.matlab_functions import imresize  # noqa: E402
-
 # Set5/Set14 in basicsr are cropped to a multiple of 12 so that x2, x3 and x4 LR images all exist.
 GT_MULTIPLE = 12
 
 
 def gt_mod_crop(image: np.ndarray, multiple: int = GT_MULTIPLE) -> np.ndarray:
+    # basicsr (and torch with it) is imported here, not with the module: a folder without images, or with
+    # an unreadable one, is refused before those seconds are spent
+    load_basicsr()
+    from basicsr.data.transforms import mod_crop
+
     return mod_crop(image, multiple)
 
 
@@ -34,6 +35,9 @@ def bicubic_downscale(image: np.ndarray, scale: int) -> np.ndarray:
     """uint8 image -> uint8 image 1/scale the size, by basicsr's MATLAB-style bicubic."""
     if image.shape[0] % scale or image.shape[1] % scale:
         raise ValueError(f"image {image.shape[1]}x{image.shape[0]} is not a multiple of scale {scale}")
+    load_basicsr()
+    from basicsr.utils.matlab_functions import imresize
+
     small = imresize(image.astype(np.float32) / 255.0, 1 / scale)
     return np.clip(np.round(small * 255.0), 0, 255).astype(np.uint8)
 

@@ -75,10 +75,11 @@ def check_request(checkpoint: Path, size: tuple[int, int], sim_size: tuple[int, 
 
     Returns (net, arch): an eval-mode SRVGGNetCompact on the CPU and its SRVGGArch.
     """
-    from engine.export.quantize import check_mode
     from engine.weights.precheck import require_checkpoint_file
 
-    require_checkpoint_file(checkpoint)
+    require_checkpoint_file(checkpoint)  # before the quantizer's module imports torch (seconds)
+    from engine.export.quantize import check_mode
+
     for option, value in (("--size", size), ("--sim-size", sim_size)):
         if (len(value) != 2 or not all(isinstance(side, int) for side in value)
                 or min(value) < 1 or max(value) > MAX_SIDE):

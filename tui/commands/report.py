@@ -64,6 +64,9 @@ def _pick(value: str | None, default: Path) -> str | Path | None:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    """The report job (engine.job_kinds.report), through the job runner with --job; the summary from its record."""
+    import json
+
     from rich.console import Console
 
     from engine.protocol import UserError
@@ -78,26 +81,22 @@ def run_report(args: argparse.Namespace) -> int:
         if not DEFAULT_VALSET.is_dir():
             raise UserError("no validation set given", f"give --valset GT_DIR:LQ_DIR (looked for {DEFAULT_VALSET})")
         valset = str(DEFAULT_VALSET)
-    from engine.rank import parse_valset
-
-    spec = parse_valset(valset)  # a clear error for missing folders before any model is loaded
-    from engine.report import build_report
-
-    options = {"crop_border": args.crop_border, "test_y_channel": not args.rgb, "device": args.device,
-               "timing_runs": args.timing_runs, "frame": (height, width), "samples": args.samples,
-               "crop": args.crop, "lpips_backbone": args.lpips_backbone}
+    params = {"models": {label: str(source) for label, source in models.items()}, "valset": str(valset),
+              "output": str(args.output), "crop_border": args.crop_border, "test_y_channel": not args.rgb,
+              "device": args.device, "timing_runs": args.timing_runs, "frame": [height, width],
+              "samples": args.samples, "crop": args.crop,
+              "lpips_backbone": str(args.lpips_backbone) if args.lpips_backbone else None}
     console = Console(highlight=False)
     with console.status("building the report"):
         if args.job:
-            from engine.jobs import Job
+            from engine.job_runner import run_job
 
-            params = {k: str(v) for k, v in models.items()}
-            with Job(Path(args.job), "report", output=str(args.output), **params) as job:
-                result = build_report(models, spec, args.output, progress=job.progress, **options)
-                job.result(report=str(result.json_path), html=str(result.html_path), criteria=result.data["criteria"])
+            record = run_job(Path(args.job), "report", params)
         else:
-            result = build_report(models, spec, args.output, **options)
-    _print_summary(console, result, (height, width))
+            from engine.job_kinds import report
+
+            record = report(lambda done, total, message: None, **params)
+    _print_summary(console, record, json.loads(Path(record["report"]).read_text()), (height, width))
     return 0
 
 
@@ -125,15 +124,15 @@ def _models(args: argparse.Namespace) -> dict[str, Any]:
     return models
 
 
-def _print_summary(console: Any, result: Any, frame: tuple[int, int]) -> None:
-    """The scores table, the criteria, the LPIPS and timing notes, and where the report files are."""
+def _print_summary(console: Any, record: dict[str, Any], data: dict[str, Any], frame: tuple[int, int]) -> None:
+    """The scores table, the criteria, the LPIPS and timing notes (data: report.json), and where the report
+    files are (the job's record)."""
     from rich.markup import escape
     from rich.table import Table
 
     from engine.metric_info import SHOWN_FIGURES, figure_text
     from engine.timing import describe
 
-    data = result.data
     channel = "Y" if data["settings"]["test_y_channel"] else "RGB"
     table = Table(title=f"{data['valset']['name']}: {len(data['valset']['images'])} images, {channel}, "
                         f"crop {data['settings']['crop_border']}")
@@ -162,4 +161,4 @@ def _print_summary(console: Any, result: Any, frame: tuple[int, int]) -> None:
         timing = data["timing"]
         console.print(f"  timing: {timing['runs']} interleaved runs on {timing['device']}, {timing['threads']} "
                       f"threads ({timing.get('threads_why', '')})")
-    console.print(f"[bold]report:[/] {result.html_path} (self-contained), {result.markdown_path}, {result.json_path}")
+    console.print(f"[bold]report:[/] {record['html']} (self-contained), {record['markdown']}, {record['report']}")
