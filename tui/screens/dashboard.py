@@ -17,6 +17,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer
@@ -482,5 +483,6 @@ class DashboardScreen(SizeClasses, Screen):
         self.app.push_screen(HelpScreen(KEYS_DASHBOARD, f"keys: {self.state.name}"))
 
     def on_screen_resume(self) -> None:
-        with contextlib.suppress(Exception):
+        # the first resume can come before compose has made the panels: nothing to redraw yet
+        with contextlib.suppress(NoMatches):
             self.redraw()
