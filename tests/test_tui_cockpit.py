@@ -54,7 +54,9 @@ async def test_log_panel_shows_basicsr_train_log_of_an_in_process_run(run_copy):
         await settle_dashboard(pilot)
         assert await wait_for(pilot, lambda: any("Model [CockpitRealESRGANModel] is created" in t
                                                  for t in log_text(app)))
-        assert any("[epoch:" in message and "l_g_pix" in message for _, _, message in app.screen.state.logs)
+        # the log is read in chunks: the iteration lines come after the model's creation
+        assert await wait_for(pilot, lambda: any("[epoch:" in message and "l_g_pix" in message
+                                                 for _, _, message in app.screen.state.logs))
 
 
 def test_python_warnings_land_in_basicsr_log_with_their_level(tmp_path):
