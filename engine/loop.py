@@ -93,6 +93,19 @@ def fresh_root_logger(log_file: Path) -> logging.Logger:
     return logger
 
 
+def release_root_logger() -> None:
+    """Closes the run's log file when its run ends: later work in the process (another test, the demo's rank
+    and report) would otherwise write into this run's train log. The console handler stays, and basicsr still
+    counts its logger as set up, so no new handler at INFO appears on stderr."""
+    for name in ("basicsr", "py.warnings"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if isinstance(handler, logging.FileHandler):
+                logger.removeHandler(handler)
+                handler.close()
+    logging.captureWarnings(False)
+
+
 def tb_folder(opt: dict[str, Any]) -> Path:
     """TensorBoard's event files, where the plan's `tensorboard --logdir experiments/NAME/tb_logger` looks: inside
     the run's folder (basicsr's ROOT/tb_logger/NAME would be outside it, kept by no archive and no file mode)."""
@@ -370,6 +383,12 @@ class Trainer:
     def run(self) -> Status:
         resume_state = self._prepare()
         log_file, logger = self._open_logger()
+        try:
+            return self._run_logged(resume_state, log_file, logger)
+        finally:
+            release_root_logger()
+
+    def _run_logged(self, resume_state: dict[str, Any] | None, log_file: Path, logger: logging.Logger) -> Status:
         tb_logger = open_tb_logger(self.opt)
         data = build_loaders(self.opt, logger)
         model = self._build_model()

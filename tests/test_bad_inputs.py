@@ -2,7 +2,10 @@
 
 Every case builds its broken input in its own folder, runs `srcockpit ...` once and expects exit status 2,
 no traceback, one error line that names the file and the problem, a hint, and nothing at the output path.
-The cases run a few at a time (each is its own process) in one module fixture; the tests read the results.
+The cases run a few at a time in one module fixture; the tests read the results. Each is its own process, the
+command line's `main` forked from a zygote (tests/zygote.py) that has imported torch, basicsr and OpenCV once:
+about 70 fresh interpreters would spend minutes importing them. That bad input is refused before torch is
+imported at all is tests/test_fast_refusal.py's check, through `python -m tui.cli`.
 """
 
 from __future__ import annotations
@@ -10,10 +13,8 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
-import subprocess
 import zipfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import pytest
 
 from tests.conftest import TINY_OPTIONS, srcockpit
 from tests.fixtures_weights import photos
+from tests.zygote import Zygote
 
 SCALE = 2
 
@@ -518,9 +520,25 @@ _valset_for("lq-same-size", lambda gt, lq: gt / "p0.png", "is not x2", lq_size=4
 
 
 @dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@dataclass(frozen=True)
 class Outcome:
     bad: Bad
-    result: subprocess.CompletedProcess
+    result: Result
+
+
+# what the commands import, paid once; COLUMNS as tests.conftest.srcockpit sets it
+PRELUDE = """
+import tui.cli, engine.compat, engine.models, engine.job_kinds, engine.rank, engine.report, engine.weights.run
+import engine.export.pipeline, onnx, onnxruntime
+import engine.data.meta_info, engine.data.subset, engine.data.subimages, engine.data.valset
+"""
+AT_ONCE = 3
 
 
 @pytest.fixture(scope="module")
@@ -535,6 +553,26 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Shared:
     return Shared(root, good, valset)
 
 
+def run_forked(built: dict[str, Bad], root: Path) -> dict[str, Result]:
+    """Every case's `srcockpit ARGV` in its folder, AT_ONCE at a time."""
+    zygote, running, codes = Zygote(PRELUDE), {}, {}
+    captured = root / "captured"  # outside the cases' folders, which some commands read as inputs
+    captured.mkdir()
+    try:
+        for name in [*sorted(built), *[None] * AT_ONCE]:
+            if len(running) == AT_ONCE or (name is None and running):
+                pid, status = zygote.wait_any()
+                codes[running.pop(pid)] = os.waitstatus_to_exitcode(status)
+            if name is not None:
+                pid = zygote.start("tui.cli", built[name].argv, cwd=root / name, stdout=captured / f"{name}.out",
+                                   stderr=captured / f"{name}.err", env={"COLUMNS": "200"}, prog="srcockpit")
+                running[pid] = name
+    finally:
+        zygote.close()
+    return {name: Result(code, (captured / f"{name}.out").read_text(errors="replace"),
+                         (captured / f"{name}.err").read_text(errors="replace")) for name, code in codes.items()}
+
+
 @pytest.fixture(scope="module")
 def outcomes(shared: Shared) -> dict[str, Outcome]:
     built = {}
@@ -542,13 +580,8 @@ def outcomes(shared: Shared) -> dict[str, Outcome]:
         folder = shared.root / name
         folder.mkdir()
         built[name] = build(folder, shared)
-
-    def run(name: str) -> tuple[str, Outcome]:
-        bad = built[name]
-        return name, Outcome(bad, srcockpit(*bad.argv, cwd=shared.root / name, timeout=600, check=False))
-
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        return dict(pool.map(run, sorted(built)))
+    results = run_forked(built, shared.root)
+    return {name: Outcome(bad, results[name]) for name, bad in built.items()}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -111,3 +111,16 @@ def test_bad_options_are_refused_before_launch(run_root: Path, override: str, me
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not (run_root / "experiments/tiny_cpu/cockpit/engine.json").exists()
+
+
+def test_a_finished_in_process_run_closes_its_train_log(tiny_run: Path):
+    """The demo trains, ranks and reports in one process: what basicsr logs after a run ends (a network built
+    for ranking, another test's model) must not land in that run's train log."""
+    from basicsr.utils import get_root_logger
+
+    marker = "logged after the run ended"
+    get_root_logger().info(marker)
+    get_root_logger().warning(marker)
+    logs = list((tiny_run / "experiments" / "tiny_cpu").glob("train_tiny_cpu_*.log"))
+    assert logs
+    assert not any(marker in path.read_text() for path in logs)

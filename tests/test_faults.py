@@ -32,8 +32,6 @@ import os
 import random
 import signal
 import stat
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +39,8 @@ from pathlib import Path
 import pytest
 
 from engine.protocol import RunPaths, UserError, decode_line, read_events
-from tests.conftest import REPO, TINY_OPTIONS, srcockpit
+from tests.conftest import TINY_OPTIONS, srcockpit
+from tests.zygote import Zygote
 
 KILLS = 100
 RUNS = 5  # the kills are spread over this many runs, each started afresh
@@ -52,74 +51,35 @@ OVERRIDES = ["train.total_iter=100000", f"logger.save_checkpoint_freq={CHECKPOIN
              "logger.print_freq=1", "network_g.num_conv=4", "network_g.num_feat=16", "network_d.num_feat=8"]
 TORN_TAIL = b'{"v":1,"t":1.0,"type":"iter","iter":99999,"los'
 
-# The zygote: imports the engine and fills its caches once, then forks one engine per request, each in
-# its own session with its output in cockpit/engine.log, exactly as `python -m engine.launch ...` runs.
-# One torch thread: the tensors are tiny, and a second thread only spins on two shared cores.
-ZYGOTE = r"""
-import json, os, sys
+# The engines' zygote (tests/zygote.py) imports the engine and fills its caches once, then forks one engine
+# per start, each in its own session with its output in cockpit/engine.log, as `python -m engine.launch ...`
+# runs. One torch thread: the tensors are tiny, and a second thread only spins on two shared cores.
+PRELUDE = """
 import torch
 import engine.launch, engine.loop, engine.control, engine.events, engine.telemetry, engine.dist, engine.options
 torch.set_num_threads(1)
 for registry in ("ARCH_REGISTRY", "MODEL_REGISTRY", "DATASET_REGISTRY", "LOSS_REGISTRY"):
     engine.options.registered(registry)  # the option checks read basicsr's sources once (functools.cache)
-print(json.dumps({"ready": True}), flush=True)
-for line in sys.stdin:
-    request = json.loads(line)
-    if request["op"] == "start":
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.setsid()
-                os.chdir(request["cwd"])
-                null = os.open(os.devnull, os.O_RDONLY)
-                os.dup2(null, 0)
-                out = os.open(request["early_log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-                os.dup2(out, 1)
-                os.dup2(out, 2)
-                os.environ[engine.launch.ENGINE_LOG_ENV] = request["engine_log"]
-                code = engine.launch.main(request["argv"])
-            except BaseException:
-                import traceback
-                traceback.print_exc()
-                code = 3
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-            os._exit(code)
-        print(json.dumps({"pid": pid}), flush=True)
-    elif request["op"] == "wait":
-        _, status = os.waitpid(request["pid"], 0)
-        print(json.dumps({"status": status}), flush=True)
 """
 
 
-class Zygote:
+class Engines:
+    """Engines forked from the zygote."""
+
     def __init__(self) -> None:
-        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
-        self.process = subprocess.Popen([sys.executable, "-c", ZYGOTE], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
-        assert self._reply() == {"ready": True}
-
-    def _reply(self) -> dict:
-        line = self.process.stdout.readline()
-        assert line, "the zygote died"
-        return json.loads(line)
-
-    def _ask(self, **request) -> dict:
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
-        return self._reply()
+        self.zygote = Zygote(PRELUDE)
 
     def start(self, argv: list[str], root: Path, paths: RunPaths) -> int:
-        return self._ask(op="start", argv=argv, cwd=str(root), early_log=str(root / "engine-early.log"),
-                         engine_log=str(paths.engine_log))["pid"]
+        from engine.launch import ENGINE_LOG_ENV
+
+        return self.zygote.start("engine.launch", argv, cwd=root, stdout=root / "engine-early.log", setsid=True,
+                                 env={ENGINE_LOG_ENV: str(paths.engine_log)})
 
     def wait(self, pid: int) -> int:
-        return self._ask(op="wait", pid=pid)["status"]
+        return self.zygote.wait(pid)
 
     def close(self) -> None:
-        self.process.stdin.close()
-        self.process.wait(timeout=30)
+        self.zygote.close()
 
 
 @dataclass
@@ -382,7 +342,7 @@ def assert_killed(status: int, run: FaultRun, context: tuple) -> None:
         raise AssertionError(f"{context}: wait status {status}\n{output}\n{engine_log}")
 
 
-def resume_and_kill(zygote: Zygote, run: FaultRun, ledger: Ledger, moment: Moment) -> None:
+def resume_and_kill(zygote: Engines, run: FaultRun, ledger: Ledger, moment: Moment) -> None:
     tail = Tail(run.paths.events)
     argv = run.resume_argv()
     ledger.resumes += 1
@@ -396,7 +356,7 @@ def resume_and_kill(zygote: Zygote, run: FaultRun, ledger: Ledger, moment: Momen
     after_kill(run, ledger, trigger)
 
 
-def first_start(zygote: Zygote | None, run: FaultRun, ledger: Ledger, rng: random.Random) -> None:
+def first_start(zygote: Engines | None, run: FaultRun, ledger: Ledger, rng: random.Random) -> None:
     """A fresh run: the first through the real detached CLI, killed after its first checkpoint; the others
     forked, killed before their first checkpoint (at start-up, at its run or running event, or at iter 1)."""
     tail = Tail(run.paths.events)
@@ -415,7 +375,7 @@ def first_start(zygote: Zygote | None, run: FaultRun, ledger: Ledger, rng: rando
     after_kill(run, ledger, trigger)
 
 
-def finish(zygote: Zygote, run: FaultRun, ledger: Ledger, *, through_cli: bool) -> None:
+def finish(zygote: Engines, run: FaultRun, ledger: Ledger, *, through_cli: bool) -> None:
     """The run still finishes from its newest state (the last run through the real CLI)."""
     newest = run.expected_start
     ledger.resumes += 1
@@ -440,7 +400,7 @@ def test_engine_survives_100_sigkills(run_root: Path):
     runs = [FaultRun(run_root, "tiny_cpu" if r == 0 else f"tiny_cpu_{r}",
                      OVERRIDES + ([] if r == 0 else [f"name=tiny_cpu_{r}"])) for r in range(RUNS)]
     first_start(None, runs[0], ledger, rng)
-    zygote = Zygote()
+    zygote = Engines()
     try:
         for number, run in enumerate(runs):
             if number:

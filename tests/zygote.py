@@ -1,0 +1,104 @@
+"""A zygote: one Python that has imported the heavy modules once and forks a fresh process per command.
+
+Starting Python + torch + basicsr + OpenCV costs seconds of CPU; tests that run a command many times (the
+fault test's engines, the bad-input corpus) fork them from here instead. Each child is a real process of its
+own: it takes its working folder, its environment, stdin from /dev/null and stdout/stderr in files, calls the
+module's `main(argv)` as its console script does, and exits with that code (1 and a traceback on an uncaught
+exception, as the interpreter would).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+_ZYGOTE = r"""
+import importlib, json, os, sys, traceback
+exec(sys.argv[1])
+print(json.dumps({"ready": True}), flush=True)
+
+def child(request):
+    if request["setsid"]:
+        os.setsid()
+    os.chdir(request["cwd"])
+    os.environ.update(request["env"])
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
+        os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), fd)
+    sys.argv = [request["prog"], *request["argv"]]
+    try:
+        return importlib.import_module(request["module"]).main(request["argv"])
+    except SystemExit as stop:
+        if stop.code is None or isinstance(stop.code, int):
+            return stop.code or 0
+        print(stop.code, file=sys.stderr)
+        return 1
+    except BaseException:
+        traceback.print_exc()
+        return 1
+
+for line in sys.stdin:
+    request = json.loads(line)
+    if request["op"] == "start":
+        pid = os.fork()
+        if pid == 0:
+            code = 3
+            try:
+                code = int(child(request) or 0)
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        print(json.dumps({"pid": pid}), flush=True)
+    elif request["op"] == "wait":
+        pid, status = os.waitpid(request["pid"], 0)
+        print(json.dumps({"pid": pid, "status": status}), flush=True)
+    elif request["op"] == "wait_any":
+        pid, status = os.wait()
+        print(json.dumps({"pid": pid, "status": status}), flush=True)
+"""
+
+
+class Zygote:
+    """prelude: Python run once before the first fork (the imports whose cost the children share)."""
+
+    def __init__(self, prelude: str) -> None:
+        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen([sys.executable, "-c", _ZYGOTE, prelude], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
+        assert self._reply() == {"ready": True}
+
+    def _reply(self) -> dict:
+        line = self.process.stdout.readline()
+        assert line, "the zygote died"
+        return json.loads(line)
+
+    def _ask(self, **request: object) -> dict:
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        return self._reply()
+
+    def start(self, module: str, argv: list[str], *, cwd: Path, stdout: Path, stderr: Path | None = None,
+              env: dict[str, str] | None = None, setsid: bool = False, prog: str = "python") -> int:
+        """A child running module.main(argv); its pid."""
+        return self._ask(op="start", module=module, argv=argv, cwd=str(cwd), stdout=str(stdout),
+                         stderr=str(stderr or stdout), env=env or {}, setsid=setsid, prog=prog)["pid"]
+
+    def wait(self, pid: int) -> int:
+        """The child's wait status (os.waitpid's)."""
+        return self._ask(op="wait", pid=pid)["status"]
+
+    def wait_any(self) -> tuple[int, int]:
+        """The next child to end: its pid and wait status."""
+        reply = self._ask(op="wait_any")
+        return reply["pid"], reply["status"]
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
