@@ -26,7 +26,7 @@ import yaml
 from engine.options_check import check_structure
 from engine.options_registry import registered
 from engine.options_schema import NAME_HINT, NAME_MAX, name_problem
-from engine.options_yaml import Report, key_lines, read_yaml
+from engine.options_yaml import Report, key_lines, load_yaml, read_yaml
 from engine.protocol import UserError
 
 __all__ = ["MODEL_SUBSTITUTES", "apply_override", "check", "check_pretrained", "key_lines", "load_options",
@@ -61,7 +61,7 @@ def apply_override(opt: dict[str, Any], entry: str) -> None:
                             "check the key's spelling and section (see the options file)")
         node = node[key]
     try:
-        node[keys[-1]] = yaml.safe_load(raw)
+        node[keys[-1]] = load_yaml(raw)
     except (yaml.YAMLError, ValueError, RecursionError) as error:
         raise UserError(f"override {entry!r}: the value is not valid YAML ({str(error)[:120]})",
                         "quote it: --set 'KEY=\"text\"'") from None

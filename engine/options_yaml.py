@@ -25,6 +25,16 @@ def short(value: Any) -> str:
     return _SHORT.repr(value)
 
 
+# libyaml's parser where PyYAML was built with it: the same documents, 5-10x faster than the pure-Python one,
+# and every command that reads an options file parses it twice (values, then key lines)
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml(text: str) -> Any:
+    """yaml.safe_load with LOADER."""
+    return yaml.load(text, Loader=LOADER)
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """The option file as a dict; a clear error with the line for a YAML mistake."""
     if path.is_dir():
@@ -34,7 +44,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"options file not found: {path}", "give the path of a basicsr/Real-ESRGAN YAML file")
     try:
-        opt = yaml.safe_load(path.read_text())
+        opt = load_yaml(path.read_text())
     except UnicodeDecodeError as error:
         raise UserError(f"{path}: not a text file ({error.reason})", "give a basicsr/Real-ESRGAN YAML file") from None
     except OSError as error:
@@ -54,7 +64,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
 def key_lines(path: Path) -> dict[str, int]:
     """'datasets.train.gt_size' -> its 1-based line in the file (yaml.compose keeps the marks)."""
     try:
-        root = yaml.compose(path.read_text())
+        root = yaml.compose(path.read_text(), Loader=LOADER)
     except (yaml.YAMLError, OSError, UnicodeDecodeError, ValueError, RecursionError):
         return {}
     lines: dict[str, int] = {}

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -39,6 +39,20 @@ def write_tiny_dataset(root: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_dataset(tmp_path_factory.mktemp("tiny-data"))
+
+
+@pytest.fixture(scope="session")
+def forked_srcockpit() -> Iterator[Callable[..., subprocess.CompletedProcess]]:
+    """srcockpit's command line forked from a zygote that has imported torch, basicsr and OpenCV once
+    (tests/zygote.py), for corpora of many commands; that bad input is refused before torch is imported at all
+    is tests/test_fast_refusal.py's check, through a fresh interpreter."""
+    from tests.zygote import CLI_PRELUDE, Zygote
+
+    zygote = Zygote(CLI_PRELUDE)
+    try:
+        yield zygote.srcockpit
+    finally:
+        zygote.close()
 
 
 @pytest.fixture

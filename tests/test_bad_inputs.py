@@ -23,7 +23,7 @@ import pytest
 
 from tests.conftest import TINY_OPTIONS, srcockpit
 from tests.fixtures_weights import photos
-from tests.zygote import Zygote
+from tests.zygote import CLI_PRELUDE, Zygote
 
 SCALE = 2
 
@@ -532,12 +532,6 @@ class Outcome:
     result: Result
 
 
-# what the commands import, paid once; COLUMNS as tests.conftest.srcockpit sets it
-PRELUDE = """
-import tui.cli, engine.compat, engine.models, engine.job_kinds, engine.rank, engine.report, engine.weights.run
-import engine.export.pipeline, onnx, onnxruntime
-import engine.data.meta_info, engine.data.subset, engine.data.subimages, engine.data.valset
-"""
 AT_ONCE = 3
 
 
@@ -555,7 +549,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Shared:
 
 def run_forked(built: dict[str, Bad], root: Path) -> dict[str, Result]:
     """Every case's `srcockpit ARGV` in its folder, AT_ONCE at a time."""
-    zygote, running, codes = Zygote(PRELUDE), {}, {}
+    zygote, running, codes = Zygote(CLI_PRELUDE), {}, {}
     captured = root / "captured"  # outside the cases' folders, which some commands read as inputs
     captured.mkdir()
     try:

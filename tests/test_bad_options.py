@@ -2,7 +2,8 @@
 
 Every case runs `srcockpit --no-ui train` (foreground: the check runs before any engine starts) and,
 for an options file, `srcockpit data check`: exit status 2, no traceback, the file (and line) and
-the key named with a hint, nothing created under experiments/ and nothing moved.
+the key named with a hint, nothing created under experiments/ and nothing moved. The corpus's commands are
+forked from a zygote that has imported torch once (the forked_srcockpit fixture).
 """
 
 from __future__ import annotations
@@ -367,25 +368,25 @@ def assert_refused(result: subprocess.CompletedProcess, case: Bad, options: Path
 
 
 @pytest.mark.parametrize("case", CORPUS, ids=lambda c: c.id)
-def test_a_bad_input_is_refused_clearly(run_root: Path, case: Bad):
+def test_a_bad_input_is_refused_clearly(run_root: Path, case: Bad, forked_srcockpit):
     if case.setup == "weights":
         write_weights(run_root)
     options = bad_file(case, run_root) if case.raw is not None or case.edits else TINY_OPTIONS
     before = tree(run_root)
     sets = [arg for entry in case.sets for arg in ("--set", entry)]
-    result = srcockpit("--no-ui", "train", str(options), *sets, cwd=run_root, check=False, timeout=300)
+    result = forked_srcockpit("--no-ui", "train", str(options), *sets, cwd=run_root, check=False, timeout=300)
     assert_refused(result, case, options, run_root, before)
     if case.id in DATA_CHECKED:
-        result = srcockpit("data", "check", str(options), cwd=run_root, check=False, timeout=300)
+        result = forked_srcockpit("data", "check", str(options), cwd=run_root, check=False, timeout=300)
         assert_refused(result, case, options, run_root, before)
 
 
 @pytest.mark.parametrize("special", SPECIAL)
-def test_what_is_not_an_options_file_is_refused(run_root: Path, special: str):
+def test_what_is_not_an_options_file_is_refused(run_root: Path, special: str, forked_srcockpit):
     options = {"a_directory": run_root / "datasets", "missing_file": run_root / "nowhere.yml",
                "dev_null": Path("/dev/null")}[special]
     for command in (("--no-ui", "train"), ("data", "check")):
-        result = srcockpit(*command, str(options), cwd=run_root, check=False, timeout=300)
+        result = forked_srcockpit(*command, str(options), cwd=run_root, check=False, timeout=300)
         assert result.returncode == 2 and "Traceback" not in result.stdout + result.stderr, result.stderr
         assert str(options) in result.stderr and "hint:" in result.stderr, result.stderr
     assert not (run_root / "experiments").exists()

@@ -13,12 +13,23 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
+# what the command line's commands import, paid once
+CLI_PRELUDE = """
+import tui.cli, engine.options_registry, engine.compat, engine.models, engine.loop, engine.launch
+import engine.job_kinds, engine.rank, engine.report, engine.weights.run, engine.export.pipeline, onnx, onnxruntime
+import engine.data.meta_info, engine.data.subset, engine.data.subimages, engine.data.valset
+import tui.commands.train, tui.commands.data, tui.commands.weights, tui.commands.export, tui.commands.rank
+for registry in engine.options_registry.FOLDERS:
+    engine.options_registry.registered(registry)  # the option checks read basicsr's sources once
+"""
+
 _ZYGOTE = r"""
-import importlib, json, os, sys, traceback
+import importlib, json, os, signal, sys, time, traceback
 exec(sys.argv[1])
 print(json.dumps({"ready": True}), flush=True)
 
@@ -57,7 +68,14 @@ for line in sys.stdin:
                 os._exit(code)
         print(json.dumps({"pid": pid}), flush=True)
     elif request["op"] == "wait":
-        pid, status = os.waitpid(request["pid"], 0)
+        deadline = time.monotonic() + request["timeout"]
+        pid, status = os.waitpid(request["pid"], os.WNOHANG)
+        while pid == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+            pid, status = os.waitpid(request["pid"], os.WNOHANG)
+        if pid == 0:  # past its time: killed, as subprocess.run's timeout would
+            os.kill(request["pid"], signal.SIGKILL)
+            pid, status = os.waitpid(request["pid"], 0)
         print(json.dumps({"pid": pid, "status": status}), flush=True)
     elif request["op"] == "wait_any":
         pid, status = os.wait()
@@ -90,9 +108,22 @@ class Zygote:
         return self._ask(op="start", module=module, argv=argv, cwd=str(cwd), stdout=str(stdout),
                          stderr=str(stderr or stdout), env=env or {}, setsid=setsid, prog=prog)["pid"]
 
-    def wait(self, pid: int) -> int:
-        """The child's wait status (os.waitpid's)."""
-        return self._ask(op="wait", pid=pid)["status"]
+    def wait(self, pid: int, timeout: float = 3600) -> int:
+        """The child's wait status (os.waitpid's); SIGKILLed past timeout."""
+        return self._ask(op="wait", pid=pid, timeout=timeout)["status"]
+
+    def srcockpit(self, *args: str, cwd: Path, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
+        """tests.conftest.srcockpit's command line, forked: `srcockpit ARGS` in cwd, its output captured."""
+        with tempfile.TemporaryDirectory(prefix="zygote-") as folder:
+            out, err = Path(folder) / "stdout", Path(folder) / "stderr"
+            pid = self.start("tui.cli", list(args), cwd=cwd, stdout=out, stderr=err, env={"COLUMNS": "200"},
+                             prog="srcockpit")
+            code = os.waitstatus_to_exitcode(self.wait(pid, timeout))
+            result = subprocess.CompletedProcess(["srcockpit", *args], code, out.read_text(errors="replace"),
+                                                 err.read_text(errors="replace"))
+        if check and code != 0:
+            raise AssertionError(f"srcockpit {' '.join(args)} exited {code}\n{result.stdout}\n{result.stderr}")
+        return result
 
     def wait_any(self) -> tuple[int, int]:
         """The next child to end: its pid and wait status."""
