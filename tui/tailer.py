@@ -9,6 +9,8 @@ the receiver's queue is deep, so a 200k-iteration history cannot flood the scree
 from __future__ import annotations
 
 import contextlib
+import functools
+import operator
 import re
 import time
 from collections import deque
@@ -106,25 +108,89 @@ class IterRow(msgspec.Struct, kw_only=True, gc=False):
 
 
 _ITER_ROW = msgspec.json.Decoder(IterRow, strict=False)  # lax as the protocol's: "nan" strings are floats
+ITER_MARK = b'"type":"iter"'  # how the engine writes an iter line; a line without it takes the per-line path
+ITER_BATCH = 2048  # lines per decode call: a few ms holding the GIL, so the screen's loop keeps its turn
+
+
+@functools.lru_cache(maxsize=8)
+def _batch_decoder(names: tuple[str, ...]) -> msgspec.json.Decoder:
+    """A decoder of a JSON array of iter lines whose losses are exactly `names` (or fewer: NaN): the losses
+    as a struct, so a batch allocates no dict and nothing the cyclic GC tracks. Another loss name, a list
+    lr or any other surprise fails the whole batch, which then takes the per-line path."""
+    fields = {f"f{index}": name for index, name in enumerate(names)}
+    losses = msgspec.defstruct("Losses", [(field, float, NAN) for field in fields], rename=fields, gc=False,
+                               forbid_unknown_fields=True)
+    row = msgspec.defstruct("IterLine", [("type", Literal["iter"]), ("iter", int),
+                                         ("t", float, msgspec.field(default_factory=time.time)),
+                                         ("epoch", int, 0), ("total_iter", int, 0), ("lr", float, NAN),
+                                         ("losses", losses, msgspec.field(default_factory=losses)),
+                                         ("it_s", float, NAN), ("data_s", float, NAN), ("compute_s", float, NAN),
+                                         ("eta_s", float | None, None)], kw_only=True, gc=False)
+    return msgspec.json.Decoder(list[row], strict=False)
+
+
+def decode_iter_lines(lines: list[bytes]) -> IterColumns | None:
+    """Iter lines as columns in one decode call (the same numbers the per-line path gives), or None when
+    any line is not a plain iter line of the first line's losses: the caller decodes those one by one."""
+    try:
+        names = tuple(_ITER_ROW.decode(lines[0]).losses)
+        rows = _batch_decoder(names).decode(b"[" + b",".join(lines) + b"]")
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    if len(rows) != len(lines):  # a line holding two objects: per line, it is refused
+        return None
+    structs = list(map(_LOSSES, rows))
+    losses = {name: list(map(operator.attrgetter(f"f{index}"), structs)) for index, name in enumerate(names)}
+    return IterColumns.from_events(rows, losses)
+
+
+_LOSSES = operator.attrgetter("losses")
 
 
 class TailFollower(EventFollower):
-    """The event log's new lines: iter lines as IterRow, any other line as its typed event."""
+    """The event log's new lines: runs of iter lines as IterColumns (a few thousand lines a decode call),
+    any other line as its typed event (an iter line the batch refused as IterRow)."""
 
-    def poll(self, max_bytes: int = 8 << 20) -> list[AnyEvent | IterRow]:
-        decode = _ITER_ROW.decode
-        events: list[AnyEvent | IterRow] = []
-        for line in self.lines(max_bytes):
-            try:
-                events.append(decode(line))
-                continue
-            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # another type, or a bad line
-                event = decode_event(line)
+    def poll(self, max_bytes: int = 8 << 20) -> list[AnyEvent | IterRow | IterColumns]:
+        lines = self.lines(max_bytes)
+        events: list[AnyEvent | IterRow | IterColumns] = []
+        pending: list[bytes] = []
+        start = 0
+        others = [index for index, line in enumerate(lines) if ITER_MARK not in line or line[-1:] != b"}"]
+        for index in [*others, len(lines)]:
+            pending += lines[start:index]
+            start = index + 1
+            if index == len(lines):
+                break
+            event = self._decode(lines[index])
+            if isinstance(event, (IterRow, IterEvent, HeaderEvent, RunEvent)):  # the iters' order against these
+                self._decode_iters(pending, events)
+                pending = []
             if event is not None:
                 events.append(event)
-            elif line.strip():
-                self.skipped += 1
+        self._decode_iters(pending, events)
         return events
+
+    def _decode_iters(self, lines: list[bytes], events: list[AnyEvent | IterRow | IterColumns]) -> None:
+        for start in range(0, len(lines), ITER_BATCH):
+            batch = lines[start:start + ITER_BATCH]
+            columns = decode_iter_lines(batch)
+            if columns is not None:
+                events.append(columns)
+                continue
+            for line in batch:
+                event = self._decode(line)
+                if event is not None:
+                    events.append(event)
+
+    def _decode(self, line: bytes) -> AnyEvent | IterRow | None:
+        try:
+            return _ITER_ROW.decode(line)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # another type, or a bad line
+            event = decode_event(line)
+        if event is None and line.strip():
+            self.skipped += 1
+        return event
 
 
 class BasicsrLog:
@@ -181,10 +247,11 @@ class BasicsrLog:
         return self.follower is not None
 
 
-def split_events(run: str, events: list[AnyEvent | IterRow], replayed: bool = False) -> list[Message]:
+def split_events(run: str, events: list[AnyEvent | IterRow | IterColumns], replayed: bool = False) -> list[Message]:
     """One poll's events as at most a handful of messages, order kept where it matters."""
     messages: list[Message] = []
     iters: list[IterEvent | IterRow] = []
+    columns: list[IterColumns] = []  # in order: decoded batches, and runs of iters decoded line by line
     vals: list[ValEvent] = []
     alerts: list[AlertEvent] = []
     logs: list[tuple[float, str, str]] = []
@@ -194,13 +261,22 @@ def split_events(run: str, events: list[AnyEvent | IterRow], replayed: bool = Fa
     checkpoint: CheckpointEvent | None = None
     checkpoints = 0
 
-    def flush_iters() -> None:
+    def flush_rows() -> None:
         if iters:
-            messages.append(IterBatch(run, IterColumns.from_events(iters)))
+            columns.append(IterColumns.from_events(iters))
             iters.clear()
+
+    def flush_iters() -> None:
+        flush_rows()
+        if columns:
+            messages.append(IterBatch(run, IterColumns.concat(columns)))
+            columns.clear()
 
     for event in events:
         match event:
+            case IterColumns():
+                flush_rows()
+                columns.append(event)
             case IterRow() | IterEvent():
                 iters.append(event)
             case HeaderEvent() | RunEvent():
@@ -256,7 +332,7 @@ class Tailer:
 
     def poll(self) -> list[Message]:
         events = self.events.poll(self.chunk_bytes)
-        self.count += len(events)
+        self.count += sum(len(event.iters) if isinstance(event, IterColumns) else 1 for event in events)
         behind = self._behind()
         messages = split_events(self.run, events, replayed=not self.caught_up)
         lines = self._log_lines(events)
