@@ -13,6 +13,7 @@ import functools
 import operator
 import re
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -110,6 +111,7 @@ class IterRow(msgspec.Struct, kw_only=True, gc=False):
 _ITER_ROW = msgspec.json.Decoder(IterRow, strict=False)  # lax as the protocol's: "nan" strings are floats
 ITER_MARK = b'"type":"iter"'  # how the engine writes an iter line; a line without it takes the per-line path
 ITER_BATCH = 2048  # lines per decode call: a few ms holding the GIL, so the screen's loop keeps its turn
+ITER_BATCH_MIN = 16  # fewer (a live run's poll) decode line by line: no second decode of the first line
 
 
 @functools.lru_cache(maxsize=8)
@@ -140,11 +142,18 @@ def decode_iter_lines(lines: list[bytes]) -> IterColumns | None:
     if len(rows) != len(lines):  # a line holding two objects: per line, it is refused
         return None
     structs = list(map(_LOSSES, rows))
-    losses = {name: list(map(operator.attrgetter(f"f{index}"), structs)) for index, name in enumerate(names)}
-    return IterColumns.from_events(rows, losses)
+    eta_s = array("d", (NAN if value is None else value for value in map(_ETA, rows)))
+    return IterColumns(array("d", map(_ITER, rows)), array("d", map(_T, rows)), array("d", map(_LR, rows)),
+                       array("d", map(_IT_S, rows)), array("d", map(_DATA_S, rows)),
+                       array("d", map(_COMPUTE_S, rows)), eta_s,
+                       {name: array("d", map(operator.attrgetter(f"f{index}"), structs))
+                        for index, name in enumerate(names)}, rows[-1].epoch, rows[-1].total_iter)
 
 
-_LOSSES = operator.attrgetter("losses")
+# columns are taken while the batch's numbers are still in the CPU's cache, as doubles in a row: the series
+# store reads them through numpy without touching a Python float again
+_ITER, _T, _LR, _LOSSES, _ETA = (operator.attrgetter(name) for name in ("iter", "t", "lr", "losses", "eta_s"))
+_IT_S, _DATA_S, _COMPUTE_S = (operator.attrgetter(name) for name in ("it_s", "data_s", "compute_s"))
 
 
 class TailFollower(EventFollower):
@@ -174,7 +183,7 @@ class TailFollower(EventFollower):
     def _decode_iters(self, lines: list[bytes], events: list[AnyEvent | IterRow | IterColumns]) -> None:
         for start in range(0, len(lines), ITER_BATCH):
             batch = lines[start:start + ITER_BATCH]
-            columns = decode_iter_lines(batch)
+            columns = decode_iter_lines(batch) if len(batch) >= ITER_BATCH_MIN else None
             if columns is not None:
                 events.append(columns)
                 continue
