@@ -158,18 +158,23 @@ def report(found: dict[str, dict[str, list[float]]], codes: dict[str, Path]) -> 
               f"(CPU {median(store['cpu']):.2f} s), {ratio(floor, store['wall'])} the floor's speed")
         print(f"[{name}] dashboard, mount to first full draw: median {median(draw['mount']):.2f} s, "
               f"{ratio(floor, draw['mount'])} the floor's speed; launch to first full draw "
-              f"{median(draw['launch']):.2f} s (the App's own start on a run with no history: "
-              f"{median(empty['launch']):.2f} s); longest event-loop stall while the history was folded "
-              f"{max(draw['stall']) * 1000:.0f} ms")
+              f"{median(draw['launch']):.2f} s, {ratio(floor, draw['launch'])} (the App's own start on a run "
+              f"with no history: {median(empty['launch']):.2f} s); longest event-loop stall while the history "
+              f"was folded {max(draw['stall']) * 1000:.0f} ms")
+    if "against" in codes:
+        this, other = found["this store"], found["against store"]
+        print(f"this checkout against the other, same rounds: tailer + store {ratio(other['wall'], this['wall'])}, "
+              f"mount to first full draw {ratio(found['against draw']['mount'], found['this draw']['mount'])}, "
+              f"launch to first full draw {ratio(found['against draw']['launch'], found['this draw']['launch'])}")
 
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def ratio(floor: list[float], ours: list[float]) -> str:
-    """Paired per round: the floor's time over ours (> 1: faster than json.loads alone)."""
-    return f"{median([f / o for f, o in zip(floor, ours, strict=True)]):.2f}x"
+def ratio(baseline: list[float], ours: list[float]) -> str:
+    """Paired per round: the baseline's time over ours (> 1: ours is faster)."""
+    return f"{median([b / o for b, o in zip(baseline, ours, strict=True)]):.2f}x"
 
 
 def main() -> None:
