@@ -555,9 +555,8 @@ class IterColumns:
     total_iter: int = 0
 
     @classmethod
-    def from_events(cls, events: Sequence[IterEvent], losses: dict[str, list[float]] | None = None) -> IterColumns:
-        """One map per column (attribute reads in C, no per-event Python frame): the columns of a
-        200k-event replay in a fraction of its decoding time. `losses`: the loss columns, already taken."""
+    def from_events(cls, events: Sequence[IterEvent]) -> IterColumns:
+        """One map per column (attribute reads in C, no per-event Python frame)."""
         if not events:
             return cls()
         lr = list(map(_LR, events))
@@ -568,7 +567,7 @@ class IterColumns:
             eta_s = [math.nan if value is None else value for value in eta_s]
         return cls(list(map(float, map(_ITER, events))), list(map(_T, events)), lr, list(map(_IT_S, events)),
                    list(map(_DATA_S, events)), list(map(_COMPUTE_S, events)), eta_s,
-                   _loss_columns(events) if losses is None else losses,
+                   _loss_columns(events),
                    events[-1].epoch, events[-1].total_iter)
 
     @classmethod

@@ -333,11 +333,37 @@ class BasicsrLog:
         return self.follower is not None
 
 
+class _IterRun:
+    """A poll's iters up to a header or run event, in order: batches decoded as columns, and runs of iter
+    events decoded one by one."""
+
+    def __init__(self) -> None:
+        self.rows: list[IterEvent | IterRow] = []
+        self.columns: list[IterColumns] = []
+
+    def add(self, event: IterColumns | IterEvent | IterRow) -> None:
+        if isinstance(event, IterColumns):
+            self._close_rows()
+            self.columns.append(event)
+        else:
+            self.rows.append(event)
+
+    def _close_rows(self) -> None:
+        if self.rows:
+            self.columns.append(IterColumns.from_events(self.rows))
+            self.rows = []
+
+    def take(self) -> IterColumns | None:
+        """Everything added since the last take, as one batch (None if nothing was)."""
+        self._close_rows()
+        columns, self.columns = self.columns, []
+        return IterColumns.concat(columns) if columns else None
+
+
 def split_events(run: str, events: list[AnyEvent | IterRow | IterColumns], replayed: bool = False) -> list[Message]:
     """One poll's events as at most a handful of messages, order kept where it matters."""
     messages: list[Message] = []
-    iters: list[IterEvent | IterRow] = []
-    columns: list[IterColumns] = []  # in order: decoded batches, and runs of iters decoded line by line
+    iters = _IterRun()
     vals: list[ValEvent] = []
     alerts: list[AlertEvent] = []
     logs: list[tuple[float, str, str]] = []
@@ -347,24 +373,15 @@ def split_events(run: str, events: list[AnyEvent | IterRow | IterColumns], repla
     checkpoint: CheckpointEvent | None = None
     checkpoints = 0
 
-    def flush_rows() -> None:
-        if iters:
-            columns.append(IterColumns.from_events(iters))
-            iters.clear()
-
     def flush_iters() -> None:
-        flush_rows()
-        if columns:
-            messages.append(IterBatch(run, IterColumns.concat(columns)))
-            columns.clear()
+        batch = iters.take()
+        if batch is not None:
+            messages.append(IterBatch(run, batch))
 
     for event in events:
         match event:
-            case IterColumns():
-                flush_rows()
-                columns.append(event)
-            case IterRow() | IterEvent():
-                iters.append(event)
+            case IterColumns() | IterRow() | IterEvent():
+                iters.add(event)
             case HeaderEvent() | RunEvent():
                 flush_iters()  # a resume's run event must come after the iters before it
                 messages.append(RunInfo(run, event))
