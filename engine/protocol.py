@@ -590,6 +590,10 @@ class LineFollower:
         self._partial = b""
 
     def lines(self, max_bytes: int) -> list[bytes]:
+        return self.block(max_bytes).split(b"\n")[:-1]
+
+    def block(self, max_bytes: int) -> bytes:
+        """The complete lines appended since the last call as one buffer, each ending in a newline."""
         try:
             with open(self.path, "rb") as handle:
                 if handle.seek(0, os.SEEK_END) < self.offset:
@@ -597,11 +601,12 @@ class LineFollower:
                 handle.seek(self.offset)
                 chunk = handle.read(max_bytes)
         except (FileNotFoundError, IsADirectoryError):
-            return []
+            return b""
         self.offset += len(chunk)
-        lines = (self._partial + chunk).split(b"\n")
-        self._partial = lines.pop()
-        return lines
+        data = self._partial + chunk
+        end = data.rfind(b"\n") + 1
+        self._partial = data[end:]
+        return data[:end]
 
 
 class EventFollower(LineFollower):

@@ -76,3 +76,58 @@ def test_follow_with_a_backlog_posts_the_history_once_then_follows(tmp_path):
     assert (state.iter, state.status, state.checkpoints) == (expected.iter, expected.status, expected.checkpoints)
     assert state.losses["l_g_pix"].means() == expected.losses["l_g_pix"].means()
     assert [m.columns.iters for m in posted if isinstance(m, IterBatch)] == [[3001.0]]
+
+
+def _series(series) -> tuple:
+    return (series.count, series.stride, series.counts, series.x0, series.x1, series.mins, series.maxs,
+            series.last_x)
+
+
+def _same_state(state: RunState, typed: RunState) -> None:
+    """The folded state of the tailer's pieces and batches against the typed per-line fold: equal, the
+    bucket sums (numpy's in a long batch) to the last bits. (The event count is not compared: the tailer
+    coalesces a poll's system samples into its last, as it always has; nor a late loss's non-finite count:
+    it is NaN over the points of its batch that lack it, as it always was, and batches differ.)"""
+    assert (state.iter, state.status, state.checkpoints, state.total_iter, state.start_iter) == (
+        typed.iter, typed.status, typed.checkpoints, typed.total_iter, typed.start_iter)
+    assert list(state.rate_points) == list(typed.rate_points) and state.session_t == typed.session_t
+    assert list(state.losses) == list(typed.losses)
+    pairs = [(state.losses[name], typed.losses[name]) for name in typed.losses]
+    for ours, theirs in [*pairs, (state.lr_series, typed.lr_series), (state.speed, typed.speed),
+                         (state.data_share, typed.data_share)]:
+        assert _series(ours) == _series(theirs)
+        assert ours is state.losses.get("l_new") or ours.nonfinite == theirs.nonfinite
+        assert all(math.isclose(a, b, rel_tol=1e-12) for a, b in zip(ours.sums, theirs.sums, strict=True))
+    assert {k: repr(v) for k, v in state.last_losses.items()} == {k: repr(v) for k, v in typed.last_losses.items()}
+    assert {k: len(v.points) for k, v in state.vals.items()} == {k: len(v.points) for k, v in typed.vals.items()}
+
+
+def test_a_long_log_replays_in_pieces_as_the_typed_events_fold(tmp_path):
+    """Pieces of the log decode in one call each; the odd ones (a resume's run event, a blank line, a loss
+    that appears late, a result, a line holding two events, a torn line) take the line-by-line path."""
+    from generate import write_run
+
+    paths = RunPaths(tmp_path / "run")
+    write_run(paths.root, total_iter=3000, iter_every=1, val_every=500, ckpt_every=1000, alerts=False,
+              final="running")
+    first = load_events(paths.events).events
+    end, names = first[-1].t, next(e for e in first if e.type == "iter").losses
+    resume = [make_event("run", t=end + 1, name="run", start_iter=3000, total_iter=6000),  # within the rate window
+              make_event("result", t=end + 1, job="x", figures={"a": 1.0}, a=1.0)]
+    later = [make_event("iter", t=end + 2 + i / 50, iter=3000 + i, total_iter=6000, lr=1e-4, it_s=5.0, data_s=0.1,
+                        compute_s=0.1, losses={**dict.fromkeys(names, 0.1 + i / 1e4), **({"l_new": 0.2} if i > 900
+                                                                                           else {})})
+             for i in range(1, 1800)]
+    with open(paths.events, "ab") as handle:
+        handle.write(b"".join(encode_event(r) for r in resume))
+        handle.write(b"".join(encode_event(r) for r in later[:300]) + b"\n")
+        handle.write(b"".join(encode_event(r) for r in later[300:600]))
+        handle.write(encode_event(later[600]).rstrip(b"\n") + encode_event(later[601]))  # two on one line
+        handle.write(b"".join(encode_event(r) for r in later[602:]) + b'{"v":1,"t":1.0,"type":"iter","iter"')
+    typed = RunState()
+    typed.apply_all(load_events(paths.events).events)
+    for chunk in (4 << 20, 40_000, 8_000):  # pieces of 256 KiB, one a poll, and line by line
+        tailer = Tailer(paths, chunk_bytes=chunk, engine_log=False)
+        _same_state(read_all(tailer, RunState()), typed)
+        assert tailer.events.skipped == 1  # the line holding two events; the torn last line waits
+    assert typed.iter == 4799 and typed.losses["l_new"].count == 899 and typed.rate_points[0][1] == 3001

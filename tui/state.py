@@ -7,11 +7,14 @@ curve is a `Series` of at most `capacity` min/max/mean buckets that merge pairwi
 
 from __future__ import annotations
 
+import bisect
 import math
 import operator
+from array import array
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from engine.metric_info import metric_info
@@ -42,6 +45,7 @@ VAL_CAPACITY = 400
 LOG_LINES = 200
 ALERTS = 50
 GPU_HISTORY = 120
+BULK_POINTS = 1024  # a batch this long goes through numpy (imported then, not at start-up)
 RATE_WINDOW_S = 120.0  # the ETA's speed: iterations per second over this much of the latest session
 
 
@@ -90,24 +94,37 @@ class Series:
         self.extend((x,), (y,))
 
     def extend(self, xs: Sequence[float], ys: Sequence[float]) -> None:
-        if not xs:
+        """Append points; a long batch (BULK_POINTS or more, a replay's) goes through numpy arrays: one pass
+        over its floats instead of four (their sums may then differ from the list path's in the last bit)."""
+        if not len(xs):
             return
-        if not math.isfinite(sum(ys)):  # a NaN or inf anywhere makes the sum non-finite (an overflow too: harmless)
+        bulk = len(ys) >= BULK_POINTS
+        if bulk:
+            xs, ys = _finite(self, _column(xs), _column(ys))
+        elif not math.isfinite(sum(ys)):  # a NaN or inf anywhere makes the sum non-finite (an overflow: harmless)
             pairs = [(x, y) for x, y in zip(xs, ys, strict=False) if math.isfinite(y)]
             self.nonfinite += len(xs) - len(pairs)
             self.last, self.last_x = float(ys[-1]), float(xs[-1])
-            if not pairs:
-                return
             xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
         else:
             self.last, self.last_x = float(ys[-1]), float(xs[-1])
         n = len(ys)
+        if not n:
+            return
         i = self._top_up(xs, ys, 0)
         # merge first, then cut the rest at the final stride: at most `capacity` new buckets per call
         while len(self.counts) + -(-(n - i) // self.stride) > self.capacity:
             self._halve()
             i = self._top_up(xs, ys, i)
-        stride = self.stride
+        if bulk:
+            self._cut_arrays(xs, ys, i)
+        else:
+            self._cut(xs, ys, i)
+        self.count += n
+
+    def _cut(self, xs: Sequence[float], ys: Sequence[float], i: int) -> None:
+        """ys[i:] as new buckets of the current stride."""
+        n, stride = len(ys), self.stride
         starts = range(i, n, stride)
         chunks = [ys[k:k + stride] for k in starts]
         self.x0.extend([xs[k] for k in starts])
@@ -116,7 +133,23 @@ class Series:
         self.maxs.extend(map(max, chunks))
         self.sums.extend(map(float, map(sum, chunks)))
         self.counts.extend(map(len, chunks))
-        self.count += n
+
+    def _cut_arrays(self, xs: Any, ys: Any, i: int) -> None:
+        """_cut over numpy arrays: each bucket's statistics by reduceat, stored as Python numbers."""
+        import numpy as np
+
+        n = len(ys)
+        if i >= n:
+            return
+        starts = np.arange(i, n, self.stride)
+        ends = np.minimum(starts + self.stride, n)
+        offsets = starts - i
+        self.x0.extend(xs[starts].tolist())
+        self.x1.extend(xs[ends - 1].tolist())
+        self.mins.extend(np.minimum.reduceat(ys[i:], offsets).tolist())
+        self.maxs.extend(np.maximum.reduceat(ys[i:], offsets).tolist())
+        self.sums.extend(np.add.reduceat(ys[i:], offsets).tolist())
+        self.counts.extend((ends - starts).tolist())
 
     def _top_up(self, xs: Sequence[float], ys: Sequence[float], i: int) -> int:
         """Fill the last bucket (if it has room) from ys[i:]; returns the index of the first point left."""
@@ -124,11 +157,13 @@ class Series:
             return i
         take = min(self.stride - self.counts[-1], len(ys) - i)
         chunk = ys[i:i + take]
+        if hasattr(chunk, "tolist"):  # numpy's or array's: Python floats, summed as the list path sums them
+            chunk = chunk.tolist()
         self.mins[-1] = min(self.mins[-1], min(chunk))
         self.maxs[-1] = max(self.maxs[-1], max(chunk))
         self.sums[-1] += sum(chunk)
         self.counts[-1] += take
-        self.x1[-1] = xs[i + take - 1]
+        self.x1[-1] = float(xs[i + take - 1])
         return i + take
 
     def _halve(self) -> None:
@@ -162,6 +197,24 @@ class Series:
             last = last * weight + (1 - weight) * value
             out.append(last / (1 - weight**num))
         return out
+
+
+def _column(values: Sequence[float]) -> Any:
+    import numpy as np
+
+    return np.asarray(values, dtype=np.float64)
+
+
+def _finite(series: Series, xs: Any, ys: Any) -> tuple[Any, Any]:
+    """The finite points of numpy columns; the series counts the others and keeps the last point."""
+    import numpy as np
+
+    series.last, series.last_x = float(ys[-1]), float(xs[-1])
+    finite = np.isfinite(ys)
+    if finite.all():
+        return xs, ys
+    series.nonfinite += len(ys) - int(finite.sum())
+    return xs[finite], ys[finite]
 
 
 def overall_progress(event: ProgressEvent) -> tuple[float, float]:
@@ -434,8 +487,8 @@ class RunState:
             self.first_t = batch.t[0]
         self.last_t = batch.t[-1]
         self.iter_t = batch.t[-1]
-        xs = batch.iters
-        self.iter = int(xs[-1])
+        xs = _column(batch.iters) if len(batch.iters) >= BULK_POINTS else batch.iters  # once for every curve
+        self.iter = int(batch.iters[-1])
         self.epoch = batch.epoch
         if batch.total_iter:
             self.total_iter = batch.total_iter
@@ -446,53 +499,97 @@ class RunState:
             if len(values) == len(xs):
                 series.extend(xs, values)
             self.last_losses[name] = values[-1]
-        self.rate_points.extend(zip(batch.t, xs, strict=False))
-        while self.rate_points and self.rate_points[-1][0] - self.rate_points[0][0] > RATE_WINDOW_S:
-            self.rate_points.popleft()
+        self._rate_window(batch.t, batch.iters)
         self.lr_series.extend(xs, batch.lr)
         self.speed.extend(xs, batch.it_s)
-        shares = [d / (d + c) if d + c > 0 else math.nan for d, c in zip(batch.data_s, batch.compute_s, strict=False)]
-        self.data_share.extend(xs, shares)
+        self.data_share.extend(xs, data_shares(batch.data_s, batch.compute_s))
         self.lr, self.it_s = batch.lr[-1], batch.it_s[-1]
         self.data_s, self.compute_s, self.eta_s = batch.data_s[-1], batch.compute_s[-1], batch.eta_s[-1]
         if self.status == "" and self.iter:
             self.status = RUNNING
 
 
+    def _rate_window(self, ts: Sequence[float], xs: Sequence[float]) -> None:
+        """Keep the (t, iter) points of the last RATE_WINDOW_S. A long batch in time order after the points
+        kept (a replay's) skips, before its points become tuples, those a second or more older than the
+        window; the loop below drops the rest exactly as it always did."""
+        first = 0
+        points = self.rate_points
+        if len(ts) > 64 and (not points or points[-1][0] <= ts[0]) and all(map(operator.le, ts, islice(ts, 1, None))):
+            first = bisect.bisect_left(ts, ts[-1] - RATE_WINDOW_S - 1.0)
+            if first:
+                points.clear()  # each is older than ts[first - 1]: outside the window too
+        points.extend(zip(islice(ts, first, None), islice(xs, first, None), strict=False))
+        while points and points[-1][0] - points[0][0] > RATE_WINDOW_S:
+            points.popleft()
+
+
+def data_shares(data_s: Sequence[float], compute_s: Sequence[float]) -> Sequence[float]:
+    """Each point's share of time spent waiting for data (NaN where the times are not positive)."""
+    if len(data_s) >= BULK_POINTS:
+        import numpy as np
+
+        data, totals = _column(data_s), _column(data_s) + _column(compute_s)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(totals > 0, data / totals, np.nan)
+    totals = list(map(operator.add, data_s, compute_s))
+    if sum(map((0.0).__lt__, totals)) == len(totals):  # every total positive (a NaN is not): one division each
+        return list(map(operator.truediv, data_s, totals))
+    return [d / total if total > 0 else math.nan for d, total in zip(data_s, totals, strict=False)]
+
+
 @dataclass
 class IterColumns:
-    """A run of iter events as columns: what IterBatch carries from the tailer thread to the screen."""
+    """A run of iter events as columns: what IterBatch carries from the tailer thread to the screen. A column
+    is a list of floats, or an array of doubles where the tailer decoded a batch of lines."""
 
-    iters: list[float] = field(default_factory=list)
-    t: list[float] = field(default_factory=list)
-    lr: list[float] = field(default_factory=list)
-    it_s: list[float] = field(default_factory=list)
-    data_s: list[float] = field(default_factory=list)
-    compute_s: list[float] = field(default_factory=list)
-    eta_s: list[float] = field(default_factory=list)
-    losses: dict[str, list[float]] = field(default_factory=dict)
+    iters: Sequence[float] = field(default_factory=list)
+    t: Sequence[float] = field(default_factory=list)
+    lr: Sequence[float] = field(default_factory=list)
+    it_s: Sequence[float] = field(default_factory=list)
+    data_s: Sequence[float] = field(default_factory=list)
+    compute_s: Sequence[float] = field(default_factory=list)
+    eta_s: Sequence[float] = field(default_factory=list)
+    losses: dict[str, Sequence[float]] = field(default_factory=dict)
     epoch: int = 0
     total_iter: int = 0
 
     @classmethod
     def from_events(cls, events: Sequence[IterEvent]) -> IterColumns:
-        """One comprehension per column (attribute reads in C, no per-event Python frame): the columns
-        of a 200k-event replay in a fraction of its decoding time."""
+        """One map per column (attribute reads in C, no per-event Python frame)."""
         if not events:
             return cls()
-        lr = [event.lr for event in events]
-        if any(type(value) is list for value in lr):  # old logs: one lr per optimizer, the generator's first
+        lr = list(map(_LR, events))
+        if list in set(map(type, lr)):  # old logs: one lr per optimizer, the generator's first
             lr = [event.generator_lr for event in events]
-        eta_s = [event.eta_s for event in events]
+        eta_s = list(map(_ETA, events))
         if None in eta_s:
             eta_s = [math.nan if value is None else value for value in eta_s]
-        return cls([float(event.iter) for event in events], [event.t for event in events], lr,
-                    [event.it_s for event in events], [event.data_s for event in events],
-                    [event.compute_s for event in events], eta_s, _loss_columns(events),
-                    events[-1].epoch, events[-1].total_iter)
+        return cls(list(map(float, map(_ITER, events))), list(map(_T, events)), lr, list(map(_IT_S, events)),
+                   list(map(_DATA_S, events)), list(map(_COMPUTE_S, events)), eta_s,
+                   _loss_columns(events),
+                   events[-1].epoch, events[-1].total_iter)
+
+    @classmethod
+    def concat(cls, parts: Sequence[IterColumns]) -> IterColumns:
+        """Consecutive batches as one, in order, as arrays of doubles; a loss some batch lacks is NaN over
+        that batch's points."""
+        if len(parts) == 1:
+            return parts[0]
+        joined = cls(*(array("d") for _ in range(7)), epoch=parts[-1].epoch, total_iter=parts[-1].total_iter)
+        names = dict.fromkeys(name for part in parts for name in part.losses)
+        joined.losses = {name: array("d") for name in names}
+        for part in parts:
+            for column in ("iters", "t", "lr", "it_s", "data_s", "compute_s", "eta_s"):
+                getattr(joined, column).extend(getattr(part, column))
+            for name, values in joined.losses.items():
+                values.extend(part.losses.get(name) or array("d", [math.nan]) * len(part.iters))
+        return joined
 
 
 _LOSSES = operator.attrgetter("losses")
+_ITER, _T, _LR, _ETA = (operator.attrgetter(name) for name in ("iter", "t", "lr", "eta_s"))
+_IT_S, _DATA_S, _COMPUTE_S = (operator.attrgetter(name) for name in ("it_s", "data_s", "compute_s"))
 
 
 def _loss_columns(events: Sequence[IterEvent]) -> dict[str, list[float]]:
@@ -500,7 +597,8 @@ def _loss_columns(events: Sequence[IterEvent]) -> dict[str, list[float]]:
     names = tuple(events[0].losses)
     if set(map(len, map(_LOSSES, events))) == {len(names)}:  # the usual case: every event, the same losses
         try:
-            return {name: [event.losses[name] for event in events] for name in names}
+            losses = list(map(_LOSSES, events))
+            return {name: list(map(operator.itemgetter(name), losses)) for name in names}
         except KeyError:  # as many losses, other names
             pass
     union = dict.fromkeys(name for event in events for name in event.losses)

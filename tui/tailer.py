@@ -9,10 +9,14 @@ the receiver's queue is deep, so a 200k-iteration history cannot flood the scree
 from __future__ import annotations
 
 import contextlib
+import functools
+import operator
 import re
 import time
+import typing
+from array import array
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,6 +33,7 @@ from engine.protocol import (
     IterEvent,
     LineFollower,
     LogEvent,
+    ResultEvent,
     RunEvent,
     RunPaths,
     SetEvent,
@@ -106,25 +111,172 @@ class IterRow(msgspec.Struct, kw_only=True, gc=False):
 
 
 _ITER_ROW = msgspec.json.Decoder(IterRow, strict=False)  # lax as the protocol's: "nan" strings are floats
+ITER_MARK = b'"type":"iter"'  # how the engine writes an iter line; a line without it takes the per-line path
+ITER_BATCH = 2048  # lines per decode call: a few ms holding the GIL, so the screen's loop keeps its turn
+ITER_BATCH_MIN = 16  # fewer (a live run's poll) decode line by line: no second decode of the first line
+PIECE_BYTES = 256 << 10  # a decode call's share of the log: about 800 lines, a few ms holding the GIL
+PIECE_MIN = 16 << 10  # less new log than this (a live run's poll) goes line by line
+
+
+_ROW_FIELDS = (("iter", int), ("t", float, msgspec.field(default_factory=time.time)), ("epoch", int, 0),
+               ("total_iter", int, 0), ("lr", float, NAN))
+_TIME_FIELDS = (("it_s", float, NAN), ("data_s", float, NAN), ("compute_s", float, NAN), ("eta_s", float | None, None))
+_OTHER_EVENTS = tuple(kind for kind in typing.get_args(AnyEvent) if kind is not IterEvent)
+
+
+def _iter_line(names: tuple[str, ...], tagged: bool) -> type[msgspec.Struct]:
+    """An iter line whose losses are exactly `names` (or fewer: NaN), as a struct the cyclic GC does not
+    track: a batch allocates no dict. Another loss name, a list lr or any other surprise fails the decode."""
+    fields = {f"f{index}": name for index, name in enumerate(names)}
+    losses = msgspec.defstruct("Losses", [(field, float, NAN) for field in fields], rename=fields, gc=False,
+                               forbid_unknown_fields=True)
+    kind = () if tagged else (("type", Literal["iter"]),)
+    columns = [*kind, *_ROW_FIELDS, ("losses", losses, msgspec.field(default_factory=losses)), *_TIME_FIELDS]
+    if tagged:
+        return msgspec.defstruct("IterLine", columns, kw_only=True, gc=False, tag_field="type", tag="iter")
+    return msgspec.defstruct("IterLine", columns, kw_only=True, gc=False)
+
+
+@functools.lru_cache(maxsize=8)
+def _batch_decoder(names: tuple[str, ...]) -> msgspec.json.Decoder:
+    """A JSON array of iter lines (the lines of a run of them, joined)."""
+    return msgspec.json.Decoder(list[_iter_line(names, tagged=False)], strict=False)
+
+
+@functools.lru_cache(maxsize=8)
+def _piece_decoder(names: tuple[str, ...]) -> tuple[msgspec.json.Decoder, type[msgspec.Struct]]:
+    """Newline-delimited events of every type, iter lines as `_iter_line`s: a piece of the log in one call."""
+    row = _iter_line(names, tagged=True)
+    return msgspec.json.Decoder(typing.Union[(row, *_OTHER_EVENTS)], strict=False), row
+
+
+def decode_iter_lines(lines: list[bytes]) -> IterColumns | None:
+    """Iter lines as columns in one decode call (the same numbers the per-line path gives), or None when
+    any line is not a plain iter line of the first line's losses: the caller decodes those one by one."""
+    try:
+        names = tuple(_ITER_ROW.decode(lines[0]).losses)
+        rows = _batch_decoder(names).decode(b"[" + b",".join(lines) + b"]")
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    if len(rows) != len(lines):  # a line holding two objects: per line, it is refused
+        return None
+    return row_columns(rows, names)
+
+
+def row_columns(rows: list[Any], names: tuple[str, ...]) -> IterColumns:
+    """Decoded iter lines as columns of doubles, taken while the batch's numbers are still in the CPU's
+    cache: the series store reads them through numpy without touching a Python float again."""
+    structs = list(map(_LOSSES, rows))
+    eta_s = list(map(_ETA, rows))
+    if None in eta_s:
+        eta_s = [NAN if value is None else value for value in eta_s]
+
+    def column(values: Iterable[float]) -> array:
+        return array("d", list(values))  # from a list: the array's fast path
+
+    return IterColumns(column(map(_ITER, rows)), column(map(_T, rows)), column(map(_LR, rows)),
+                       column(map(_IT_S, rows)), column(map(_DATA_S, rows)), column(map(_COMPUTE_S, rows)),
+                       column(eta_s), {name: column(map(operator.attrgetter(f"f{index}"), structs))
+                                       for index, name in enumerate(names)}, rows[-1].epoch, rows[-1].total_iter)
+
+
+_ITER, _T, _LR, _LOSSES, _ETA = (operator.attrgetter(name) for name in ("iter", "t", "lr", "losses", "eta_s"))
+_IT_S, _DATA_S, _COMPUTE_S = (operator.attrgetter(name) for name in ("it_s", "data_s", "compute_s"))
+_IN_ORDER = (HeaderEvent, RunEvent, ResultEvent)  # a piece holding one takes the line-by-line path
 
 
 class TailFollower(EventFollower):
-    """The event log's new lines: iter lines as IterRow, any other line as its typed event."""
+    """The event log's new lines, a piece of PIECE_BYTES at a time in one decode call: runs of iter lines as
+    IterColumns, any other line as its typed event. A piece that call refuses (a torn or blank line, a new
+    loss, a header, run or result event) goes line by line, runs of iter lines still in batches."""
 
-    def poll(self, max_bytes: int = 8 << 20) -> list[AnyEvent | IterRow]:
-        decode = _ITER_ROW.decode
-        events: list[AnyEvent | IterRow] = []
-        for line in self.lines(max_bytes):
-            try:
-                events.append(decode(line))
-                continue
-            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # another type, or a bad line
-                event = decode_event(line)
+    _names: tuple[str, ...] | None = None  # the losses of the last iter line seen
+
+    def poll(self, max_bytes: int = 8 << 20) -> list[AnyEvent | IterRow | IterColumns]:
+        block = self.block(max_bytes)
+        events: list[AnyEvent | IterRow | IterColumns] = []
+        if len(block) < PIECE_MIN:  # a live run's few new lines
+            self._decode_lines(block.split(b"\n")[:-1], events)
+            return events
+        start = 0
+        while start < len(block):
+            end = block.find(b"\n", start + PIECE_BYTES) + 1 or len(block)
+            piece = block[start:end]
+            if not self._decode_piece(piece, events):
+                self._decode_lines(piece.split(b"\n")[:-1], events)
+            start = end
+        return events
+
+    def _decode_piece(self, piece: bytes, events: list[AnyEvent | IterRow | IterColumns]) -> bool:
+        names = self._names if self._names is not None else _first_losses(piece)
+        decoder, row = _piece_decoder(names)
+        try:
+            decoded = decoder.decode_lines(piece)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            self._names = None  # perhaps a new loss: the next piece looks again
+            return False
+        if len(decoded) != piece.count(b"\n"):  # a blank line, or two objects on one: per line, as ever
+            return False
+        rows = [event for event in decoded if type(event) is row]
+        if len(rows) < len(decoded):
+            others = [event for event in decoded if type(event) is not row]
+            if any(isinstance(event, _IN_ORDER) for event in others):
+                return False
+            events.extend(others)
+        if rows:
+            self._names = names
+            events.append(row_columns(rows, names))
+        return True
+
+    def _decode_lines(self, lines: list[bytes], events: list[AnyEvent | IterRow | IterColumns]) -> None:
+        pending: list[bytes] = []
+        start = 0
+        others = [index for index, line in enumerate(lines) if ITER_MARK not in line or line[-1:] != b"}"]
+        for index in [*others, len(lines)]:
+            pending += lines[start:index]
+            start = index + 1
+            if index == len(lines):
+                break
+            event = self._decode(lines[index])
+            if isinstance(event, (IterRow, IterEvent, HeaderEvent, RunEvent)):  # the iters' order against these
+                self._decode_iters(pending, events)
+                pending = []
             if event is not None:
                 events.append(event)
-            elif line.strip():
-                self.skipped += 1
-        return events
+        self._decode_iters(pending, events)
+
+    def _decode_iters(self, lines: list[bytes], events: list[AnyEvent | IterRow | IterColumns]) -> None:
+        for start in range(0, len(lines), ITER_BATCH):
+            batch = lines[start:start + ITER_BATCH]
+            columns = decode_iter_lines(batch) if len(batch) >= ITER_BATCH_MIN else None
+            if columns is not None:
+                events.append(columns)
+                continue
+            for line in batch:
+                event = self._decode(line)
+                if event is not None:
+                    events.append(event)
+
+    def _decode(self, line: bytes) -> AnyEvent | IterRow | None:
+        try:
+            return _ITER_ROW.decode(line)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # another type, or a bad line
+            event = decode_event(line)
+        if event is None and line.strip():
+            self.skipped += 1
+        return event
+
+
+def _first_losses(piece: bytes) -> tuple[str, ...]:
+    """The loss names of the piece's first iter line (none if it has none, or the line is odd)."""
+    at = piece.find(ITER_MARK)
+    if at < 0:
+        return ()
+    line = piece[piece.rfind(b"\n", 0, at) + 1:piece.find(b"\n", at)]
+    try:
+        return tuple(_ITER_ROW.decode(line).losses)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return ()
 
 
 class BasicsrLog:
@@ -181,10 +333,37 @@ class BasicsrLog:
         return self.follower is not None
 
 
-def split_events(run: str, events: list[AnyEvent | IterRow], replayed: bool = False) -> list[Message]:
+class _IterRun:
+    """A poll's iters up to a header or run event, in order: batches decoded as columns, and runs of iter
+    events decoded one by one."""
+
+    def __init__(self) -> None:
+        self.rows: list[IterEvent | IterRow] = []
+        self.columns: list[IterColumns] = []
+
+    def add(self, event: IterColumns | IterEvent | IterRow) -> None:
+        if isinstance(event, IterColumns):
+            self._close_rows()
+            self.columns.append(event)
+        else:
+            self.rows.append(event)
+
+    def _close_rows(self) -> None:
+        if self.rows:
+            self.columns.append(IterColumns.from_events(self.rows))
+            self.rows = []
+
+    def take(self) -> IterColumns | None:
+        """Everything added since the last take, as one batch (None if nothing was)."""
+        self._close_rows()
+        columns, self.columns = self.columns, []
+        return IterColumns.concat(columns) if columns else None
+
+
+def split_events(run: str, events: list[AnyEvent | IterRow | IterColumns], replayed: bool = False) -> list[Message]:
     """One poll's events as at most a handful of messages, order kept where it matters."""
     messages: list[Message] = []
-    iters: list[IterEvent | IterRow] = []
+    iters = _IterRun()
     vals: list[ValEvent] = []
     alerts: list[AlertEvent] = []
     logs: list[tuple[float, str, str]] = []
@@ -195,14 +374,14 @@ def split_events(run: str, events: list[AnyEvent | IterRow], replayed: bool = Fa
     checkpoints = 0
 
     def flush_iters() -> None:
-        if iters:
-            messages.append(IterBatch(run, IterColumns.from_events(iters)))
-            iters.clear()
+        batch = iters.take()
+        if batch is not None:
+            messages.append(IterBatch(run, batch))
 
     for event in events:
         match event:
-            case IterRow() | IterEvent():
-                iters.append(event)
+            case IterColumns() | IterRow() | IterEvent():
+                iters.add(event)
             case HeaderEvent() | RunEvent():
                 flush_iters()  # a resume's run event must come after the iters before it
                 messages.append(RunInfo(run, event))
@@ -256,7 +435,7 @@ class Tailer:
 
     def poll(self) -> list[Message]:
         events = self.events.poll(self.chunk_bytes)
-        self.count += len(events)
+        self.count += sum(len(event.iters) if isinstance(event, IterColumns) else 1 for event in events)
         behind = self._behind()
         messages = split_events(self.run, events, replayed=not self.caught_up)
         lines = self._log_lines(events)
