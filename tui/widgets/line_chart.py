@@ -15,9 +15,13 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from rich.segment import Segment
 from rich.style import Style
+from rich.terminal_theme import TerminalTheme
 from rich.text import Text
 from textual.color import Color, ColorParseError
+from textual.strip import Strip
+from textual.style import Style as VisualStyle
 from textual.widget import Widget
 
 # Braille dot bits, indexed [row 0..3][col 0..1].
@@ -97,6 +101,7 @@ class LineChart(Widget):
         super().__init__(name=name, id=id, classes=classes)
         self.border_title = title
         self._data = ChartData()
+        self._drawn: tuple[tuple, list[Text], list[Strip]] | None = None  # (size, style, theme), what is drawn
 
     @property
     def data(self) -> ChartData:
@@ -104,7 +109,10 @@ class LineChart(Widget):
 
     @data.setter
     def data(self, value: ChartData) -> None:
+        if value == self._data:  # the same figures (a redraw for another panel's sake): nothing to draw again
+            return
         self._data = value
+        self._drawn = None
         self.refresh()
 
     def _color(self, name: str, index: int) -> str:
@@ -117,8 +125,25 @@ class LineChart(Widget):
         return variables.get(name, name)
 
     def render(self) -> Text:
-        width, height = self.content_size.width, self.content_size.height
-        return render_chart(self._data, width, height, self._color, self._muted(), self._background())
+        """What the chart shows, as Text (Textual itself draws it line by line, from render_line)."""
+        return Text("\n", no_wrap=True, overflow="crop").join(self._drawing()[0])
+
+    def render_line(self, y: int) -> Strip:
+        strips = self._drawing()[1]
+        return strips[y] if y < len(strips) else Strip.blank(self.size.width, self.visual_style.rich_style)
+
+    def _drawing(self) -> tuple[list[Text], list[Strip]]:
+        """The chart's lines, drawn once per new data, size or style (Textual asks for every line again on
+        each repaint of the screen, and turning rich Text into strips cost three times the drawing)."""
+        size, style = self.size, self.visual_style
+        key = (size, style, self.app.theme)
+        if self._drawn is None or self._drawn[0] != key:
+            lines = chart_lines(self._data, size.width, size.height, self._color, self._muted(), self._background())
+            styled = _StyleMap(style, getattr(self.app, "ansi_theme", None))
+            console = self.app.console
+            self._drawn = (key, lines, [Strip([Segment(text, styled(part)) for text, part, _ in line.render(console)])
+                                        .adjust_cell_length(size.width, style.rich_style) for line in lines])
+        return self._drawn[1], self._drawn[2]
 
     def _background(self) -> str:
         theme = getattr(self.app, "current_theme", None)
@@ -130,6 +155,23 @@ class LineChart(Widget):
 
 
 ColorOf = Callable[[str, int], str]
+
+
+class _StyleMap:
+    """A rich style of the chart's Text as the widget shows it: over the widget's own style (its background
+    and text colour), as Textual renders a widget's Text, remembered per style (a chart uses a handful)."""
+
+    def __init__(self, base: VisualStyle, ansi_theme: TerminalTheme | None) -> None:
+        self.base, self.ansi_theme = base, ansi_theme
+        self.known: dict[Style, Style] = {}
+
+    def __call__(self, style: Style | None) -> Style:
+        if style is None:
+            return self.base.rich_style
+        found = self.known.get(style)
+        if found is None:
+            found = self.known[style] = (self.base + VisualStyle.from_rich_style(style, self.ansi_theme)).rich_style
+        return found
 
 
 def _palette_color(name: str, index: int) -> str:
@@ -172,11 +214,11 @@ def _scaled(y: float, log_y: bool) -> float:
 
 def _window(data: ChartData) -> _Scale | None:
     """The padded range of every finite point and reference line; None when there is nothing to draw."""
-    xs_all, ys_all = [], []
+    xs_all, ys_all, isfinite = [], [], math.isfinite
     for curve in data.curves:
         for x, y in zip(curve.xs, curve.ys, strict=False):
-            v = _scaled(y, data.log_y)
-            if math.isfinite(v) and math.isfinite(x):
+            v = (math.log10(y) if y > 0 else math.nan) if data.log_y else y  # _scaled, written out: every point
+            if isfinite(v) and isfinite(x):
                 xs_all.append(x)
                 ys_all.append(v)
     if not xs_all:
@@ -209,13 +251,17 @@ class _Canvas:
         py = round((s.y_max - y) / (s.y_max - s.y_min) * (self.dot_h - 1))
         return px, py
 
-    def plot(self, px: int, py: int, style: str, faint: bool) -> None:
-        if 0 <= px < self.dot_w and 0 <= py < self.dot_h:
-            r, c = py // 4, px // 2
-            bits, owner = (self.faint_bits, self.faint_owner) if faint else (self.bits, self.owner)
-            bits[r][c] |= _DOTS[py % 4][px % 2]
-            if not faint or owner[r][c] is None:  # the first faint curve keeps a cell: the legend's order
-                owner[r][c] = style
+    def ink(self, dots: set[tuple[int, int]], style: str, faint: bool) -> None:
+        """One curve's dots into its layer; each cell they touch takes its style (a faint cell keeps the first
+        faint curve's: the legend's order)."""
+        dot_w, dot_h = self.dot_w, self.dot_h
+        bits, owner = (self.faint_bits, self.faint_owner) if faint else (self.bits, self.owner)
+        for px, py in dots:
+            if 0 <= px < dot_w and 0 <= py < dot_h:
+                r, c = py >> 2, px >> 1
+                bits[r][c] |= _DOTS[py & 3][px & 1]
+                if not faint or owner[r][c] is None:
+                    owner[r][c] = style
 
     def draw_hline(self, h: HLine, color: str) -> None:
         """A dashed line at h.y, its label at the right end."""
@@ -233,19 +279,25 @@ class _Canvas:
             self.overlay[(r, start + k)] = (ch, color)
 
     def draw_curve(self, curve: Curve, style: str) -> None:
-        """Joined segments between finite points; a gap (nan, log of <= 0) breaks the line."""
+        """Joined segments between finite points; a gap (nan, log of <= 0) breaks the line. (to_dot and
+        _scaled written out in the loop, the same arithmetic: a chart is redrawn on every iter event.)"""
+        s, log10, isfinite = self.scale, math.log10, math.isfinite
+        x_min, x_span, y_max, y_span = s.x_min, s.x_max - s.x_min, s.y_max, s.y_max - s.y_min
+        w, h = self.dot_w - 1, self.dot_h - 1
+        dots: set[tuple[int, int]] = set()
         previous = None
         for x, y in zip(curve.xs, curve.ys, strict=False):
-            v = _scaled(y, self.scale.log_y)
-            if not (math.isfinite(v) and math.isfinite(x)):
+            v = (log10(y) if y > 0 else math.nan) if s.log_y else y
+            if not (isfinite(v) and isfinite(x)):
                 previous = None
                 continue
-            point = self.to_dot(x, v)
+            point = round((x - x_min) / x_span * w), round((y_max - v) / y_span * h)
             if previous is None:
-                self.plot(*point, style, curve.dim)
-            else:
-                _line(previous, point, lambda px, py: self.plot(px, py, style, curve.dim))
+                dots.add(point)
+            elif previous != point:
+                dots.update(_line(previous, point))
             previous = point
+        self.ink(dots, style, curve.dim)
 
     def draw_marker(self, m: Marker, color: str) -> None:
         v = _scaled(m.y, self.scale.log_y)
@@ -294,9 +346,15 @@ def _plot_area(text: Text, canvas: _Canvas, axis_w: int, axis_style: Style) -> N
     for r in range(rows):
         text.append(y_labels.get(r, "").rjust(axis_w - 1) + " ", style=axis_style)
         text.append("┤" if r in y_labels else "│", style=axis_style)
-        for c in range(canvas.cols):
+        run, run_style = [], None
+        for c in range(canvas.cols):  # one span per run of one style, not one per cell
             ch, style = canvas.cell(r, c)
-            text.append(ch, style=style)
+            if style != run_style and run:
+                text.append("".join(run), style=run_style)
+                run = []
+            run.append(ch)
+            run_style = style
+        text.append("".join(run), style=run_style)
         text.append("\n")
 
 
@@ -378,17 +436,28 @@ def render_chart(data: ChartData, width: int, height: int, color_of: ColorOf | N
     return text
 
 
-def _line(a: tuple[int, int], b: tuple[int, int], plot) -> None:
-    """Bresenham from a to b."""
+def chart_lines(data: ChartData, width: int, height: int, color_of: ColorOf | None = None,
+                muted: str = "grey50", background: str = "") -> list[Text]:
+    """render_chart's Text, one Text a line."""
+    text = render_chart(data, width, height, color_of, muted, background)
+    return list(text.split("\n", allow_blank=True)) if text.plain else []
+
+
+def _line(a: tuple[int, int], b: tuple[int, int]) -> list[tuple[int, int]] | range | zip:
+    """Bresenham's dots from a to b."""
     x0, y0 = a
     x1, y1 = b
+    if x0 == x1 and abs(y1 - y0) < 4096:  # a vertical run, the commonest where points outnumber dot columns
+        step = 1 if y0 < y1 else -1
+        return zip([x0] * (abs(y1 - y0) + 1), range(y0, y1 + step, step), strict=True)
     dx, dy = abs(x1 - x0), -abs(y1 - y0)
     sx, sy = (1 if x0 < x1 else -1), (1 if y0 < y1 else -1)
     err = dx + dy
+    dots = []
     for _ in range(4096):
-        plot(x0, y0)
+        dots.append((x0, y0))
         if x0 == x1 and y0 == y1:
-            return
+            break
         e2 = 2 * err
         if e2 >= dy:
             err += dy
@@ -396,3 +465,4 @@ def _line(a: tuple[int, int], b: tuple[int, int], plot) -> None:
         if e2 <= dx:
             err += dx
             y0 += sy
+    return dots
