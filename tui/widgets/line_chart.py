@@ -279,24 +279,36 @@ class _Canvas:
             self.overlay[(r, start + k)] = (ch, color)
 
     def draw_curve(self, curve: Curve, style: str) -> None:
-        """Joined segments between finite points; a gap (nan, log of <= 0) breaks the line. (to_dot and
-        _scaled written out in the loop, the same arithmetic: a chart is redrawn on every iter event.)"""
+        """Joined segments between finite points; a gap (nan, log of <= 0) breaks the line.
+
+        Points outnumber dot columns on a long run: consecutive points in one column join by vertical
+        segments whose dots together are the column from the lowest to the highest, so a column's run is
+        drawn at once and Bresenham runs only between columns (to_dot and _scaled written out: the same
+        arithmetic, for every point of every iter event)."""
         s, log10, isfinite = self.scale, math.log10, math.isfinite
         x_min, x_span, y_max, y_span = s.x_min, s.x_max - s.x_min, s.y_max, s.y_max - s.y_min
         w, h = self.dot_w - 1, self.dot_h - 1
         dots: set[tuple[int, int]] = set()
         previous = None
+        low = high = 0
         for x, y in zip(curve.xs, curve.ys, strict=False):
             v = (log10(y) if y > 0 else math.nan) if s.log_y else y
             if not (isfinite(v) and isfinite(x)):
+                if previous is not None:
+                    dots.update(_column(previous[0], low, high))
                 previous = None
                 continue
-            point = round((x - x_min) / x_span * w), round((y_max - v) / y_span * h)
-            if previous is None:
-                dots.add(point)
-            elif previous != point:
-                dots.update(_line(previous, point))
-            previous = point
+            px, py = round((x - x_min) / x_span * w), round((y_max - v) / y_span * h)
+            if previous is not None and px == previous[0]:
+                low, high = min(low, py), max(high, py)
+            else:
+                if previous is not None:
+                    dots.update(_column(previous[0], low, high))
+                    dots.update(_line(previous, (px, py)))
+                low = high = py
+            previous = px, py
+        if previous is not None:
+            dots.update(_column(previous[0], low, high))
         self.ink(dots, style, curve.dim)
 
     def draw_marker(self, m: Marker, color: str) -> None:
@@ -443,13 +455,15 @@ def chart_lines(data: ChartData, width: int, height: int, color_of: ColorOf | No
     return list(text.split("\n", allow_blank=True)) if text.plain else []
 
 
-def _line(a: tuple[int, int], b: tuple[int, int]) -> list[tuple[int, int]] | range | zip:
+def _column(px: int, low: int, high: int) -> zip:
+    """The dots of column px from low to high."""
+    return zip([px] * (high - low + 1), range(low, high + 1), strict=True)
+
+
+def _line(a: tuple[int, int], b: tuple[int, int]) -> list[tuple[int, int]]:
     """Bresenham's dots from a to b."""
     x0, y0 = a
     x1, y1 = b
-    if x0 == x1 and abs(y1 - y0) < 4096:  # a vertical run, the commonest where points outnumber dot columns
-        step = 1 if y0 < y1 else -1
-        return zip([x0] * (abs(y1 - y0) + 1), range(y0, y1 + step, step), strict=True)
     dx, dy = abs(x1 - x0), -abs(y1 - y0)
     sx, sy = (1 if x0 < x1 else -1), (1 if y0 < y1 else -1)
     err = dx + dy
