@@ -212,20 +212,36 @@ def _scaled(y: float, log_y: bool) -> float:
     return y
 
 
-def _window(data: ChartData) -> _Scale | None:
+Runs = list[tuple[list[float], list[float]]]
+
+
+def _runs(curve: Curve, log_y: bool) -> Runs:
+    """The curve's stretches of finite points, y on the chart's scale; a gap (nan, log of <= 0) ends one."""
+    runs: Runs = []
+    xs: list[float] = []
+    vs: list[float] = []
+    isfinite, log10 = math.isfinite, math.log10
+    for x, y in zip(curve.xs, curve.ys, strict=False):
+        v = (log10(y) if y > 0 else math.nan) if log_y else y  # _scaled, written out: every point
+        if isfinite(v) and isfinite(x):
+            xs.append(x)
+            vs.append(v)
+        elif xs:
+            runs.append((xs, vs))
+            xs, vs = [], []
+    if xs:
+        runs.append((xs, vs))
+    return runs
+
+
+def _window(data: ChartData, runs: list[Runs]) -> _Scale | None:
     """The padded range of every finite point and reference line; None when there is nothing to draw."""
-    xs_all, ys_all, isfinite = [], [], math.isfinite
-    for curve in data.curves:
-        for x, y in zip(curve.xs, curve.ys, strict=False):
-            v = (math.log10(y) if y > 0 else math.nan) if data.log_y else y  # _scaled, written out: every point
-            if isfinite(v) and isfinite(x):
-                xs_all.append(x)
-                ys_all.append(v)
-    if not xs_all:
+    bounds = [(min(xs), max(xs), min(vs), max(vs)) for curve in runs for xs, vs in curve]
+    if not bounds:
         return None
-    ys_all += [v for v in (_scaled(h.y, data.log_y) for h in data.hlines) if math.isfinite(v)]
-    x_min, x_max = min(xs_all), max(xs_all)
-    y_min, y_max = min(ys_all), max(ys_all)
+    lines = [v for v in (_scaled(h.y, data.log_y) for h in data.hlines) if math.isfinite(v)]
+    x_min, x_max = min(b[0] for b in bounds), max(b[1] for b in bounds)
+    y_min, y_max = min([b[2] for b in bounds] + lines), max([b[3] for b in bounds] + lines)
     if x_max == x_min:
         x_max = x_min + 1
     pad = (abs(y_max) * 0.05 or 1.0) if y_max == y_min else (y_max - y_min) * 0.04
@@ -278,38 +294,35 @@ class _Canvas:
         for k, ch in enumerate(tag):
             self.overlay[(r, start + k)] = (ch, color)
 
-    def draw_curve(self, curve: Curve, style: str) -> None:
-        """Joined segments between finite points; a gap (nan, log of <= 0) breaks the line.
+    def draw_curve(self, runs: Runs, style: str, faint: bool) -> None:
+        """Each run of points joined by segments.
 
         Points outnumber dot columns on a long run: consecutive points in one column join by vertical
         segments whose dots together are the column from the lowest to the highest, so a column's run is
-        drawn at once and Bresenham runs only between columns (to_dot and _scaled written out: the same
-        arithmetic, for every point of every iter event)."""
-        s, log10, isfinite = self.scale, math.log10, math.isfinite
+        drawn at once and Bresenham runs only between columns (to_dot written out: the same arithmetic,
+        for every point of every iter event)."""
+        s = self.scale
         x_min, x_span, y_max, y_span = s.x_min, s.x_max - s.x_min, s.y_max, s.y_max - s.y_min
         w, h = self.dot_w - 1, self.dot_h - 1
         dots: set[tuple[int, int]] = set()
-        previous = None
-        low = high = 0
-        for x, y in zip(curve.xs, curve.ys, strict=False):
-            v = (log10(y) if y > 0 else math.nan) if s.log_y else y
-            if not (isfinite(v) and isfinite(x)):
-                if previous is not None:
-                    dots.update(_column(previous[0], low, high))
-                previous = None
-                continue
-            px, py = round((x - x_min) / x_span * w), round((y_max - v) / y_span * h)
-            if previous is not None and px == previous[0]:
-                low, high = min(low, py), max(high, py)
-            else:
-                if previous is not None:
-                    dots.update(_column(previous[0], low, high))
-                    dots.update(_line(previous, (px, py)))
-                low = high = py
-            previous = px, py
-        if previous is not None:
-            dots.update(_column(previous[0], low, high))
-        self.ink(dots, style, curve.dim)
+        for xs, vs in runs:
+            pxs = [round((x - x_min) / x_span * w) for x in xs]
+            pys = [round((y_max - v) / y_span * h) for v in vs]
+            column, last = pxs[0], pys[0]
+            low = high = last
+            for px, py in zip(pxs, pys, strict=True):
+                if px == column:
+                    if py < low:
+                        low = py
+                    elif py > high:
+                        high = py
+                else:
+                    dots.update(_column(column, low, high))
+                    dots.update(_line((column, last), (px, py)))
+                    column, low, high = px, py, py
+                last = py
+            dots.update(_column(column, low, high))
+        self.ink(dots, style, faint)
 
     def draw_marker(self, m: Marker, color: str) -> None:
         v = _scaled(m.y, self.scale.log_y)
@@ -331,18 +344,18 @@ class _Canvas:
         return " ", None
 
 
-def _draw(canvas: _Canvas, data: ChartData, color_of: ColorOf, background: str) -> None:
+def _draw(canvas: _Canvas, data: ChartData, runs: list[Runs], color_of: ColorOf, background: str) -> None:
     """Dashed reference lines first, curves over them (faint ones in their own layer), markers on top."""
     for h in data.hlines:
         canvas.draw_hline(h, color_of(h.color, 0))
     index = 0
     bold = any(curve.dim for curve in data.curves)  # bold only where a faint companion needs the contrast
-    for curve in data.curves:
+    for curve, curve_runs in zip(data.curves, runs, strict=True):
         color = color_of(curve.color, index)
         if curve.dim:
-            canvas.draw_curve(curve, faint_style(color, background))
+            canvas.draw_curve(curve_runs, faint_style(color, background), True)
         else:
-            canvas.draw_curve(curve, f"bold {color}" if bold else color)
+            canvas.draw_curve(curve_runs, f"bold {color}" if bold else color, False)
             index += 1
     for m in data.markers:
         canvas.draw_marker(m, color_of(m.color, 0))
@@ -428,7 +441,8 @@ def render_chart(data: ChartData, width: int, height: int, color_of: ColorOf | N
     text = Text(no_wrap=True, overflow="crop")
     if width < 12 or height < 3:
         return text
-    scale = _window(data)
+    runs = [_runs(curve, data.log_y) for curve in data.curves]
+    scale = _window(data, runs)
     if scale is None:
         text.append(data.empty, style=Style(color=muted, dim=True))
         return text
@@ -439,7 +453,7 @@ def render_chart(data: ChartData, width: int, height: int, color_of: ColorOf | N
     if cols < 4 or rows < 1:
         return text
     canvas = _Canvas(scale, cols, rows)
-    _draw(canvas, data, color_of, background)
+    _draw(canvas, data, runs, color_of, background)
     _plot_area(text, canvas, axis_w, axis_style)
     text.append(_x_axis(scale, cols, axis_w), style=axis_style)
     for k, line in enumerate(legend):
