@@ -1,7 +1,7 @@
 """The cockpit's own CPU: its dashboard attached to a live tiny run, beside the engine's CPU, then idle on
 the finished run.
 
-    python bench/cockpit_cpu.py [--seconds 60] [--print-freq 100] [--keep DIR]
+    python bench/cockpit_cpu.py [--seconds 60] [--print-freq 100] [--keep DIR] [--baseline CHECKOUT]
 
 The engine is the real one (`srcockpit train options/tiny_cpu.yml`, logging every `--print-freq`
 iterations); the cockpit is srcockpit's App showing that run's dashboard, headless, in its own process.
@@ -122,7 +122,10 @@ def live_and_idle(folder: Path, seconds: float, print_freq: int, baseline: Path 
 
 def _shares(figures: dict[str, float]) -> str:
     names = [n for n in figures if n not in ("wall", "load", "iter_events_per_s")]
-    return ", ".join(f"{name} {figures[name]:.2%} of a core" for name in names)
+    shares = ", ".join(f"{name} {figures[name]:.2%} of a core" for name in names)
+    if figures.get("baseline") and figures.get("cockpit"):  # side by side: the figure a busy machine leaves true
+        shares += f" (the baseline uses {figures['baseline'] / figures['cockpit']:.2f}x the cockpit's)"
+    return shares
 
 
 def main() -> None:

@@ -222,3 +222,54 @@ async def test_c_on_a_second_stage_dashboard_compares_it_with_the_first(tmp_path
         assert await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.loaded)
         assert [(r.name, r.offset) for r in app.screen.runs] == [("demo_stage1_l1", 0), ("demo_stage2_gan", 600)]
         assert [c.xs for c in app.screen.query_one("#compare-metric").data.curves] == [[300, 600], [620, 640]]
+
+
+# ----------------------------------------------------------------- drawn once per new data
+def falling(points: int) -> ChartData:
+    series = Series()
+    for x in range(points):
+        series.append(x, 1.0 / (1 + x))
+    return ChartData(series_curves("l_pix", series, 0.6))
+
+
+@sync
+async def test_a_chart_is_drawn_again_for_new_data_size_or_theme_and_not_for_the_same_figures():
+    from textual.app import App
+
+    from tui.widgets.line_chart import LineChart
+
+    class OneChart(App):
+        def compose(self):
+            yield LineChart("losses")
+
+    app = OneChart()
+    async with app.run_test(size=(60, 20)) as pilot:
+        chart = app.query_one(LineChart)
+        chart.data = falling(100)
+        await pilot.pause()
+
+        def lines():
+            return [chart.render_line(y) for y in range(chart.size.height)]
+
+        drawn = lines()
+        assert "└0" in chart.render().plain and "99\n" in chart.render().plain  # the x axis: iterations 0 to 99
+        assert {line.cell_length for line in drawn} == {chart.size.width}
+        chart.data = falling(100)  # the same figures in a new ChartData: a redraw for another panel's sake
+        await pilot.pause()
+        assert all(new is old for new, old in zip(lines(), drawn, strict=True))  # the very strips drawn before
+
+        chart.data = falling(101)  # one more iteration
+        await pilot.pause()
+        assert "100\n" in chart.render().plain
+        assert lines() != drawn
+
+        drawn = lines()
+        await pilot.resize_terminal(50, 16)
+        assert await wait_for(pilot, lambda: chart.size.width != len(drawn[0].text))
+        assert {line.cell_length for line in lines()} == {chart.size.width}  # drawn again at its new size
+
+        drawn = lines()
+        app.theme = "textual-light" if app.theme != "textual-light" else "textual-dark"
+        await pilot.pause()
+        assert [line.text for line in lines()] == [line.text for line in drawn]  # the same dots...
+        assert lines() != drawn  # ...in the new theme's colours

@@ -272,9 +272,12 @@ class DashboardScreen(SizeClasses, Screen):
         self._iters_dirty, self._ticked = False, now
         state, smoothing = self.state, self._smoothing
         self.query_one(RunHeader).show(state, now, self.lost)
-        self.query_one("#loss-g", LineChart).data = loss_chart_data(state, state.generator_losses(), smoothing)
+        generator = self.query_one("#loss-g", LineChart)
+        generator.data = loss_chart_data(state, state.generator_losses(), smoothing)
         self.query_one("#loss-d", LineChart).data = loss_chart_data(state, state.discriminator_losses(), smoothing)
-        self.query_one("#loss-g", LineChart).border_title = f"generator losses · smoothing {smoothing:g}"
+        title = f"generator losses · smoothing {smoothing:g}"
+        if generator.border_title != title:  # setting it repaints the chart's frame, even to the same title
+            generator.border_title = title
         self.query_one(ThroughputPanel).show(state, now)
 
     def check_engine(self) -> None:

@@ -14,6 +14,7 @@ from textual.widgets import Static
 from engine.protocol import SystemEvent
 from tui.state import RunState, as_float
 from tui.widgets.run_header import bar
+from tui.widgets.text_update import update_text
 
 GiB = 1 << 30
 
@@ -97,7 +98,7 @@ class GpuPanel(Static):
             text.append("\nhost ram ", style="dim")  # its own line: with the units the three figures need 45 columns
             pct = 100 * used / total if total and total > 0 else math.nan
             text.append(f"{gib(used)}/{gib(total)} GiB", style=load_color(theme, pct, 10, 80))
-        self.update(text)
+        update_text(self, text)
 
     @staticmethod
     def _process_line(text: Text, system: SystemEvent) -> None:

@@ -15,9 +15,13 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from rich.segment import Segment
 from rich.style import Style
+from rich.terminal_theme import TerminalTheme
 from rich.text import Text
 from textual.color import Color, ColorParseError
+from textual.strip import Strip
+from textual.style import Style as VisualStyle
 from textual.widget import Widget
 
 # Braille dot bits, indexed [row 0..3][col 0..1].
@@ -97,6 +101,7 @@ class LineChart(Widget):
         super().__init__(name=name, id=id, classes=classes)
         self.border_title = title
         self._data = ChartData()
+        self._drawn: tuple[tuple, list[Text], list[Strip]] | None = None  # (size, style, theme), what is drawn
 
     @property
     def data(self) -> ChartData:
@@ -104,7 +109,10 @@ class LineChart(Widget):
 
     @data.setter
     def data(self, value: ChartData) -> None:
+        if value == self._data:  # the same figures (a redraw for another panel's sake): nothing to draw again
+            return
         self._data = value
+        self._drawn = None
         self.refresh()
 
     def _color(self, name: str, index: int) -> str:
@@ -117,8 +125,25 @@ class LineChart(Widget):
         return variables.get(name, name)
 
     def render(self) -> Text:
-        width, height = self.content_size.width, self.content_size.height
-        return render_chart(self._data, width, height, self._color, self._muted(), self._background())
+        """What the chart shows, as Text (Textual itself draws it line by line, from render_line)."""
+        return Text("\n", no_wrap=True, overflow="crop").join(self._drawing()[0])
+
+    def render_line(self, y: int) -> Strip:
+        strips = self._drawing()[1]
+        return strips[y] if y < len(strips) else Strip.blank(self.size.width, self.visual_style.rich_style)
+
+    def _drawing(self) -> tuple[list[Text], list[Strip]]:
+        """The chart's lines, drawn once per new data, size or style (Textual asks for every line again on
+        each repaint of the screen, and turning rich Text into strips cost three times the drawing)."""
+        size, style = self.size, self.visual_style
+        key = (size, style, self.app.theme)
+        if self._drawn is None or self._drawn[0] != key:
+            lines = chart_lines(self._data, size.width, size.height, self._color, self._muted(), self._background())
+            styled = _StyleMap(style, getattr(self.app, "ansi_theme", None))
+            console = self.app.console
+            self._drawn = (key, lines, [Strip([Segment(text, styled(part)) for text, part, _ in line.render(console)])
+                                        .adjust_cell_length(size.width, style.rich_style) for line in lines])
+        return self._drawn[1], self._drawn[2]
 
     def _background(self) -> str:
         theme = getattr(self.app, "current_theme", None)
@@ -130,6 +155,23 @@ class LineChart(Widget):
 
 
 ColorOf = Callable[[str, int], str]
+
+
+class _StyleMap:
+    """A rich style of the chart's Text as the widget shows it: over the widget's own style (its background
+    and text colour), as Textual renders a widget's Text, remembered per style (a chart uses a handful)."""
+
+    def __init__(self, base: VisualStyle, ansi_theme: TerminalTheme | None) -> None:
+        self.base, self.ansi_theme = base, ansi_theme
+        self.known: dict[Style, Style] = {}
+
+    def __call__(self, style: Style | None) -> Style:
+        if style is None:
+            return self.base.rich_style
+        found = self.known.get(style)
+        if found is None:
+            found = self.known[style] = (self.base + VisualStyle.from_rich_style(style, self.ansi_theme)).rich_style
+        return found
 
 
 def _palette_color(name: str, index: int) -> str:
@@ -170,20 +212,36 @@ def _scaled(y: float, log_y: bool) -> float:
     return y
 
 
-def _window(data: ChartData) -> _Scale | None:
+Runs = list[tuple[list[float], list[float]]]
+
+
+def _runs(curve: Curve, log_y: bool) -> Runs:
+    """The curve's stretches of finite points, y on the chart's scale; a gap (nan, log of <= 0) ends one."""
+    runs: Runs = []
+    xs: list[float] = []
+    vs: list[float] = []
+    isfinite, log10 = math.isfinite, math.log10
+    for x, y in zip(curve.xs, curve.ys, strict=False):
+        v = (log10(y) if y > 0 else math.nan) if log_y else y  # _scaled, written out: every point
+        if isfinite(v) and isfinite(x):
+            xs.append(x)
+            vs.append(v)
+        elif xs:
+            runs.append((xs, vs))
+            xs, vs = [], []
+    if xs:
+        runs.append((xs, vs))
+    return runs
+
+
+def _window(data: ChartData, runs: list[Runs]) -> _Scale | None:
     """The padded range of every finite point and reference line; None when there is nothing to draw."""
-    xs_all, ys_all = [], []
-    for curve in data.curves:
-        for x, y in zip(curve.xs, curve.ys, strict=False):
-            v = _scaled(y, data.log_y)
-            if math.isfinite(v) and math.isfinite(x):
-                xs_all.append(x)
-                ys_all.append(v)
-    if not xs_all:
+    bounds = [(min(xs), max(xs), min(vs), max(vs)) for curve in runs for xs, vs in curve]
+    if not bounds:
         return None
-    ys_all += [v for v in (_scaled(h.y, data.log_y) for h in data.hlines) if math.isfinite(v)]
-    x_min, x_max = min(xs_all), max(xs_all)
-    y_min, y_max = min(ys_all), max(ys_all)
+    lines = [v for v in (_scaled(h.y, data.log_y) for h in data.hlines) if math.isfinite(v)]
+    x_min, x_max = min(b[0] for b in bounds), max(b[1] for b in bounds)
+    y_min, y_max = min([b[2] for b in bounds] + lines), max([b[3] for b in bounds] + lines)
     if x_max == x_min:
         x_max = x_min + 1
     pad = (abs(y_max) * 0.05 or 1.0) if y_max == y_min else (y_max - y_min) * 0.04
@@ -209,13 +267,17 @@ class _Canvas:
         py = round((s.y_max - y) / (s.y_max - s.y_min) * (self.dot_h - 1))
         return px, py
 
-    def plot(self, px: int, py: int, style: str, faint: bool) -> None:
-        if 0 <= px < self.dot_w and 0 <= py < self.dot_h:
-            r, c = py // 4, px // 2
-            bits, owner = (self.faint_bits, self.faint_owner) if faint else (self.bits, self.owner)
-            bits[r][c] |= _DOTS[py % 4][px % 2]
-            if not faint or owner[r][c] is None:  # the first faint curve keeps a cell: the legend's order
-                owner[r][c] = style
+    def ink(self, dots: set[tuple[int, int]], style: str, faint: bool) -> None:
+        """One curve's dots into its layer; each cell they touch takes its style (a faint cell keeps the first
+        faint curve's: the legend's order)."""
+        dot_w, dot_h = self.dot_w, self.dot_h
+        bits, owner = (self.faint_bits, self.faint_owner) if faint else (self.bits, self.owner)
+        for px, py in dots:
+            if 0 <= px < dot_w and 0 <= py < dot_h:
+                r, c = py >> 2, px >> 1
+                bits[r][c] |= _DOTS[py & 3][px & 1]
+                if not faint or owner[r][c] is None:
+                    owner[r][c] = style
 
     def draw_hline(self, h: HLine, color: str) -> None:
         """A dashed line at h.y, its label at the right end."""
@@ -232,20 +294,35 @@ class _Canvas:
         for k, ch in enumerate(tag):
             self.overlay[(r, start + k)] = (ch, color)
 
-    def draw_curve(self, curve: Curve, style: str) -> None:
-        """Joined segments between finite points; a gap (nan, log of <= 0) breaks the line."""
-        previous = None
-        for x, y in zip(curve.xs, curve.ys, strict=False):
-            v = _scaled(y, self.scale.log_y)
-            if not (math.isfinite(v) and math.isfinite(x)):
-                previous = None
-                continue
-            point = self.to_dot(x, v)
-            if previous is None:
-                self.plot(*point, style, curve.dim)
-            else:
-                _line(previous, point, lambda px, py: self.plot(px, py, style, curve.dim))
-            previous = point
+    def draw_curve(self, runs: Runs, style: str, faint: bool) -> None:
+        """Each run of points joined by segments.
+
+        Points outnumber dot columns on a long run: consecutive points in one column join by vertical
+        segments whose dots together are the column from the lowest to the highest, so a column's run is
+        drawn at once and Bresenham runs only between columns (to_dot written out: the same arithmetic,
+        for every point of every iter event)."""
+        s = self.scale
+        x_min, x_span, y_max, y_span = s.x_min, s.x_max - s.x_min, s.y_max, s.y_max - s.y_min
+        w, h = self.dot_w - 1, self.dot_h - 1
+        dots: set[tuple[int, int]] = set()
+        for xs, vs in runs:
+            pxs = [round((x - x_min) / x_span * w) for x in xs]
+            pys = [round((y_max - v) / y_span * h) for v in vs]
+            column, last = pxs[0], pys[0]
+            low = high = last
+            for px, py in zip(pxs, pys, strict=True):
+                if px == column:
+                    if py < low:
+                        low = py
+                    elif py > high:
+                        high = py
+                else:
+                    dots.update(_column(column, low, high))
+                    dots.update(_line((column, last), (px, py)))
+                    column, low, high = px, py, py
+                last = py
+            dots.update(_column(column, low, high))
+        self.ink(dots, style, faint)
 
     def draw_marker(self, m: Marker, color: str) -> None:
         v = _scaled(m.y, self.scale.log_y)
@@ -267,18 +344,18 @@ class _Canvas:
         return " ", None
 
 
-def _draw(canvas: _Canvas, data: ChartData, color_of: ColorOf, background: str) -> None:
+def _draw(canvas: _Canvas, data: ChartData, runs: list[Runs], color_of: ColorOf, background: str) -> None:
     """Dashed reference lines first, curves over them (faint ones in their own layer), markers on top."""
     for h in data.hlines:
         canvas.draw_hline(h, color_of(h.color, 0))
     index = 0
     bold = any(curve.dim for curve in data.curves)  # bold only where a faint companion needs the contrast
-    for curve in data.curves:
+    for curve, curve_runs in zip(data.curves, runs, strict=True):
         color = color_of(curve.color, index)
         if curve.dim:
-            canvas.draw_curve(curve, faint_style(color, background))
+            canvas.draw_curve(curve_runs, faint_style(color, background), True)
         else:
-            canvas.draw_curve(curve, f"bold {color}" if bold else color)
+            canvas.draw_curve(curve_runs, f"bold {color}" if bold else color, False)
             index += 1
     for m in data.markers:
         canvas.draw_marker(m, color_of(m.color, 0))
@@ -294,9 +371,15 @@ def _plot_area(text: Text, canvas: _Canvas, axis_w: int, axis_style: Style) -> N
     for r in range(rows):
         text.append(y_labels.get(r, "").rjust(axis_w - 1) + " ", style=axis_style)
         text.append("┤" if r in y_labels else "│", style=axis_style)
-        for c in range(canvas.cols):
+        run, run_style = [], None
+        for c in range(canvas.cols):  # one span per run of one style, not one per cell
             ch, style = canvas.cell(r, c)
-            text.append(ch, style=style)
+            if style != run_style and run:
+                text.append("".join(run), style=run_style)
+                run = []
+            run.append(ch)
+            run_style = style
+        text.append("".join(run), style=run_style)
         text.append("\n")
 
 
@@ -358,7 +441,8 @@ def render_chart(data: ChartData, width: int, height: int, color_of: ColorOf | N
     text = Text(no_wrap=True, overflow="crop")
     if width < 12 or height < 3:
         return text
-    scale = _window(data)
+    runs = [_runs(curve, data.log_y) for curve in data.curves]
+    scale = _window(data, runs)
     if scale is None:
         text.append(data.empty, style=Style(color=muted, dim=True))
         return text
@@ -369,7 +453,7 @@ def render_chart(data: ChartData, width: int, height: int, color_of: ColorOf | N
     if cols < 4 or rows < 1:
         return text
     canvas = _Canvas(scale, cols, rows)
-    _draw(canvas, data, color_of, background)
+    _draw(canvas, data, runs, color_of, background)
     _plot_area(text, canvas, axis_w, axis_style)
     text.append(_x_axis(scale, cols, axis_w), style=axis_style)
     for k, line in enumerate(legend):
@@ -378,17 +462,30 @@ def render_chart(data: ChartData, width: int, height: int, color_of: ColorOf | N
     return text
 
 
-def _line(a: tuple[int, int], b: tuple[int, int], plot) -> None:
-    """Bresenham from a to b."""
+def chart_lines(data: ChartData, width: int, height: int, color_of: ColorOf | None = None,
+                muted: str = "grey50", background: str = "") -> list[Text]:
+    """render_chart's Text, one Text a line."""
+    text = render_chart(data, width, height, color_of, muted, background)
+    return list(text.split("\n", allow_blank=True)) if text.plain else []
+
+
+def _column(px: int, low: int, high: int) -> zip:
+    """The dots of column px from low to high."""
+    return zip([px] * (high - low + 1), range(low, high + 1), strict=True)
+
+
+def _line(a: tuple[int, int], b: tuple[int, int]) -> list[tuple[int, int]]:
+    """Bresenham's dots from a to b."""
     x0, y0 = a
     x1, y1 = b
     dx, dy = abs(x1 - x0), -abs(y1 - y0)
     sx, sy = (1 if x0 < x1 else -1), (1 if y0 < y1 else -1)
     err = dx + dy
+    dots = []
     for _ in range(4096):
-        plot(x0, y0)
+        dots.append((x0, y0))
         if x0 == x1 and y0 == y1:
-            return
+            break
         e2 = 2 * err
         if e2 >= dy:
             err += dy
@@ -396,3 +493,4 @@ def _line(a: tuple[int, int], b: tuple[int, int], plot) -> None:
         if e2 <= dx:
             err += dx
             y0 += sy
+    return dots

@@ -11,6 +11,7 @@ from textual.widgets import Static
 from engine.protocol import PAUSED, RUNNING
 from engine.units import duration
 from tui.state import RunState
+from tui.widgets.text_update import update_text
 
 MIN_BAR, MAX_BAR = 6, 24
 STATUS_CLASSES = ("-starting", "-running", "-paused", "-stopping", "-stopped", "-finished", "-failed",
@@ -75,7 +76,7 @@ class RunHeader(Static):
             text.append("  " + " · ".join(extras), style="dim")
         text.append("\n")
         text.append_text(self.progress_line(state, now, lost, color))
-        self.update(text, layout=False)  # its height is fixed (3 rows): a clock tick need not re-lay the screen
+        update_text(self, text)  # two unwrapped lines: a tick never re-lays the screen, an idle one repaints nothing
 
     def progress_line(self, state: RunState, now: float, lost: bool, color: str) -> Text:
         """iter n / total, a bar, %, ETA, elapsed and it/s; the bar takes what the figures leave of the width,

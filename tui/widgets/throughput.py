@@ -12,6 +12,7 @@ from textual.widgets import Sparkline, Static
 from engine.protocol import PAUSED
 from tui.state import RunState
 from tui.widgets.line_chart import format_number
+from tui.widgets.text_update import update_text
 
 SPARK_POINTS = 60
 
@@ -58,12 +59,12 @@ class ThroughputPanel(Vertical):
             text.append(f"{100 * share:.0f}%", style=f"bold {color}")
             text.append(f"  compute {100 * (1 - share):.0f}%", style="dim")
             text.append(f"  ({state.data_s * 1000:.0f} / {state.compute_s * 1000:.0f} ms)", style="dim")
-        self.query_one("#speed-text", Static).update(text)
+        update_text(self.query_one("#speed-text", Static), text)
         self.query_one("#speed-spark", Sparkline).data = means[-SPARK_POINTS:] or [0.0]
         lr = Text(no_wrap=True)
         lr.append("lr ", style="dim")
         lr.append(format_number(state.lr) if math.isfinite(state.lr) else "-", style="bold")
         lr.append(f"   epoch {state.epoch}", style="dim")
-        self.query_one("#lr-text", Static).update(lr)
+        update_text(self.query_one("#lr-text", Static), lr)
         lrs = [v for v in state.lr_series.means() if math.isfinite(v)]
         self.query_one("#lr-spark", Sparkline).data = lrs[-SPARK_POINTS:] or [0.0]
