@@ -132,7 +132,9 @@ def test_a_torn_image_is_reported_not_cropped(tmp_path):
     for suffix in (".png", ".jpg"):
         encoded = cv2.imencode(suffix, photo)[1].tobytes()
         (folder / f"torn{suffix}").write_bytes(encoded[: len(encoded) // 2])
-    printed = srcockpit("data", "extract-subimages", "HR", "-o", "sub", "--crop-size", "64", "--step", "64",
-                        "-q", cwd=tmp_path).stdout
+    done = srcockpit("data", "extract-subimages", "HR", "-o", "sub", "--crop-size", "64", "--step", "64",
+                     cwd=tmp_path)
+    printed = done.stdout
     assert f"8 sub-images from {len(good) + 2} images" in printed
+    assert "4/4" in done.stderr and "eta 0:00:00" in done.stderr  # the bar, as it stands at the end
     assert "torn.png: truncated" in printed and "torn.jpg: truncated" in printed

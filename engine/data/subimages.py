@@ -71,13 +71,15 @@ def _crop_one(job: _Job) -> tuple[Path, int, str]:
     cols = crop_starts(width, job.crop_size, job.step, job.thresh_size)
     if not rows or not cols:
         return job.path, 0, f"{width}x{height} is smaller than one {job.crop_size}px crop"
+    # basicsr passes the PNG level for a JPEG too, where OpenCV ignores it with a warning per crop
+    params = [cv2.IMWRITE_PNG_COMPRESSION, job.compression_level] if job.path.suffix.lower() == ".png" else []
     index = 0
     for top in rows:
         for left in cols:
             index += 1
             crop = np.ascontiguousarray(image[top: top + job.crop_size, left: left + job.crop_size, ...])
             target = job.out / subimage_name(job.path, index, job.strip_scale)
-            if not cv2.imwrite(str(target), crop, [cv2.IMWRITE_PNG_COMPRESSION, job.compression_level]):
+            if not cv2.imwrite(str(target), crop, params):
                 return job.path, index - 1, f"could not write {target}"
     return job.path, index, ""
 
