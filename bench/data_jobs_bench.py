@@ -1,12 +1,15 @@
 """Data jobs at the plan's scale: `srcockpit data subset`, `meta-info` and `extract-subimages` on generated 2K
 photos, each beside the reference logic it replaces, at the same worker count, in one invocation.
 
-    python -m bench.data_jobs_bench [--images 1100] [--threads N] [--keep DIR] [--quick] [--no-resume]
+    python -m bench.data_jobs_bench [--images 1100] [--png 0] [--threads N] [--keep DIR] [--quick]
+                                    [--resume-images 200] [--no-resume]
 
 The photos: scikit-image's colour photos, a random crop of one upscaled to 2040x1356 (one in ten
-portrait), flipped, colour-shifted, with mild sensor noise; the first fifth PNG (DIV2K-like, ~4 MB),
-the rest JPEG q95 (~1 MB). Made once into DIR/pool2k (kept with --keep). The subset's sources are
-folders of links into the pool, as the plan's DIV2K + Flickr2K + OST (five category sub-folders).
+portrait), flipped, colour-shifted, with mild sensor noise, as JPEG q95 (~1 MB each); the first --png
+of them PNG instead (DIV2K-like, ~4 MB: their 35 PNG crops cost about ten times a JPEG's, which a
+2-core machine cannot afford on a thousand). Made once into DIR/pool2k (kept with --keep). The
+subset's sources are folders of links into the pool, as the plan's DIV2K + Flickr2K + OST (five
+category sub-folders).
 
 References (reimplemented from their sources, not imported: neither script ships in a package):
 - basicsr's scripts/data_preparation/extract_subimages.py: scandir, a multiprocessing Pool of n_thread,
@@ -16,8 +19,9 @@ References (reimplemented from their sources, not imported: neither script ships
 - subset has no reference script: its floor is cv2.imread of the images it picks, in a Pool of n_thread.
 Each side is a fresh process (the CLI as a user types it; the reference as `python -m bench.data_jobs_bench
 --reference ...`), timed wall-clock from spawn to exit; the load average is read beside each run.
-The resume check kills `extract-subimages --job` (SIGKILL) once its progress passes half, runs it
-again, and counts the images the second run cropped (its progress events and its result's `resumed`).
+The resume check kills `extract-subimages --job` (SIGKILL: the CLI and its workers) once its progress
+passes half of --resume-images photos, runs it again, and counts the images the second run cropped
+(its result's `resumed`).
 """
 
 from __future__ import annotations
@@ -43,7 +47,8 @@ from bench.common import ROOT, Row
 
 WIDTH, HEIGHT = 2040, 1356
 CROP, STEP, THRESH, LEVEL = 480, 240, 0, 3  # basicsr's script, DIV2K HR
-SOURCES = (("DIV2K_train_HR", 0.2, "all"), ("Flickr2K_HR", 0.5, 0.9), ("OST", 0.3, 0.85))
+# (label, share of the pool, share of it taken): 1,100 photos give the plan's mix, 220 + 500 + 280 = 1,000
+SOURCES = (("DIV2K_train_HR", 0.2, "all"), ("Flickr2K_HR", 0.5, 10 / 11), ("OST", 0.3, 0.85))
 OST_CATEGORIES = ("animal", "building", "grass", "mountain", "plant")
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",
           "stereo_motorcycle")
@@ -70,13 +75,13 @@ def _photo(index: int) -> np.ndarray:
     return np.ascontiguousarray(np.clip(image, 0, 255).astype(np.uint8)[..., ::-1])
 
 
-def _name(index: int, count: int) -> str:
-    return f"{index + 1:04d}.png" if index < count // 5 else f"{index + 1:04d}.jpg"
+def _name(index: int, png: int) -> str:
+    return f"{index + 1:04d}.png" if index < png else f"{index + 1:04d}.jpg"
 
 
 def _make_one(task: tuple[int, int, str]) -> None:
-    index, count, folder = task
-    path = Path(folder) / _name(index, count)
+    index, png, folder = task
+    path = Path(folder) / _name(index, png)
     if path.is_file():
         return
     params = [cv2.IMWRITE_PNG_COMPRESSION, 1] if path.suffix == ".png" else [cv2.IMWRITE_JPEG_QUALITY, 95]
@@ -87,22 +92,26 @@ def _make_one(task: tuple[int, int, str]) -> None:
     partial.replace(path)
 
 
-def make_pool(folder: Path, count: int, threads: int, log: Callable[[str], None]) -> Path:
-    """DIR/pool2k with `count` photos (made once: existing ones are kept)."""
+def make_pool(folder: Path, count: int, png: int, threads: int, log: Callable[[str], None]) -> Path:
+    """DIR/pool2k with `count` photos, the first `png` PNG (made once: existing ones are kept)."""
     pool = folder / "pool2k"
     pool.mkdir(parents=True, exist_ok=True)
+    wanted = {_name(i, png) for i in range(count)}
+    for stale in [p for p in pool.iterdir() if p.name not in wanted]:  # another --images/--png before
+        stale.unlink()
     started = time.perf_counter()
     with Pool(threads) as workers:
-        for _ in workers.imap_unordered(_make_one, [(i, count, str(pool)) for i in range(count)], chunksize=4):
+        for _ in workers.imap_unordered(_make_one, [(i, png, str(pool)) for i in range(count)], chunksize=4):
             pass
     log(f"  pool: {count} photos in {pool} ({time.perf_counter() - started:.0f} s, "
         f"{sum(p.stat().st_size for p in pool.iterdir()) / 1e9:.2f} GB)")
     return pool
 
 
-def source_folders(folder: Path, pool: Path, count: int) -> list[str]:
+def source_folders(folder: Path, pool: Path) -> list[str]:
     """The plan's three sources as folders of links into the pool; the --source arguments of the subset."""
-    names = [_name(i, count) for i in range(count)]
+    names = sorted(p.name for p in pool.iterdir() if not p.name.startswith("."))
+    count = len(names)
     start, specs = 0, []
     for label, share, take in SOURCES:
         chunk = names[start: start + round(count * share)]
@@ -223,19 +232,35 @@ def _reference(*args: str) -> list[str]:
     return [sys.executable, "-m", "bench.data_jobs_bench", "--reference", *args]
 
 
-def _pair(name: str, ours: list[str], theirs: list[str], images: int, cwd: Path, against: str,
+def _pair(name: str, segments: list[tuple[list[str], list[str]]], images: int, cwd: Path, against: str,
           log: Callable[[str], None], clean: Callable[[], None]) -> Row:
-    """The reference then ours, each once (a full-scale run is minutes); images/s, the ratio, walls, loads."""
+    """Each segment (ours, reference) once, in the order A B, then B A for the next (a full-scale run is minutes:
+    drift of a shared machine falls on both); images/s over all segments, the ratio, walls and loads."""
+    walls: dict[str, float] = {"ours": 0.0, "reference": 0.0}
+    loads: dict[str, list[str]] = {"ours": [], "reference": []}
+    for index, (ours, theirs) in enumerate(segments):
+        order = [("reference", theirs), ("ours", ours)]
+        for side, command in order if index % 2 == 0 else order[::-1]:
+            clean()
+            seconds, load = _timed(command, cwd)
+            walls[side] += seconds
+            loads[side].append(load)
+            log(f"  {name if side == 'ours' else against} [{index + 1}/{len(segments)}]: {seconds:.1f} s "
+                f"(load {load})")
     clean()
-    t_ref, load_ref = _timed(theirs, cwd)
-    log(f"  {against}: {t_ref:.1f} s, {images / t_ref:.2f} images/s (load {load_ref})")
-    clean()
-    t_ours, load_ours = _timed(ours, cwd)
-    log(f"  srcockpit data {name}: {t_ours:.1f} s, {images / t_ours:.2f} images/s (load {load_ours})")
-    clean()
+    t_ours, t_ref = walls["ours"], walls["reference"]
+    log(f"  {name}: {images / t_ours:.2f} images/s; {against}: {images / t_ref:.2f} images/s")
     context = (f"{images} images: {images / t_ours:.2f} vs {images / t_ref:.2f} images/s, {t_ours:.0f} s vs "
-               f"{t_ref:.0f} s wall (load {load_ours} / {load_ref})")
+               f"{t_ref:.0f} s wall (load {', '.join(loads['ours'])} / {', '.join(loads['reference'])})")
     return Row("7 data jobs", f"srcockpit data {name}", t_ref / t_ours, against, context, [t_ours, t_ref])
+
+
+def _links(folder: Path, names: list[str], pool: Path) -> Path:
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for name in names:
+        (folder / name).symlink_to(pool / name)
+    return folder
 
 
 def _events(job: Path) -> list[dict]:
@@ -245,8 +270,10 @@ def _events(job: Path) -> list[dict]:
     return list(read_events(log)) if log.is_file() else []
 
 
-def resume_check(pool: Path, out: Path, threads: int, cwd: Path, log: Callable[[str], None]) -> Row:
+def resume_check(pool: Path, images: int, out: Path, threads: int, cwd: Path, log: Callable[[str], None]) -> Row:
     """extract-subimages killed (SIGKILL) past half its images, then run again: how much the rerun redid."""
+    pool = _links(cwd / "resume-pool", sorted(p.name for p in pool.iterdir() if not p.name.startswith("."))[-images:],
+                  pool)
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(out.parent / f".{out.name}.partial", ignore_errors=True)
     args = ["extract-subimages", str(pool), "-o", str(out), "--crop-size", str(CROP), "--step", str(STEP),
@@ -275,15 +302,16 @@ def resume_check(pool: Path, out: Path, threads: int, cwd: Path, log: Callable[[
                [killed_at, record["resumed"], redone])
 
 
-def data_jobs(folder: Path, *, images: int, threads: int, resume: bool, log: Callable[[str], None]) -> list[Row]:
-    """Generate (or reuse) the photos, then each job beside its reference; the resume check last."""
-    pool = make_pool(folder, images, threads, log)
-    specs = source_folders(folder, pool, images)
+def data_jobs(folder: Path, *, images: int, png: int, threads: int, extract_images: int, resume_images: int,
+              log: Callable[[str], None]) -> list[Row]:
+    """Generate (or reuse) the photos, then each job beside its reference; the resume check last (0: none)."""
+    pool = make_pool(folder, images, png, threads, log)
+    specs = source_folders(folder, pool)
     subset_out, meta_file = folder / "subset", folder / "meta" / "meta_info_pool2k.txt"
-    sub_ours, sub_ref = folder / "pool2k_sub", folder / "pool2k_sub_basicsr"
+    sub_ours, sub_ref = folder / "crops", folder / "crops_basicsr"
 
     def clean() -> None:
-        for path in (subset_out, folder / ".subset.partial", sub_ours, sub_ref, folder / ".pool2k_sub.partial"):
+        for path in (subset_out, folder / ".subset.partial", sub_ours, sub_ref, folder / ".crops.partial"):
             shutil.rmtree(path, ignore_errors=True)
         meta_file.unlink(missing_ok=True)
 
@@ -293,23 +321,24 @@ def data_jobs(folder: Path, *, images: int, threads: int, resume: bool, log: Cal
     picked = [str(p) for s in plan.sources for p in s.order[: s.wanted]]
     (folder / "picked.txt").write_text("\n".join(picked) + "\n")
     source_args = [part for spec in specs for part in ("--source", spec)]
+    names = sorted(p.name for p in pool.iterdir() if not p.name.startswith("."))[:extract_images]
+    halves = [_links(folder / f"extract-{k}", names[k::2], pool) for k in (0, 1)]  # the same mix of PNG and JPEG
+    extract = [(_cli("extract-subimages", str(half), "-o", str(sub_ours), "--crop-size", str(CROP), "--step",
+                     str(STEP), "--workers", str(threads), "-q"),
+                _reference("extract", str(half), str(sub_ref), str(threads))) for half in halves]
     rows = [
-        _pair("subset", _cli("subset", *source_args, "-o", str(subset_out), "--balance", "--workers", str(threads),
-                             "-q"),
-              _reference("decode", str(folder / "picked.txt"), str(threads)), len(picked), folder,
-              f"cv2.imread of the same {len(picked)} images, Pool({threads}) (no reference tool)", log, clean),
-        _pair("meta-info --check", _cli("meta-info", "--input", str(pool), "--meta-info", str(meta_file), "--check",
-                                        "-q"),
-              _reference("meta-info", str(pool), str(folder), str(meta_file)), images, folder,
-              "Real-ESRGAN generate_meta_info.py --check", log, clean),
-        _pair(f"extract-subimages --workers {threads}",
-              _cli("extract-subimages", str(pool), "-o", str(sub_ours), "--crop-size", str(CROP), "--step", str(STEP),
-                   "--workers", str(threads), "-q"),
-              _reference("extract", str(pool), str(sub_ref), str(threads)), images, folder,
+        _pair("subset", [(_cli("subset", *source_args, "-o", str(subset_out), "--balance", "--workers",
+                                str(threads), "-q"), _reference("decode", str(folder / "picked.txt"), str(threads)))],
+              len(picked), folder, f"cv2.imread of the same {len(picked)} images, Pool({threads}) (no reference tool)",
+              log, clean),
+        _pair("meta-info --check", [(_cli("meta-info", "--input", str(pool), "--meta-info", str(meta_file), "--check",
+                                          "-q"), _reference("meta-info", str(pool), str(folder), str(meta_file)))],
+              images, folder, "Real-ESRGAN generate_meta_info.py --check", log, clean),
+        _pair(f"extract-subimages --workers {threads}", extract, len(names), folder,
               f"basicsr extract_subimages.py, n_thread {threads}", log, clean),
     ]
-    if resume:
-        rows.append(resume_check(pool, sub_ours, threads, folder, log))
+    if resume_images:
+        rows.append(resume_check(pool, min(resume_images, images), sub_ours, threads, folder, log))
         clean()
     return rows
 
@@ -319,19 +348,26 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--reference"]:
         return reference_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m bench.data_jobs_bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=1100, help="photos to make and process (1100)")
-    parser.add_argument("--quick", action="store_true", help="50 photos")
+    parser.add_argument("--images", type=int, default=1100, help="photos to make (1100: the subset takes 1000)")
+    parser.add_argument("--extract-images", type=int, default=1000, help="of them, to crop (1000)")
+    parser.add_argument("--png", type=int, default=0, help="how many of them are PNG (0; --quick: 5)")
+    parser.add_argument("--quick", action="store_true", help="50 photos, 20 in the resume check")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
                         help="workers on both sides (default: the cores this process may use)")
     parser.add_argument("--keep", type=Path, help="work (and keep the photos) in this folder")
-    parser.add_argument("--no-resume", dest="resume", action="store_false", help="leave out the kill/resume run")
+    parser.add_argument("--resume-images", type=int, default=200, help="photos of the kill/resume check (200)")
+    parser.add_argument("--no-resume", dest="resume_images", action="store_const", const=0,
+                        help="leave out the kill/resume check")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
-    images = 50 if args.quick else args.images
+    images, png = (50, 5) if args.quick else (args.images, args.png)
+    resume_images = min(args.resume_images, 20) if args.quick else args.resume_images
     with tempfile.TemporaryDirectory(prefix="srcockpit-datajobs-") as tmp:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        rows = data_jobs(folder, images=images, threads=args.threads, resume=args.resume, log=print)
+        rows = data_jobs(folder, images=images, png=png, threads=args.threads,
+                         extract_images=50 if args.quick else args.extract_images, resume_images=resume_images,
+                         log=print)
     from bench.__main__ import markdown
 
     print(markdown(rows))

@@ -125,16 +125,19 @@ def test_meta_info_check_resumes_after_sigkill(tmp_path):
 
 
 def test_a_torn_image_is_reported_not_cropped(tmp_path):
-    """The sub-image check reads a PNG once (OpenCV refuses a torn one) and a JPEG at 1/8 scale."""
+    """The sub-image check: OpenCV refuses a torn PNG itself; a JPEG not ending in its EOI marker is decoded."""
     folder = tmp_path / "HR"
     good = write_copies(folder, 2, ".png", 128)
     photo = np.ascontiguousarray(skdata.coffee()[:128, :128, ::-1])
     for suffix in (".png", ".jpg"):
         encoded = cv2.imencode(suffix, photo)[1].tobytes()
         (folder / f"torn{suffix}").write_bytes(encoded[: len(encoded) // 2])
+    (folder / "trailer.jpg").write_bytes(encoded + b"MotionPhoto_Data")  # bytes after EOI: still whole
+    (folder / "empty.jpg").write_bytes(b"")
     done = srcockpit("data", "extract-subimages", "HR", "-o", "sub", "--crop-size", "64", "--step", "64",
                      cwd=tmp_path)
     printed = done.stdout
-    assert f"8 sub-images from {len(good) + 2} images" in printed
-    assert "4/4" in done.stderr and "eta 0:00:00" in done.stderr  # the bar, as it stands at the end
+    assert f"12 sub-images from {len(good) + 4} images" in printed and (tmp_path / "sub" / "trailer_s004.jpg").is_file()
+    assert "empty.jpg: unreadable" in printed
+    assert "6/6" in done.stderr and "eta 0:00:00" in done.stderr  # the bar, as it stands at the end
     assert "torn.png: truncated" in printed and "torn.jpg: truncated" in printed

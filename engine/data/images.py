@@ -99,17 +99,23 @@ def check_image(path: Path, *, min_size: int = 0) -> ImageCheck:
 
 
 def decodes_to_the_end(path: Path) -> str:
-    """'' when OpenCV will read the whole file, else why not: check_image's verdict without its decode of a PNG.
+    """'' when OpenCV will read the whole file, else why not; the check of a file about to be read by OpenCV.
 
-    libpng stops OpenCV on a torn PNG (imread returns None), so a PNG needs no decode here; libjpeg only
-    warns and pads a torn JPEG with grey, so anything else gets check_image.
+    libpng stops OpenCV on a torn PNG (imread returns None), so a PNG needs no decode here. libjpeg only
+    warns and pads a torn JPEG with grey; a JPEG that ends in its EOI marker is whole (0xFF in scan data
+    is always stuffed, so FF D9 ends only the image), else (data after EOI, or cut short) check_image
+    decodes it. Anything else gets check_image too.
     """
     try:
         with open(path, "rb") as handle:
             magic = handle.read(8)
+            handle.seek(max(0, os.fstat(handle.fileno()).st_size - 2))
+            tail = handle.read(2)
     except OSError as error:
         return f"unreadable: {error}"
     if magic == b"\x89PNG\r\n\x1a\n":  # by content, not by name: a JPEG called .png is a JPEG to OpenCV
+        return ""
+    if magic.startswith(b"\xff\xd8") and tail == b"\xff\xd9":
         return ""
     return check_image(path).problem
 
