@@ -116,6 +116,7 @@ def test_meta_info_check_resumes_after_sigkill(tmp_path):
     done = kill_halfway(args, tmp_path / "job1", tmp_path)
     assert not (tmp_path / "meta" / "meta_info.txt").exists()
 
+    args[2] = str(tmp_path / "HR")  # the same folder named absolutely: the same images
     printed = srcockpit("data", *args, "--job", str(tmp_path / "job2"), "-q", cwd=tmp_path).stdout
     record = result(tmp_path / "job2")
     assert record["images"] == COUNT and done <= record["resumed"] < COUNT

@@ -69,7 +69,7 @@ class Journal:
 
     def done(self, image: Path) -> dict[str, Any] | None:
         """What was recorded for this image, while it is the same file; None when it is still to do."""
-        entry = self.entries.get(str(image))
+        entry = self.entries.get(os.path.abspath(image))  # the same file whether named relative or absolute
         if entry is None:
             return None
         try:
@@ -80,7 +80,7 @@ class Journal:
         return entry if same else None
 
     def record(self, image: Path, **fields: Any) -> None:
-        self._write({"image": str(image), "stamp": _stamp(image), **fields})
+        self._write({"image": os.path.abspath(image), "stamp": _stamp(image), **fields})
 
     def close(self) -> None:
         self._handle.close()
