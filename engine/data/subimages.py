@@ -5,7 +5,9 @@ the border when more than ``thresh_size`` pixels would be left over), same names
 (``<name>_s001<ext>``, row-major), same pixels (read with IMREAD_UNCHANGED, written with PNG compression
 level 3). Differences, on purpose: the output folder may exist with ``force``; an image smaller than one
 crop or unreadable is reported instead of crashing a worker; the DIV2K habit of deleting 'x2', 'x3',
-'x4', 'x8' anywhere in a name is opt-in (``strip_scale``), and then only removes a trailing suffix after a digit.
+'x4', 'x8' anywhere in a name is opt-in (``strip_scale``), and then only removes a trailing suffix after a digit;
+a JPEG crop is written without the PNG level (OpenCV ignores it there, with a warning per crop); a run killed
+halfway is resumed by the next (engine.data.journal).
 """
 
 from __future__ import annotations

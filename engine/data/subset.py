@@ -14,7 +14,8 @@
   because basicsr's meta_info reader splits on spaces), ``out/meta_info/meta_info_<out name>.txt`` in
   Real-ESRGAN's format (root ``out``), ``left_out.tsv`` and ``subset.json`` (what was asked, what was
   made). The subset is built in a hidden sibling folder and renamed into place when complete; an
-  existing subset is only replaced with ``force``.
+  existing subset is only replaced with ``force``. A build killed before that is resumed by the next one
+  of the same plan: the checks it had done are read from its journal (engine.data.journal), not redone.
 """
 
 from __future__ import annotations
