@@ -16,6 +16,8 @@ import multiprocessing
 import os
 import re
 import shutil
+import sys
+import threading
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -97,8 +99,14 @@ class SubimageResult:
 
 
 def _pool(workers: int) -> Executor:
-    # fork after torch/OpenMP threads started can hang a child; forkserver starts clean ones.
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    # basicsr forks its workers, the cheapest start. A fork is safe only from a process with no other thread
+    # (a lock one holds stays held in the child) and no torch (its OpenMP pool can hang a child); else
+    # forkserver starts clean workers, each importing the caller's __main__ again.
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1 and "torch" not in sys.modules:
+        method = "fork"
+    else:
+        method = "forkserver" if "forkserver" in methods else "spawn"
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -50,9 +51,11 @@ def _progress_bar(quiet: bool = False) -> Iterator[ProgressFn]:
 
     columns = (TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("eta"), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+    # no refresh thread: extract-subimages forks its workers only from a single-threaded process
+    with Progress(*columns, console=Console(stderr=True), transient=False, auto_refresh=False) as bar:
         tasks: dict[str, Any] = {}
         resuming: set[str] = set()
+        drawn = [0.0]
 
         def update(done: int, total: int, message: str) -> None:
             resumed = message.startswith(RESUMED)
@@ -66,7 +69,11 @@ def _progress_bar(quiet: bool = False) -> Iterator[ProgressFn]:
             elif phase in resuming:  # the ETA's speed counts this run's work, not what a killed run had done
                 resuming.discard(phase)
                 bar.reset(tasks[phase], completed=done, total=total)
-            bar.update(tasks[phase], completed=done, total=total, description=message[:28])
+            now = time.monotonic()
+            redraw = done >= total or now - drawn[0] >= 0.1
+            if redraw:
+                drawn[0] = now
+            bar.update(tasks[phase], completed=done, total=total, description=message[:28], refresh=redraw)
 
         yield update
 
