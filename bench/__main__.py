@@ -6,6 +6,8 @@
 4 cockpit           cold start, 200k-iteration replay (vs floors measured beside them), its CPU live and idle
 5 export            onnxruntime float and a8w8 QDQ vs torch eager, per 270x480 frame
 6 timing            the report's timing method on two copies of one model (they must agree within 10%)
+7 data jobs         subset, meta-info, extract-subimages on 1,100 generated 2K photos vs basicsr/Real-ESRGAN
+                    logic (images/s), and extract-subimages killed halfway then resumed (bench/data_jobs_bench.py)
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from rich.table import Table
 
 from bench.common import Profile, Row, prepare_photos, prepare_subimages, quiet_basicsr_logger
 
-PARTS = ("1", "2", "3", "4", "5", "6")
+PARTS = ("1", "2", "3", "4", "5", "6", "7")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         quiet_basicsr_logger(folder / "basicsr.log")
         photos, meta = prepare_photos(folder)
         sub = prepare_subimages(folder, photos) if parts & {"2", "3"} else None
-        from bench import data_bench, export_bench, timing_bench, train_bench, ui_bench
+        from bench import data_bench, data_jobs_bench, export_bench, timing_bench, train_bench, ui_bench
 
         steps = [
             ("1", "engine overhead", lambda: [train_bench.engine_overhead(profile, folder, photos, meta, log)]),
@@ -109,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
             ("5", "export", lambda: export_bench.export_latency(folder, quick=args.quick, log=log)),
             ("6", "timing method", lambda: [*timing_bench.two_copies(quick=args.quick, log=log),
                                             *timing_bench.threads_row(quick=args.quick, log=log)]),
+            ("7", "data jobs", lambda: data_jobs_bench.data_jobs(
+                folder, images=50 if args.quick else 1100, png=5 if args.quick else 0,
+                threads=len(os.sched_getaffinity(0)), extract_images=50 if args.quick else 1000,
+                resume_images=20 if args.quick else 200, log=log)),
         ]
         for part, label, run in steps:
             if part not in parts:

@@ -59,20 +59,21 @@ def test_same_files_and_pixels_as_basicsr(tmp_path, workers):
     cv2.imwrite(str(src / "astronaut.png"), skdata.astronaut()[:330, :290, ::-1])
     cv2.imwrite(str(src / "camera.png"), skdata.camera()[:250, :410])  # grey: 2-D crops
     cv2.imwrite(str(src / "tiny.png"), skdata.camera()[:90, :90])
+    cv2.imwrite(str(src / "coffee.jpg"), skdata.coffee()[:200, :260, ::-1])  # JPEG crops, as basicsr writes them
     (tmp_path / "expected").mkdir()
-    for name in ("astronaut.png", "camera.png"):
+    for name in ("astronaut.png", "camera.png", "coffee.jpg"):
         basicsr_worker(str(src / name), str(tmp_path / "expected"), 128, 64, 20)
 
     result = extract_subimages(src, tmp_path / "ours", crop_size=128, step=64, thresh_size=20, workers=workers)
     expected = sorted(p.name for p in (tmp_path / "expected").iterdir())
     assert sorted(p.name for p in (tmp_path / "ours").iterdir()) == expected
-    assert len(expected) == result.crops == 4 * 4 + 3 * 6  # astronaut 4x4 windows, camera 3x6
+    assert len(expected) == result.crops == 4 * 4 + 3 * 6 + 2 * 3  # astronaut 4x4 windows, camera 3x6, coffee 2x3
     for name in expected:
         ours = cv2.imread(str(tmp_path / "ours" / name), cv2.IMREAD_UNCHANGED)
         theirs = cv2.imread(str(tmp_path / "expected" / name), cv2.IMREAD_UNCHANGED)
         assert ours.shape[:2] == (128, 128) and np.array_equal(ours, theirs)
         assert (tmp_path / "ours" / name).read_bytes() == (tmp_path / "expected" / name).read_bytes()
-    assert result.images == 3 and [(p.name, "smaller") for p, m in result.skipped if "smaller" in m] == [
+    assert result.images == 4 and [(p.name, "smaller") for p, m in result.skipped if "smaller" in m] == [
         ("tiny.png", "smaller")]
     assert result.workers == workers
 

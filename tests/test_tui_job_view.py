@@ -74,3 +74,24 @@ async def test_the_demo_jobs_final_screen_shows_the_comparison_and_export_figure
                                   ("fine-tuned", "30.318", "0.8885")):
             assert re.search(rf"{model} .*{psnr} .*{ssim}", text), text
         assert re.search(r"QDQ vs float .*38\.42 dB", text) and "458,752 bytes" in text, text
+
+
+@sync
+async def test_a_running_jobs_eta_counts_only_this_runs_work(tmp_path: Path):
+    """A data job resumed after a kill: the images the killed run had done (resumed: ...) are not this run's
+    pace. The ETA comes from the events' own times, so it reads the same live and replayed."""
+    from engine.protocol import ProgressEvent
+
+    job = Job(tmp_path / "experiments" / "job-extract", "extract-subimages")
+    job.__enter__()  # left running: this process is its live engine
+    for done, t, message in ((50, 100.0, "resumed: 0050.png"), (52, 110.0, "0052.png"), (62, 120.0, "0062.png")):
+        job.events.emit(ProgressEvent(job="extract-subimages", done=done, total=100, message=message, t=t))
+    job.events.close()
+    app = make_app(tmp_path, save_settings=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle_run_list(pilot)
+        await pilot.press("enter")
+        assert await wait_for(pilot, lambda: isinstance(app.screen, JobViewScreen))
+        message = app.screen.query_one("#job-message")
+        # 10 images in 10 s since this run's first: 38 left take 0:38 (counting the resumed 50 would say 1:03)
+        assert await wait_for(pilot, lambda: "0062.png  ·  eta 0:38" in str(message.render())), str(message.render())

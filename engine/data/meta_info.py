@@ -26,6 +26,8 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from engine.data.images import check_image, is_image_name, iter_images, require_folder
+from engine.data.journal import NAME as JOURNAL
+from engine.data.journal import RESUMED, Journal
 from engine.options_yaml import Report, key_lines, read_yaml
 from engine.protocol import ProgressFn, UserError
 
@@ -49,18 +51,36 @@ class MetaInfo:
     path: Path
     lines: tuple[str, ...]
     skipped: tuple[tuple[Path, str], ...] = ()
+    resumed: int = 0  # images a killed earlier run had read, not read again
 
     @property
     def count(self) -> int:
         return len(self.lines)
 
 
+def _line(path: Path, root: Path, check: bool, with_shape: bool) -> tuple[str, str]:
+    """(meta_info line, '') for one image, or ('', why it is left out)."""
+    if check:
+        found = check_image(path)
+        if not found.ok:
+            return "", found.problem
+    name = os.path.relpath(path, root)
+    if with_shape:
+        try:
+            height, width, channels = _shape(path)
+        except (OSError, UnidentifiedImageError, SyntaxError) as error:
+            return "", f"unreadable: {error}"
+        name = f"{name} ({height},{width},{channels})"
+    return name, ""
+
+
 def meta_info_lines(inputs: Sequence[Path], roots: Sequence[Path] | None = None, *, check: bool = False,
-                    with_shape: bool = False, recursive: bool = False,
-                    progress: ProgressFn | None = None) -> tuple[list[str], list[tuple[Path, str]]]:
+                    with_shape: bool = False, recursive: bool = False, progress: ProgressFn | None = None,
+                    journal: Journal | None = None) -> tuple[list[str], list[tuple[Path, str]]]:
     """The lines (without newline) and the (file, reason) pairs left out by ``check``.
 
-    roots default to each input's parent folder, so lines read ``<input folder name>/<file>``.
+    roots default to each input's parent folder, so lines read ``<input folder name>/<file>``. An image the
+    journal holds (a killed earlier run read it) is not read again.
     """
     roots = list(roots) if roots else [Path(folder).parent for folder in inputs]
     if len(roots) != len(inputs):
@@ -78,22 +98,19 @@ def meta_info_lines(inputs: Sequence[Path], roots: Sequence[Path] | None = None,
     for listing, root in zip(listings, roots, strict=True):
         for path in listing:
             done += 1
-            if check:
-                found = check_image(path)
-                if not found.ok:
-                    skipped.append((path, found.problem))
-                    continue
-            name = os.path.relpath(path, root)
-            if with_shape:
-                try:
-                    height, width, channels = _shape(path)
-                except (OSError, UnidentifiedImageError, SyntaxError) as error:
-                    skipped.append((path, f"unreadable: {error}"))
-                    continue
-                name = f"{name} ({height},{width},{channels})"
-            lines.append(name)
+            entry = journal.done(path) if journal else None
+            if entry is not None:
+                line, problem = str(entry["line"]), str(entry["problem"])
+            else:
+                line, problem = _line(path, root, check, with_shape)
+                if journal:
+                    journal.record(path, line=line, problem=problem)
+            if problem:
+                skipped.append((path, problem))
+                continue
+            lines.append(line)
             if progress:
-                progress(done, total, path.name)
+                progress(done, total, path.name if entry is None else RESUMED + path.name)
     return lines, skipped
 
 
@@ -112,14 +129,31 @@ def write_meta_info(meta_info: Path, lines: Sequence[str]) -> None:
 def generate_meta_info(inputs: Sequence[Path], meta_info: Path, roots: Sequence[Path] | None = None, *,
                        check: bool = False, with_shape: bool = False, recursive: bool = False,
                        progress: ProgressFn | None = None) -> MetaInfo:
-    """Write the meta_info file for the images of ``inputs`` (see the module docstring for the format)."""
-    lines, skipped = meta_info_lines(inputs, roots, check=check, with_shape=with_shape, recursive=recursive,
-                                     progress=progress)
+    """Write the meta_info file for the images of ``inputs`` (see the module docstring for the format).
+
+    When images are read (check, with_shape), each one's outcome goes to a journal beside the file until it is
+    written, so that a run killed meanwhile and started again reads only the images it had not reached.
+    """
+    journal = None
+    if check or with_shape:
+        settings = {"inputs": [Path(f).resolve() for f in inputs], "roots": [Path(r).resolve() for r in roots or []],
+                    "check": check, "with_shape": with_shape, "recursive": recursive}
+        journal = Journal(meta_info.parent / f".{meta_info.name}{JOURNAL}", settings)
+    try:
+        lines, skipped = meta_info_lines(inputs, roots, check=check, with_shape=with_shape, recursive=recursive,
+                                         progress=progress, journal=journal)
+    finally:
+        if journal:
+            journal.close()
     if not lines:
+        if journal:
+            journal.remove()
         raise UserError(f"every image in {', '.join(map(str, inputs))} failed the check: {skipped[0][1]}",
                         f"first bad file: {skipped[0][0]}")
     write_meta_info(meta_info, lines)
-    return MetaInfo(meta_info, tuple(lines), tuple(skipped))
+    if journal:
+        journal.remove()
+    return MetaInfo(meta_info, tuple(lines), tuple(skipped), journal.reused if journal else 0)
 
 
 # ---- checking an options file's datasets -------------------------------------------------------------

@@ -5,7 +5,9 @@ the border when more than ``thresh_size`` pixels would be left over), same names
 (``<name>_s001<ext>``, row-major), same pixels (read with IMREAD_UNCHANGED, written with PNG compression
 level 3). Differences, on purpose: the output folder may exist with ``force``; an image smaller than one
 crop or unreadable is reported instead of crashing a worker; the DIV2K habit of deleting 'x2', 'x3',
-'x4', 'x8' anywhere in a name is opt-in (``strip_scale``), and then only removes a trailing suffix after a digit.
+'x4', 'x8' anywhere in a name is opt-in (``strip_scale``), and then only removes a trailing suffix after a digit;
+a JPEG crop is written without the PNG level (OpenCV ignores it there, with a warning per crop); a run killed
+halfway is resumed by the next (engine.data.journal).
 """
 
 from __future__ import annotations
@@ -14,14 +16,18 @@ import multiprocessing
 import os
 import re
 import shutil
+import sys
+import threading
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from engine.data.images import check_image, list_images
+from engine.data.images import check_image, decodes_to_the_end, list_images
+from engine.data.journal import NAME as JOURNAL
+from engine.data.journal import RESUMED, Journal, staging_folder, swap_in
 from engine.protocol import ProgressFn, UserError
 
 CROP_SIZE, STEP, THRESH_SIZE, COMPRESSION_LEVEL = 400, 200, 0, 3
@@ -56,12 +62,12 @@ class _Job:
 
 def _crop_one(job: _Job) -> tuple[Path, int, str]:
     """(image, crops written, problem); runs in a worker process."""
-    found = check_image(job.path)  # OpenCV fills a truncated JPEG with grey and says nothing
-    if not found.ok:
-        return job.path, 0, found.problem
+    problem = decodes_to_the_end(job.path)  # OpenCV fills a truncated JPEG with grey and says nothing
+    if problem:
+        return job.path, 0, problem
     image = cv2.imread(str(job.path), cv2.IMREAD_UNCHANGED)
     if image is None:
-        return job.path, 0, "unreadable by OpenCV"
+        return job.path, 0, check_image(job.path).problem or "unreadable by OpenCV"
     if image.ndim not in (2, 3):
         return job.path, 0, f"unexpected image shape {image.shape}"
     height, width = image.shape[:2]
@@ -69,13 +75,15 @@ def _crop_one(job: _Job) -> tuple[Path, int, str]:
     cols = crop_starts(width, job.crop_size, job.step, job.thresh_size)
     if not rows or not cols:
         return job.path, 0, f"{width}x{height} is smaller than one {job.crop_size}px crop"
+    # basicsr passes the PNG level for a JPEG too, where OpenCV ignores it with a warning per crop
+    params = [cv2.IMWRITE_PNG_COMPRESSION, job.compression_level] if job.path.suffix.lower() == ".png" else []
     index = 0
     for top in rows:
         for left in cols:
             index += 1
             crop = np.ascontiguousarray(image[top: top + job.crop_size, left: left + job.crop_size, ...])
             target = job.out / subimage_name(job.path, index, job.strip_scale)
-            if not cv2.imwrite(str(target), crop, [cv2.IMWRITE_PNG_COMPRESSION, job.compression_level]):
+            if not cv2.imwrite(str(target), crop, params):
                 return job.path, index - 1, f"could not write {target}"
     return job.path, index, ""
 
@@ -87,19 +95,24 @@ class SubimageResult:
     crops: int = 0
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     workers: int = 1
+    resumed: int = 0  # images a killed earlier run had finished, not cropped again
 
 
 def _pool(workers: int) -> Executor:
-    # fork after torch/OpenMP threads started can hang a child; forkserver starts clean ones.
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    # basicsr forks its workers, the cheapest start. A fork is safe only from a process with no other thread
+    # (a lock one holds stays held in the child) and no torch (its OpenMP pool can hang a child); else
+    # forkserver starts clean workers, each importing the caller's __main__ again.
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1 and "torch" not in sys.modules:
+        method = "fork"
+    else:
+        method = "forkserver" if "forkserver" in methods else "spawn"
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
 
 
-def extract_subimages(input_dir: Path, out_dir: Path, *, crop_size: int = CROP_SIZE, step: int = STEP,
-                      thresh_size: int = THRESH_SIZE, compression_level: int = COMPRESSION_LEVEL,
-                      workers: int | None = None, strip_scale: bool = False, force: bool = False,
-                      progress: ProgressFn | None = None) -> SubimageResult:
-    """Crop every image of input_dir (non-recursive) into out_dir; workers=1 runs in this process."""
+def _check_request(input_dir: Path, out_dir: Path, crop_size: int, step: int, thresh_size: int,
+                   compression_level: int, force: bool) -> list[Path]:
+    """The images to crop; a UserError for bad settings or an output folder that may not be replaced."""
     if crop_size <= 0 or step <= 0 or thresh_size < 0:
         raise UserError(f"bad crop settings: crop_size {crop_size}, step {step}, thresh_size {thresh_size}",
                         "crop size and step must be positive, thresh_size zero or more")
@@ -108,37 +121,79 @@ def extract_subimages(input_dir: Path, out_dir: Path, *, crop_size: int = CROP_S
     paths = list_images(input_dir)
     if out_dir.resolve() == input_dir.resolve():
         raise UserError("the output folder is the input folder", "write the crops to e.g. <input>_sub")
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not force:
-            raise UserError(f"{out_dir} already exists", "pick another output folder or add --force")
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    workers = max(1, min(workers or os.cpu_count() or 1, len(paths)))
-    jobs = [_Job(p, out_dir, crop_size, step, thresh_size, compression_level, strip_scale) for p in paths]
-    result = SubimageResult(out_dir, workers=workers)
+    if out_dir.exists() and any(out_dir.iterdir()) and not force:
+        raise UserError(f"{out_dir} already exists", "pick another output folder or add --force")
+    return paths
 
-    def record(outcome: tuple[Path, int, str]) -> None:
+
+def extract_subimages(input_dir: Path, out_dir: Path, *, crop_size: int = CROP_SIZE, step: int = STEP,
+                      thresh_size: int = THRESH_SIZE, compression_level: int = COMPRESSION_LEVEL,
+                      workers: int | None = None, strip_scale: bool = False, force: bool = False,
+                      progress: ProgressFn | None = None) -> SubimageResult:
+    """Crop every image of input_dir (non-recursive) into out_dir; workers=1 runs in this process.
+
+    The crops go to a hidden sibling folder, renamed to out_dir when every image is done; a run killed
+    before that is resumed by the next one with the same settings (engine.data.journal): the images it had
+    finished are not cropped again.
+    """
+    paths = _check_request(input_dir, out_dir, crop_size, step, thresh_size, compression_level, force)
+    staging = staging_folder(out_dir)
+    settings = {"input": input_dir.resolve(), "crop_size": crop_size, "step": step, "thresh_size": thresh_size,
+                "compression_level": compression_level, "strip_scale": strip_scale}
+    journal = Journal(staging / JOURNAL, settings) if staging.is_dir() else None
+    if journal is not None and not journal.resumed:
+        journal.close()
+        shutil.rmtree(staging)  # a killed run with other settings: its crops are not these
+        journal = None
+    staging.mkdir(parents=True, exist_ok=True)
+    journal = journal or Journal(staging / JOURNAL, settings)
+    workers = max(1, min(workers or os.cpu_count() or 1, len(paths)))
+    result = SubimageResult(out_dir, workers=workers)
+    try:
+        _crop_all(paths, staging, journal, result, _Job(Path(), staging, crop_size, step, thresh_size,
+                                                        compression_level, strip_scale), progress)
+    finally:
+        journal.close()
+    result.skipped.sort()
+    if not result.crops:
+        shutil.rmtree(staging)
+        path, problem = result.skipped[0]
+        raise UserError(f"no sub-image made from {input_dir}: {path}: {problem}",
+                        f"give images of at least {crop_size}x{crop_size} pixels that decode completely, or a "
+                        "smaller --crop-size")
+    journal.remove()
+    swap_in(staging, out_dir)
+    return result
+
+
+def _crop_all(paths: list[Path], staging: Path, journal: Journal, result: SubimageResult, template: _Job,
+              progress: ProgressFn | None) -> None:
+    """Crop each image the journal does not hold yet (in a pool of result.workers), recording each as it ends."""
+    total = len(paths)
+
+    def record(outcome: tuple[Path, int, str], fresh: bool = True) -> None:
         path, crops, problem = outcome
+        if fresh:
+            journal.record(path, crops=crops, problem=problem)
         result.images += 1
         result.crops += crops
         if problem:
             result.skipped.append((path, problem))
         if progress:
-            progress(result.images, len(jobs), path.name)
+            progress(result.images, total, path.name if fresh else RESUMED + path.name)
 
-    if workers == 1:
-        for job in jobs:
+    todo = []
+    for path in paths:
+        entry = journal.done(path)
+        if entry is None:
+            todo.append(replace(template, path=path))
+        else:
+            result.resumed += 1
+            record((path, int(entry.get("crops", 0)), str(entry.get("problem", ""))), fresh=False)
+    if result.workers == 1 or len(todo) < 2:
+        for job in todo:
             record(_crop_one(job))
-    else:
-        with _pool(workers) as pool:
-            for future in as_completed([pool.submit(_crop_one, job) for job in jobs]):
-                record(future.result())
-    result.skipped.sort()
-    if not result.crops:
-        if not any(out_dir.iterdir()):
-            out_dir.rmdir()
-        path, problem = result.skipped[0]
-        raise UserError(f"no sub-image made from {input_dir}: {path}: {problem}",
-                        f"give images of at least {crop_size}x{crop_size} pixels that decode completely, or a "
-                        "smaller --crop-size")
-    return result
+        return
+    with _pool(min(result.workers, len(todo))) as pool:
+        for future in as_completed([pool.submit(_crop_one, job) for job in todo]):
+            record(future.result())

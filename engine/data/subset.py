@@ -14,7 +14,8 @@
   because basicsr's meta_info reader splits on spaces), ``out/meta_info/meta_info_<out name>.txt`` in
   Real-ESRGAN's format (root ``out``), ``left_out.tsv`` and ``subset.json`` (what was asked, what was
   made). The subset is built in a hidden sibling folder and renamed into place when complete; an
-  existing subset is only replaced with ``force``.
+  existing subset is only replaced with ``force``. A build killed before that is resumed by the next one
+  of the same plan: the checks it had done are read from its journal (engine.data.journal), not redone.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ import os
 import random
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.data.images import ImageCheck, check_image, iter_images, require_folder
+from engine.data.journal import NAME as JOURNAL
+from engine.data.journal import RESUMED, Journal, staging_folder, swap_in
 from engine.data.meta_info import write_meta_info, write_text_atomic
 from engine.protocol import ProgressFn, UserError
 
@@ -119,6 +122,7 @@ class SubsetResult:
     sources: list[SourceResult] = field(default_factory=list)
     bytes_copied: int = 0
     seconds: float = 0.0
+    resumed: int = 0  # image checks a killed earlier build had done, not done again
 
     @property
     def count(self) -> int:
@@ -130,7 +134,7 @@ class SubsetResult:
 
     def summary(self) -> dict[str, object]:
         return {"out": str(self.out), "images": self.count, "left_out": len(self.left_out),
-                "meta_info": str(self.meta_info), "seconds": round(self.seconds, 2),
+                "meta_info": str(self.meta_info), "seconds": round(self.seconds, 2), "resumed": self.resumed,
                 "sources": {s.label: {"wanted": s.wanted, "chosen": len(s.chosen),
                                       "left_out": len(s.left_out), "short": s.short} for s in self.sources}}
 
@@ -199,8 +203,26 @@ def plan_subset(sources: Sequence[SourceSpec], out: Path, *, seed: int = 0, mode
     return SubsetPlan(out, plans, seed, mode, balance, gt_size)
 
 
-def _select(plan: SourcePlan, gt_size: int, pool: ThreadPoolExecutor, progress, done: list[int],
-            total: int) -> SourceResult:
+def _checks(batch: list[Path], gt_size: int, pool: ThreadPoolExecutor,
+            journal: Journal) -> Iterator[tuple[ImageCheck, bool]]:
+    """(check_image, held) of each path in order; a check the journal holds (a killed earlier build: held) is
+    not redone."""
+    held = {path: journal.done(path) for path in batch}
+    fresh = pool.map(lambda p: check_image(p, min_size=gt_size), [p for p in batch if held[p] is None])
+    for path in batch:
+        entry = held[path]
+        if entry is not None:
+            yield ImageCheck(path, int(entry["width"]), int(entry["height"]), int(entry["channels"]),
+                             str(entry["problem"])), True
+            continue
+        found = next(fresh)
+        journal.record(path, width=found.width, height=found.height, channels=found.channels,
+                       problem=found.problem)
+        yield found, False
+
+
+def _select(plan: SourcePlan, gt_size: int, pool: ThreadPoolExecutor, journal: Journal,
+            progress: ProgressFn | None, done: list[int], total: int) -> SourceResult:
     """Walk the seeded order, checking images in batches, until `wanted` good images are found."""
     chosen: list[Path] = []
     left_out: list[ImageCheck] = []
@@ -208,16 +230,29 @@ def _select(plan: SourcePlan, gt_size: int, pool: ThreadPoolExecutor, progress, 
     while len(chosen) < plan.wanted and position < len(plan.order):
         batch = plan.order[position: position + max(1, plan.wanted - len(chosen))]
         position += len(batch)
-        for found in pool.map(lambda p: check_image(p, min_size=gt_size), batch):
+        for found, held in _checks(batch, gt_size, pool, journal):
             (chosen if found.ok else left_out).append(found.path if found.ok else found)
             done[0] += 1
             if progress:
-                progress(min(done[0], total), total, f"checking {plan.label}")
+                progress(min(done[0], total), total, f"{RESUMED if held else ''}checking {plan.label}")
     return SourceResult(plan.label, plan.wanted, sorted(chosen, key=plan.rel), left_out)
+
+
+def _placed(src: Path, dst: Path, mode: str) -> bool:
+    """dst is already src's link or complete copy (a killed earlier build made it)."""
+    if mode == "symlink":
+        return dst.is_symlink() and os.readlink(dst) == str(src.resolve())
+    if not dst.is_file() or dst.is_symlink():
+        return False
+    return os.path.samefile(src, dst) if mode == "hardlink" else dst.stat().st_size == src.stat().st_size
 
 
 def _place(src: Path, dst: Path, mode: str) -> int:
     dst.parent.mkdir(parents=True, exist_ok=True)
+    if os.path.lexists(dst):
+        if _placed(src, dst, mode):
+            return dst.stat().st_size if mode == "copy" else 0
+        dst.unlink()
     if mode == "symlink":
         os.symlink(src.resolve(), dst)
         return 0
@@ -230,12 +265,10 @@ def _place(src: Path, dst: Path, mode: str) -> int:
                                 "hard links need one file system: use --mode symlink or copy") from error
             raise
         return 0
-    shutil.copy2(src, dst)
+    partial = dst.with_name(f".{dst.name}.partial")  # a copy cut short by a kill never has dst's name
+    shutil.copy2(src, partial)
+    partial.replace(dst)
     return dst.stat().st_size
-
-
-def _staging(out: Path) -> Path:
-    return out.parent / f".{out.name}.partial"
 
 
 def _is_subset(folder: Path) -> bool:
@@ -266,17 +299,22 @@ def build_subset(sources: Sequence[SourceSpec], out: Path, *, seed: int = 0, mod
                                recursive=recursive)
     if plan.mode == "copy":
         _check_space(plan, out)
-    staging = _staging(out)
-    if staging.exists():
-        shutil.rmtree(staging)  # a killed earlier build
-    staging.mkdir(parents=True)
+    staging = staging_folder(out)
+    journal = _journal(plan, staging)
     total = sum(s.wanted for s in plan.sources)
     done = [0]
     result = SubsetResult(out, out / "meta_info" / f"meta_info_{out.name}.txt", out / LEFT_OUT)
-    with ThreadPoolExecutor(max(1, workers)) as pool:  # Pillow decodes without holding the GIL
-        for source in plan.sources:
-            result.sources.append(_select(source, plan.gt_size, pool, progress, done, total))
+    try:
+        with ThreadPoolExecutor(max(1, workers)) as pool:  # Pillow decodes without holding the GIL
+            for source in plan.sources:
+                result.sources.append(_select(source, plan.gt_size, pool, journal, progress, done, total))
+    finally:
+        journal.close()
+    result.resumed = journal.reused
     lines = _place_all(plan, result, staging, progress)
+    if journal.resumed:
+        _prune(staging, plan, lines)
+    journal.remove()
     if not lines:
         shutil.rmtree(staging)
         first = result.left_out[0]
@@ -284,7 +322,7 @@ def build_subset(sources: Sequence[SourceSpec], out: Path, *, seed: int = 0, mod
                         f"images must decode completely and be at least {plan.gt_size} px on the short side "
                         "(--gt-size)")
     _write_records(plan, result, staging, lines)
-    _swap_in(staging, out)
+    swap_in(staging, out)
     result.seconds = time.monotonic() - started
     return result
 
@@ -344,15 +382,28 @@ def _write_records(plan: SubsetPlan, result: SubsetResult, staging: Path, lines:
     write_text_atomic(staging / MANIFEST, json.dumps(manifest, indent=2) + "\n")
 
 
-def _swap_in(staging: Path, out: Path) -> None:
-    """The finished staging folder becomes out; a former subset there is removed only after."""
-    if out.exists():
-        old = out.parent / f".{out.name}.old"
-        if old.exists():
-            shutil.rmtree(old)
-        out.rename(old)
-        staging.rename(out)
-        shutil.rmtree(old)  # links and copies only: the sources are never inside a subset
-    else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging.rename(out)
+def _journal(plan: SubsetPlan, staging: Path) -> Journal:
+    """The checks of a killed earlier build of the same plan (its staging folder is kept), or a fresh start."""
+    settings = {"sources": [[str(s.spec.path.resolve()), s.spec.count] for s in plan.sources], "seed": plan.seed,
+                "mode": plan.mode, "balance": plan.balance, "gt_size": plan.gt_size,
+                "recursive": [s.recursive for s in plan.sources]}
+    if staging.is_dir():
+        journal = Journal(staging / JOURNAL, settings)
+        if journal.resumed:
+            return journal
+        journal.close()
+        shutil.rmtree(staging)  # a killed build of another plan: its links are not these
+    staging.mkdir(parents=True)
+    return Journal(staging / JOURNAL, settings)
+
+
+def _prune(staging: Path, plan: SubsetPlan, lines: list[str]) -> None:
+    """Remove what a killed earlier build placed but this one did not pick (a source image changed since)."""
+    keep = set(lines)
+    for source in plan.sources:
+        folder = staging / source.label
+        for root, _, files in os.walk(folder):
+            for name in files:
+                path = Path(root, name)
+                if path.relative_to(staging).as_posix() not in keep:
+                    path.unlink()

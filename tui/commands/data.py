@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from engine.protocol import ProgressFn
@@ -39,16 +47,33 @@ def _progress_bar(quiet: bool = False) -> Iterator[ProgressFn]:
     if quiet:
         yield lambda done, total, message: None
         return
-    columns = (TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+    from engine.data.journal import RESUMED
+
+    columns = (TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("eta"), TimeRemainingColumn())
+    # no refresh thread: extract-subimages forks its workers only from a single-threaded process
+    with Progress(*columns, console=Console(stderr=True), transient=False, auto_refresh=False) as bar:
         tasks: dict[str, Any] = {}
+        resuming: set[str] = set()
+        drawn = [0.0]
 
         def update(done: int, total: int, message: str) -> None:
-            first = message.split(" ")[0]
+            resumed = message.startswith(RESUMED)
+            text = message.removeprefix(RESUMED)
+            first = text.split(" ")[0]
             phase = first if first in _PHASES else ""  # one bar per phase, else one bar in all
             if phase not in tasks:
-                tasks[phase] = bar.add_task(message, total=total)
-            bar.update(tasks[phase], completed=done, total=total, description=message[:28])
+                tasks[phase] = bar.add_task(text, total=total, completed=done)
+            if resumed:
+                resuming.add(phase)
+            elif phase in resuming:  # the ETA's speed counts this run's work, not what a killed run had done
+                resuming.discard(phase)
+                bar.reset(tasks[phase], completed=done, total=total)
+            now = time.monotonic()
+            redraw = done >= total or now - drawn[0] >= 0.1
+            if redraw:
+                drawn[0] = now
+            bar.update(tasks[phase], completed=done, total=total, description=message[:28], refresh=redraw)
 
         yield update
 
@@ -121,7 +146,8 @@ def _subset(args: argparse.Namespace) -> int:
         note = f", {len(source.left_out)} left out" if source.left_out else ""
         short = f" [yellow](asked {source.wanted}: not enough usable images)[/]" if source.short else ""
         console.print(f"  {source.label}: {len(source.chosen)} images{note}{short}")
-    console.print(f"subset: {result.count} images in {result.out} ({result.seconds:.1f} s)")
+    resumed = f", {result.resumed} checks kept from a killed earlier build" if result.resumed else ""
+    console.print(f"subset: {result.count} images in {result.out} ({result.seconds:.1f} s{resumed})")
     console.print(f"meta_info: {result.meta_info}")
     if result.left_out:
         console.print(f"[yellow]left out {len(result.left_out)}[/], reasons in {result.left_out_file}:")
@@ -143,8 +169,10 @@ def _meta_info(args: argparse.Namespace) -> int:
                   lambda progress: generate_meta_info(inputs, meta, roots, check=args.check,
                                                       with_shape=args.with_shape, recursive=args.recursive,
                                                       progress=progress),
-                  lambda r: {"meta_info": str(r.path), "images": r.count, "skipped": len(r.skipped)})
-    print(f"{result.path}: {result.count} images")
+                  lambda r: {"meta_info": str(r.path), "images": r.count, "skipped": len(r.skipped),
+                             "resumed": r.resumed})
+    resumed = f" ({result.resumed} read by a killed earlier run, not read again)" if result.resumed else ""
+    print(f"{result.path}: {result.count} images{resumed}")
     for path, problem in result.skipped:
         print(f"  left out {path}: {problem}")
     return 0
@@ -181,8 +209,10 @@ def _extract(args: argparse.Namespace) -> int:
                                                      workers=args.workers, strip_scale=args.strip_scale,
                                                      force=args.force, progress=progress),
                   lambda r: {"out": str(r.out), "images": r.images, "crops": r.crops,
-                             "skipped": len(r.skipped)})
-    print(f"{result.crops} sub-images from {result.images} images in {result.out} ({result.workers} workers)")
+                             "skipped": len(r.skipped), "resumed": r.resumed})
+    resumed = f", {result.resumed} images done by a killed earlier run" if result.resumed else ""
+    print(f"{result.crops} sub-images from {result.images} images in {result.out} ({result.workers} workers"
+          f"{resumed})")
     for path, problem in result.skipped:
         print(f"  skipped {path}: {problem}")
     return 0

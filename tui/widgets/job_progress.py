@@ -29,7 +29,9 @@ from textual.widget import Widget
 from textual.widgets import ProgressBar, Static
 from textual.worker import get_current_worker
 
+from engine.data.journal import RESUMED
 from engine.protocol import FAILED, FINISHED, STOPPED, ProgressEvent, ResultEvent, RunPaths
+from engine.units import duration
 from tui.messages import LogLines, OtherEvents, RunInfo, RunStatus, TailCaughtUp
 from tui.state import overall_progress
 from tui.tailer import Tailer
@@ -37,6 +39,36 @@ from tui.widgets.sizes import SizeClasses
 
 LIVENESS_S = 1.0
 START_GRACE_S = 20.0  # a job with no engine.json yet is "starting" this long
+
+
+@dataclass
+class Pace:
+    """A job's ETA from its progress events' own times, so a history replayed later reads as it did live.
+
+    The rate counts from the first event of this run's work in the current counter (a step of a job of
+    several, or a phase whose count starts again): an image a killed earlier run had finished (a "resumed: "
+    message) is not work of this run, and would make it look fast.
+    """
+
+    key: tuple[int, int, int] = (0, 0, 0)
+    start_t: float = 0.0
+    start_done: int = -1
+    last_done: int = 0
+
+    def eta(self, event: ProgressEvent) -> float | None:
+        key = (event.step, event.steps, event.total)
+        restart = key != self.key or event.done < self.last_done or self.start_done < 0
+        self.last_done = event.done
+        if event.message.startswith(RESUMED):
+            self.key, self.start_done = key, -1
+            return None
+        if restart:
+            self.key, self.start_t, self.start_done = key, event.t, event.done
+            return None
+        if event.total <= 0 or event.done <= self.start_done or event.t <= self.start_t:
+            return None
+        rate = (event.done - self.start_done) / (event.t - self.start_t)
+        return max(0.0, event.total - event.done) / rate
 
 
 class JobProgress(Widget):
@@ -78,6 +110,7 @@ class JobProgress(Widget):
         self.kind = ""
         self.caught_up = False
         self._ended = False
+        self.pace = Pace()
 
     def compose(self) -> ComposeResult:
         yield Static(id="job-title")
@@ -98,6 +131,7 @@ class JobProgress(Widget):
         self.workers.cancel_group(self, "job-tail")
         self.folder, self.process, self.kind = Path(folder), process, kind
         self.results, self.error, self.output, self._ended, self.caught_up = [], "", [], False, False
+        self.pace = Pace()
         self.started_at = time.monotonic()
         self._set("#job-error", "")
         self._set("#job-output", "")
@@ -154,7 +188,9 @@ class JobProgress(Widget):
                 if total > 0:
                     bar.update(total=total, progress=done)
                 step = f"[{event.step}/{event.steps}] " if event.steps else ""
-                self.query_one("#job-message", Static).update(Text(step + event.message))
+                eta = self.pace.eta(event)
+                when = f"  ·  {'step ' if event.steps else ''}eta {duration(eta)}" if eta is not None else ""
+                self.query_one("#job-message", Static).update(Text(step + event.message + when))
             elif isinstance(event, ResultEvent):
                 self.results.append(event)
                 self.post_message(self.Result(self.folder, event))
