@@ -135,8 +135,9 @@ def _basicsr_scandir(dir_path: str):
             yield entry.path
 
 
-def _basicsr_worker(path: str, opt: dict) -> str:
-    """basicsr's extract_subimages.py worker(), line for line."""
+def basicsr_worker(path: str, opt: dict) -> str:
+    """basicsr's extract_subimages.py worker(), line for line (tests/test_data_subimages.py checks our crops
+    against it)."""
     crop_size, step, thresh_size = opt["crop_size"], opt["step"], opt["thresh_size"]
     img_name, extension = os.path.splitext(os.path.basename(path))
     img_name = img_name.replace("x2", "").replace("x3", "").replace("x4", "").replace("x8", "")
@@ -169,7 +170,7 @@ def basicsr_extract_subimages(input_folder: str, save_folder: str, n_thread: int
     pbar = tqdm(total=len(img_list), unit="image", desc="Extract")
     pool = Pool(n_thread)
     for path in img_list:
-        pool.apply_async(_basicsr_worker, args=(path, opt), callback=lambda arg: pbar.update(1))
+        pool.apply_async(basicsr_worker, args=(path, opt), callback=lambda arg: pbar.update(1))
     pool.close()
     pool.join()
     pbar.close()

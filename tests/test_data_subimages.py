@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
@@ -10,28 +9,9 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
+from bench.data_jobs_bench import basicsr_worker
 from engine.data.subimages import crop_starts, extract_subimages, subimage_name
 from tui.cli import main
-
-
-def basicsr_worker(path: str, save_folder: str, crop_size: int, step: int, thresh_size: int) -> None:
-    """The logic of basicsr's extract_subimages.py worker(), from its source (compression level 3)."""
-    img_name, extension = os.path.splitext(os.path.basename(path))
-    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    h, w = img.shape[:2]
-    h_space = np.arange(0, h - crop_size + 1, step)
-    if h - (h_space[-1] + crop_size) > thresh_size:
-        h_space = np.append(h_space, h - crop_size)
-    w_space = np.arange(0, w - crop_size + 1, step)
-    if w - (w_space[-1] + crop_size) > thresh_size:
-        w_space = np.append(w_space, w - crop_size)
-    index = 0
-    for x in h_space:
-        for y in w_space:
-            index += 1
-            cropped_img = np.ascontiguousarray(img[x:x + crop_size, y:y + crop_size, ...])
-            cv2.imwrite(os.path.join(save_folder, f"{img_name}_s{index:03d}{extension}"), cropped_img,
-                        [cv2.IMWRITE_PNG_COMPRESSION, 3])
 
 
 @pytest.mark.parametrize("length", [200, 201, 250, 399, 400, 401, 512, 1000])
@@ -62,7 +42,8 @@ def test_same_files_and_pixels_as_basicsr(tmp_path, workers):
     cv2.imwrite(str(src / "coffee.jpg"), skdata.coffee()[:200, :260, ::-1])  # JPEG crops, as basicsr writes them
     (tmp_path / "expected").mkdir()
     for name in ("astronaut.png", "camera.png", "coffee.jpg"):
-        basicsr_worker(str(src / name), str(tmp_path / "expected"), 128, 64, 20)
+        basicsr_worker(str(src / name), {"crop_size": 128, "step": 64, "thresh_size": 20, "compression_level": 3,
+                                         "save_folder": str(tmp_path / "expected")})
 
     result = extract_subimages(src, tmp_path / "ours", crop_size=128, step=64, thresh_size=20, workers=workers)
     expected = sorted(p.name for p in (tmp_path / "expected").iterdir())
