@@ -51,11 +51,12 @@ def registered(registry: str) -> dict[str, Registered]:
     for file in _sources(registry):
         try:
             text = file.read_text()
-            # registered classes sit at a module's top level: files that never name the registry are not
-            # parsed, and only the top level is walked (every `srcockpit train` pays this scan)
-            tree = ast.parse(text, str(file)) if registry in text else ast.Module(body=[], type_ignores=[])
+            if registry not in text:
+                continue
+            tree = ast.parse(text, str(file))
         except (OSError, SyntaxError, UnicodeDecodeError):
             continue
+        # registered classes sit at a module's top level: only that is walked (every `srcockpit train` pays this)
         for node in tree.body:
             if isinstance(node, ast.ClassDef) and any(_is_register(d, registry) for d in node.decorator_list):
                 found[node.name] = _constructor(node)

@@ -269,12 +269,14 @@ def parse_valset(text: str, *, scale: int = 2, base: Path | None = None) -> ValS
 def read_run_options(run_dir: Path) -> dict[str, Any]:
     import yaml
 
+    from engine.options_yaml import load_yaml
+
     paths = RunPaths(run_dir)
     candidates = [paths.cockpit / "options.yml", *sorted(run_dir.glob("*.yml"))]
     for path in candidates:
         if path.is_file():
             try:
-                data = yaml.safe_load(path.read_text())
+                data = load_yaml(path.read_text())
             except yaml.YAMLError as error:
                 raise UserError(f"{path} is not valid YAML: {error}") from error
             if isinstance(data, dict):

@@ -14,6 +14,7 @@ import numpy as np
 import yaml
 
 from engine.data.images import list_images, read_rgb
+from engine.options_yaml import load_yaml
 from engine.protocol import UserError
 
 BUILTIN = "builtin"
@@ -52,7 +53,7 @@ def run_validation_folder(checkpoint: Path) -> Path | None:
         return None
     for options in sorted(run.glob("*.yml")) + sorted(run.glob("*.yaml")):
         try:
-            loaded = yaml.safe_load(options.read_text())
+            loaded = load_yaml(options.read_text())
         except (OSError, yaml.YAMLError):
             continue
         datasets = loaded.get("datasets", {}) if isinstance(loaded, dict) else {}
