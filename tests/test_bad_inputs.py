@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
+import subprocess
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import pytest
 
 from tests.conftest import TINY_OPTIONS, srcockpit
 from tests.fixtures_weights import photos
-from tests.zygote import CLI_PRELUDE, Zygote
+from tests.zygote import CLI_PRELUDE, Zygote, completed
 
 SCALE = 2
 
@@ -520,16 +521,9 @@ _valset_for("lq-same-size", lambda gt, lq: gt / "p0.png", "is not x2", lq_size=4
 
 
 @dataclass(frozen=True)
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-@dataclass(frozen=True)
 class Outcome:
     bad: Bad
-    result: Result
+    result: subprocess.CompletedProcess
 
 
 AT_ONCE = 3
@@ -547,24 +541,27 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Shared:
     return Shared(root, good, valset)
 
 
-def run_forked(built: dict[str, Bad], root: Path) -> dict[str, Result]:
+def run_forked(built: dict[str, Bad], root: Path) -> dict[str, subprocess.CompletedProcess]:
     """Every case's `srcockpit ARGV` in its folder, AT_ONCE at a time."""
-    zygote, running, codes = Zygote(CLI_PRELUDE), {}, {}
+    zygote, running, results = Zygote(CLI_PRELUDE), {}, {}
     captured = root / "captured"  # outside the cases' folders, which some commands read as inputs
     captured.mkdir()
+
+    def streams(name: str) -> tuple[Path, Path]:
+        return captured / f"{name}.out", captured / f"{name}.err"
+
     try:
         for name in [*sorted(built), *[None] * AT_ONCE]:
             if len(running) == AT_ONCE or (name is None and running):
                 pid, status = zygote.wait_any()
-                codes[running.pop(pid)] = os.waitstatus_to_exitcode(status)
+                done = running.pop(pid)
+                results[done] = completed(built[done].argv, status, *streams(done))
             if name is not None:
-                pid = zygote.start("tui.cli", built[name].argv, cwd=root / name, stdout=captured / f"{name}.out",
-                                   stderr=captured / f"{name}.err", env={"COLUMNS": "200"}, prog="srcockpit")
-                running[pid] = name
+                out, err = streams(name)
+                running[zygote.start_srcockpit(built[name].argv, cwd=root / name, stdout=out, stderr=err)] = name
     finally:
         zygote.close()
-    return {name: Result(code, (captured / f"{name}.out").read_text(errors="replace"),
-                         (captured / f"{name}.err").read_text(errors="replace")) for name, code in codes.items()}
+    return results
 
 
 @pytest.fixture(scope="module")

@@ -83,6 +83,12 @@ for line in sys.stdin:
 """
 
 
+def completed(args: list[str], status: int, stdout: Path, stderr: Path) -> subprocess.CompletedProcess:
+    """A forked `srcockpit ARGS`'s outcome, as subprocess.run would give it."""
+    return subprocess.CompletedProcess(["srcockpit", *args], os.waitstatus_to_exitcode(status),
+                                       stdout.read_text(errors="replace"), stderr.read_text(errors="replace"))
+
+
 class Zygote:
     """prelude: Python run once before the first fork (the imports whose cost the children share)."""
 
@@ -112,15 +118,18 @@ class Zygote:
         """The child's wait status (os.waitpid's); SIGKILLed past timeout."""
         return self._ask(op="wait", pid=pid, timeout=timeout)["status"]
 
+    def start_srcockpit(self, args: list[str], *, cwd: Path, stdout: Path, stderr: Path) -> int:
+        """`srcockpit ARGS` in cwd, as tests.conftest.srcockpit runs it (COLUMNS=200); its pid."""
+        return self.start("tui.cli", args, cwd=cwd, stdout=stdout, stderr=stderr, env={"COLUMNS": "200"},
+                          prog="srcockpit")
+
     def srcockpit(self, *args: str, cwd: Path, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
         """tests.conftest.srcockpit's command line, forked: `srcockpit ARGS` in cwd, its output captured."""
         with tempfile.TemporaryDirectory(prefix="zygote-") as folder:
             out, err = Path(folder) / "stdout", Path(folder) / "stderr"
-            pid = self.start("tui.cli", list(args), cwd=cwd, stdout=out, stderr=err, env={"COLUMNS": "200"},
-                             prog="srcockpit")
-            code = os.waitstatus_to_exitcode(self.wait(pid, timeout))
-            result = subprocess.CompletedProcess(["srcockpit", *args], code, out.read_text(errors="replace"),
-                                                 err.read_text(errors="replace"))
+            pid = self.start_srcockpit(list(args), cwd=cwd, stdout=out, stderr=err)
+            result = completed(list(args), self.wait(pid, timeout), out, err)
+        code = result.returncode
         if check and code != 0:
             raise AssertionError(f"srcockpit {' '.join(args)} exited {code}\n{result.stdout}\n{result.stderr}")
         return result
