@@ -1,6 +1,7 @@
 """`python -m bench [--device cpu|cuda] [--quick] [--json out.json] [--only PARTS]`: the speed table.
 
-1 engine overhead   srcockpit's engine vs a plain basicsr loop, same options, data and seed (it/s)
+1 engine overhead   srcockpit's engine vs a plain basicsr loop, same options, data and seed (it/s); its it/s
+                    against the plan's 2 it/s floor (RTX 3090, batch 16, gt 256) and its peak memory
 2 levers            each opt-in speed-up of engine/speed.py and basicsr's own levers vs plain (it/s)
 3 data pipeline     RealESRGANDataset + feed_data degradations: our settings vs defaults (samples/s)
 4 cockpit           cold start, 200k-iteration replay (vs floors measured beside them), its CPU live and idle
@@ -40,6 +41,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="also write every figure (and its per-round samples) here")
     parser.add_argument("--only", default=",".join(PARTS), help="parts to run, e.g. 1,2 (default: all)")
     parser.add_argument("--keep", type=Path, help="work in this folder (kept) instead of a temporary one")
+    parser.add_argument("--perceptual", action=argparse.BooleanOptionalAction, default=None,
+                        help="train with the plan's perceptual loss (default: on CUDA); its VGG19 weights from "
+                             "--vgg-weights, else seeded random weights (same work, named so in the table)")
+    parser.add_argument("--vgg-weights", type=Path, help="torchvision's vgg19-dcbb9e9d.pth for the perceptual loss")
     return parser.parse_args(argv)
 
 
@@ -87,23 +92,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         console.print("--device cuda: torch sees no CUDA device here", markup=False)
         return 2
+    if args.vgg_weights is not None and not args.vgg_weights.is_file():
+        console.print(f"--vgg-weights {args.vgg_weights} does not exist", markup=False)
+        return 2
     profile = Profile.make(args.device, args.quick)
     with_compile = args.with_compile if args.with_compile is not None else args.device == "cuda" and not args.quick
     started = time.perf_counter()
     env = environment(args.device)
     log(f"bench on {args.device}: {env}")
-    log(f"profile: {profile}")
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="srcockpit-bench-") as tmp:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         quiet_basicsr_logger(folder / "basicsr.log")
         photos, meta = prepare_photos(folder)
+        if args.perceptual if args.perceptual is not None else args.device == "cuda":
+            profile = profile.with_perceptual(folder, args.vgg_weights)
+        log(f"profile: {profile}")
+        log(f"training options: the plan's recipe, {profile.vgg_label}")
         sub = prepare_subimages(folder, photos) if parts & {"2", "3"} else None
         from bench import data_bench, data_jobs_bench, export_bench, timing_bench, train_bench, ui_bench
 
         steps = [
-            ("1", "engine overhead", lambda: [train_bench.engine_overhead(profile, folder, photos, meta, log)]),
+            ("1", "engine overhead", lambda: train_bench.engine_overhead(profile, folder, photos, meta, log)),
             ("2", "training levers", lambda: train_bench.levers(profile, folder, photos, meta, sub, log,
                                                                 with_compile=with_compile)),
             ("3", "data pipeline", lambda: data_bench.data_pipeline(profile, folder, photos, meta, sub, log)),

@@ -12,7 +12,7 @@ import logging
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,8 @@ class Profile:
     timed: int
     rounds: int
     print_freq: int
+    vgg: Path | None = None  # the perceptual loss's VGG19 weights; None: the loss is left out
+    vgg_label: str = "perceptual loss off"
 
     @classmethod
     def make(cls, device: str, quick: bool) -> Profile:
@@ -62,6 +64,20 @@ class Profile:
         # CPU: the same recipe on 64 px crops, batch 2 (2 cores: ~2-4 s per iteration, mostly the dense USM
         # on the 400 px window and the discriminator); every iteration emits (print_freq 1)
         return cls(device, quick, 64, 2, 4, 0, 1, 3 if quick else 8, 2, 1)
+
+    def with_perceptual(self, folder: Path, weights: Path | None) -> Profile:
+        """The plan's perceptual loss on: VGG19 from `weights` (torchvision's ImageNet file) or, without one,
+        with seeded random weights, written into folder: the same work per iteration, meaningless loss values."""
+        if weights is not None:
+            return replace(self, vgg=weights, vgg_label=f"perceptual loss with VGG19 from {weights.name}")
+        path = folder / "vgg19_random_seed0.pth"
+        if not path.is_file():
+            import torch
+            import torchvision
+
+            torch.manual_seed(0)
+            torch.save(torchvision.models.vgg19(weights=None).state_dict(), path)
+        return replace(self, vgg=path, vgg_label="perceptual loss with RANDOM VGG19 weights (no ImageNet file)")
 
     @property
     def crop_pad_size(self) -> int:
@@ -107,11 +123,13 @@ def prepare_subimages(folder: Path, photos: Path) -> tuple[Path, Path]:
 
 
 def bench_options(profile: Profile, photos: Path, meta: Path, *, name: str, total_iter: int,
-                  speed: dict[str, Any] | None = None, dataset: dict[str, Any] | None = None) -> dict[str, Any]:
+                  speed: dict[str, Any] | None = None, dataset: dict[str, Any] | None = None,
+                  for_engine: bool = False) -> dict[str, Any]:
     """The plan's options file with the bench's sizes: same recipe (RealESRGANModel, second-order
-    degradations, USM, UNet discriminator, EMA), no perceptual loss (VGG19 weights are not installable
-    offline), random initial weights (the pretrained file is the user's), no validation, no checkpoints
-    inside the timed window."""
+    degradations, USM, UNet discriminator, EMA), the perceptual loss as profile.vgg says (VGG19 ImageNet
+    weights are not installable offline), random initial weights (the pretrained file is the user's), no
+    validation, no checkpoints inside the timed window. for_engine: the file run_engine reads, given
+    vgg_weights=profile.vgg, as `srcockpit train --vgg-weights` would."""
     opt = yaml.safe_load(PLAN_OPTIONS.read_text())
     opt["name"] = name
     opt["num_gpu"] = 1 if profile.device == "cuda" else 0
@@ -123,7 +141,12 @@ def bench_options(profile: Profile, photos: Path, meta: Path, *, name: str, tota
     train.update(dataset or {})
     opt["datasets"] = {"train": train}
     opt.pop("val", None)
-    opt["train"].pop("perceptual_opt", None)
+    if profile.vgg is None:
+        opt["train"].pop("perceptual_opt", None)
+    elif not for_engine:  # a plain loop gets what the engine makes of it with vgg_weights (engine/launch.py)
+        from engine.perceptual import with_weights_file
+
+        opt["train"]["perceptual_opt"] = with_weights_file(opt["train"]["perceptual_opt"], profile.vgg)
     opt["train"]["total_iter"] = total_iter
     opt["path"]["pretrain_network_g"] = None
     opt["logger"].update(print_freq=profile.print_freq, save_checkpoint_freq=10 ** 9, use_tb_logger=False)

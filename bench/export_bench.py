@@ -1,4 +1,5 @@
-"""Export: onnxruntime CPU latency per 270x480 frame, float and a8w8 QDQ, against torch eager.
+"""Export: onnxruntime CPU latency per 270x480 frame, float and a8w8 QDQ, and torch with channels-last
+weights (how srcockpit scores checkpoints), against torch eager.
 
 The ONNX files come from engine/export's own functions (export_onnx, quantize_qdq calibrated on the
 built-in photos) for a 32-feature / 32-conv x2 SRVGGNetCompact with seeded random weights (latency
@@ -7,6 +8,7 @@ does not depend on the weights' values). Each engine runs the same frames, inter
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -55,11 +57,22 @@ def export_latency(folder: Path, *, quick: bool, log: Callable[[str], None]) -> 
         with torch.inference_mode():
             return net(tensor)
 
-    variants = {"torch eager": timed(eager)}
+    net_cl = copy.deepcopy(net).to(memory_format=torch.channels_last)  # how rank, report and validation score
+
+    def eager_channels_last() -> object:
+        with torch.inference_mode():
+            return net_cl(tensor)
+
+    variants = {"torch eager": timed(eager), "torch channels-last": timed(eager_channels_last)}
     for name, session in sessions.items():
         variants[f"onnxruntime {name}"] = timed(lambda s=session: s.run(None, {INPUT_NAME: frame}))
     found = interleave(variants, 2 if quick else 3, log)
-    rows = []
+    cl = found["torch channels-last"]
+    rows = [Row("5 export", "torch with channels-last weights (how rank, report and validation score)",
+                paired_ratio(cl, found["torch eager"], higher_is_faster=False), "torch eager (float32)",
+                f"{_median(cl) * 1000:.0f} vs {_median(found['torch eager']) * 1000:.0f} ms per "
+                f"{SIZE[0]}x{SIZE[1]} frame", [e / v for v, e in zip(cl, found["torch eager"], strict=True)],
+                "ratio = default-layout time / channels-last time (> 1: channels-last faster)")]
     for name, label in (("onnxruntime float", "float"), ("onnxruntime a8w8", "a8w8")):
         ratio = paired_ratio(found[name], found["torch eager"], higher_is_faster=False)
         rows.append(Row("5 export", f"{name} QDQ" if label == "a8w8" else name, ratio, "torch eager (float32)",

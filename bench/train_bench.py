@@ -126,7 +126,11 @@ class Contender:
         self.steps.close()
 
 
-def engine_overhead(profile: Profile, folder: Path, photos: Path, meta: Path, log: Callable[[str], None]) -> Row:
+PLAN_FLOOR = 2.0  # it/s, finetune-plan.md: an RTX 3090 at batch 16, gt_size 256
+
+
+def engine_overhead(profile: Profile, folder: Path, photos: Path, meta: Path,
+                    log: Callable[[str], None]) -> list[Row]:
     """The engine and the plain loop in lockstep: after each engine iteration (its iter event) the plain
     loop runs one iteration, so both see the same machine at the same moment, iteration by iteration.
     The engine's time for iteration k runs from the end of the plain step after k-1 to its iter event for
@@ -137,7 +141,8 @@ def engine_overhead(profile: Profile, folder: Path, photos: Path, meta: Path, lo
 
     total = profile.warmup + profile.timed * (2 if profile.quick else 3)
     opt_plain = bench_options(profile, photos, meta, name="bench_plain", total_iter=total + 1)
-    options_file = write_options(bench_options(profile, photos, meta, name="bench_engine", total_iter=total), folder)
+    options_file = write_options(bench_options(profile, photos, meta, name="bench_engine", total_iter=total,
+                                               for_engine=True), folder)
     plain = Contender(load_options(write_options(opt_plain, folder), root=folder, num_gpu=opt_plain["num_gpu"]),
                       profile.device)
     engine_times: list[float] = []
@@ -155,8 +160,12 @@ def engine_overhead(profile: Profile, folder: Path, photos: Path, meta: Path, lo
         last[0] = time.perf_counter()
 
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    if profile.device == "cuda":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
     try:
-        status = run_engine(options_file, root=folder, listener=listener)
+        status = run_engine(options_file, root=folder, listener=listener, vgg_weights=profile.vgg)
     finally:
         for sig, handler in handlers.items():  # run_engine installs its own; the bench keeps Ctrl-C
             signal.signal(sig, handler)
@@ -168,10 +177,30 @@ def engine_overhead(profile: Profile, folder: Path, photos: Path, meta: Path, lo
     reference = plain.times[profile.warmup:profile.warmup + len(engine)]
     pairs = [p / e for p, e in zip(reference, engine, strict=False)]
     gc.collect()
-    return Row("1 engine", "srcockpit engine vs plain basicsr loop (it/s)", _median(pairs), "plain basicsr loop",
-               f"median of {len(pairs)} lockstep iterations; ratio of totals {sum(reference) / sum(engine):.3f}; "
-               f"engine {len(engine) / sum(engine):.3f} it/s, plain {len(reference) / sum(reference):.3f} it/s",
-               pairs, "goal >= 0.99; events every iteration, telemetry thread, control socket, health checks on")
+    rate = len(engine) / sum(engine)
+    overhead = Row("1 engine", "srcockpit engine vs plain basicsr loop (it/s)", _median(pairs), "plain basicsr loop",
+                   f"median of {len(pairs)} lockstep iterations; ratio of totals {sum(reference) / sum(engine):.3f}; "
+                   f"engine {rate:.3f} it/s, plain {len(reference) / sum(reference):.3f} it/s; {profile.vgg_label}",
+                   pairs, "goal >= 0.99; events every iteration, telemetry thread, control socket, health checks on")
+    return [overhead, floor_row(profile, rate)]
+
+
+def floor_row(profile: Profile, rate: float) -> Row:
+    """The engine's it/s against the plan's floor, and the peak memory of the run (both sides in one process)."""
+    import resource
+
+    import torch
+
+    sizes = f"batch {profile.batch}, gt_size {profile.gt_size}, {profile.vgg_label}"
+    if profile.device == "cuda":
+        peak = f"peak CUDA memory {torch.cuda.max_memory_allocated() / 2 ** 30:.2f} GiB allocated " \
+               f"({torch.cuda.max_memory_reserved() / 2 ** 30:.2f} GiB reserved), engine and plain loop together"
+        return Row("1 engine", f"engine it/s on {torch.cuda.get_device_name(0)}", rate / PLAN_FLOOR,
+                   f"the plan's floor, {PLAN_FLOOR:g} it/s (RTX 3090)", f"{rate:.2f} it/s at {sizes}; {peak}")
+    peak = f"peak RSS of the bench process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20:.2f} GiB"
+    return Row("1 engine", "engine it/s on this CPU", None, f"the plan's floor, {PLAN_FLOOR:g} it/s (RTX 3090)",
+               f"{rate:.2f} it/s at {sizes}; {peak}",
+               note="the floor is for a GPU at the plan's sizes: no ratio on a CPU")
 
 
 def _median(values: list[float]) -> float:

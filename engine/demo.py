@@ -29,6 +29,8 @@ OPTIONS_DIR = shipped_folder("engine", "options_files", "options")
 STAGE1_OPTIONS = OPTIONS_DIR / "demo_stage1_l1.yml"
 PLAN_OPTIONS = OPTIONS_DIR / "finetune_small_realesr_animevideox2v3.yml"
 SCALE = 2
+RECORD_VERSION = 2  # demo.json's layout: 2 trains stage 1 on sub-images (data step's crops_*)
+TRAIN_CROP = 128  # stage 1's GT sub-images (64 px LQ); its patches are 64 px
 # Both stages and the report measure as the design's table does: Y channel, crop_border = scale.
 # The artifact figures and NIQE (engine/metrics.py) crop the same border, so both stages compare alike.
 METRIC_OVERRIDES = [
@@ -55,8 +57,8 @@ class DemoSettings:
     timing_frame: tuple[int, int]
 
 
-FULL = DemoSettings(warmup_iters=1200, warmup_every=300, gan_iters=40, gan_every=20, export_size=(270, 480),
-                    sim_size=(64, 64), calib_frames=4, refit_patches=64, val_crop=None, timing_runs=2,
+FULL = DemoSettings(warmup_iters=1200, warmup_every=600, gan_iters=20, gan_every=20, export_size=(270, 480),
+                    sim_size=(64, 64), calib_frames=4, refit_patches=64, val_crop=None, timing_runs=5,
                     timing_frame=(270, 480))
 FAST = DemoSettings(warmup_iters=40, warmup_every=20, gan_iters=2, gan_every=2, export_size=(48, 64),
                     sim_size=(32, 32), calib_frames=2, refit_patches=16, val_crop=96, timing_runs=1,
@@ -80,6 +82,10 @@ class DemoPaths:
     @property
     def train_pairs(self) -> Path:
         return self.data / "train_pairs"
+
+    @property
+    def train_crops(self) -> Path:
+        return self.data / "train_pairs_sub"
 
     @property
     def weights(self) -> Path:
@@ -133,10 +139,14 @@ class Demo:
         try:
             record = json.loads(self.paths.state.read_text())
         except (FileNotFoundError, ValueError):
-            return {"fast": self.fast, "steps": {}}
+            return {"version": RECORD_VERSION, "fast": self.fast, "steps": {}}
         if record.get("fast") != self.fast:
             raise UserError(f"{self.paths.root} holds a {'--fast' if record.get('fast') else 'full'} demo",
                             "use another --root, or delete that folder to start over")
+        finished = all(name in record.get("steps", {}) for name, _, _ in self.steps())
+        if record.get("version", 1) != RECORD_VERSION and not finished:
+            raise UserError(f"{self.paths.root} holds an unfinished demo of an older srcockpit, whose steps this "
+                            "one cannot go on from", "use another --root, or delete that folder to start over")
         return record
 
     def _save_record(self) -> None:
@@ -198,10 +208,15 @@ class Demo:
     def step_data(self, job: Job) -> dict[str, Any]:
         from engine.data.demo import build_demo_data
         from engine.data.images import read_rgb
+        from engine.data.subimages import paired_subimages
         from engine.data.valset import make_valset, write_pairs
 
         data = build_demo_data(self.paths.data, scale=SCALE, progress=job.progress)
         pairs = make_valset(data.train_dir, self.paths.train_pairs, scale=SCALE, force=True)
+        # stage 1 reads crops, not the whole photos: decoding a 1404 px PNG for each 64 px patch took about
+        # a third of an iteration (basicsr's own lever, scripts/data_preparation/extract_subimages.py)
+        crops = paired_subimages(pairs.gt_dir, pairs.lq_dir, self.paths.train_crops, scale=SCALE, gt_crop=TRAIN_CROP,
+                                 workers=1, force=True)
         val_gt, val_lq = data.val_gt, data.val_lq
         crop = self.settings.val_crop
         if crop:
@@ -209,7 +224,9 @@ class Demo:
             small = write_pairs(images, self.paths.data / f"val_crop{crop}", scale=SCALE)
             val_gt, val_lq = small.gt_dir, small.lq_dir
         return {"train_images": len(data.train_names), "val_images": len(data.val_names),
-                "train_pairs": len(pairs.names), "val_gt": str(val_gt), "val_lq": str(val_lq),
+                "train_pairs": len(pairs.names), "train_crops": crops.crops, "crops_gt": str(crops.gt_dir),
+                "crops_lq": str(crops.lq_dir), "crops_meta_info": str(crops.meta_info),
+                "val_gt": str(val_gt), "val_lq": str(val_lq),
                 "train_dir": str(data.train_dir), "meta_info": str(data.meta_info)}
 
     def _val_dirs(self) -> tuple[Path, Path]:
@@ -261,10 +278,12 @@ class Demo:
 
     def step_stage1(self, job: Job) -> dict[str, Any]:
         s = self.settings
-        pairs = self.paths.train_pairs
-        overrides = [f"datasets.train.dataroot_gt={pairs / 'GTmod12'}",
-                     f"datasets.train.dataroot_lq={pairs / 'LRbicx2'}",
+        data = self.record["steps"]["data"]
+        overrides = [f"datasets.train.dataroot_gt={data['crops_gt']}", f"datasets.train.dataroot_lq={data['crops_lq']}",
+                     f"datasets.train.meta_info_file={data['crops_meta_info']}",
+                     "datasets.train.dataset_enlarge_ratio=1",
                      f"path.pretrain_network_g={self.paths.transferred}", f"train.total_iter={s.warmup_iters}",
+                     f"train.scheduler.milestones=[{s.warmup_iters * 2 // 3},{s.warmup_iters * 7 // 8}]",
                      f"val.val_freq={s.warmup_every}", f"logger.save_checkpoint_freq={s.warmup_every}",
                      # basicsr hands TensorBoard the losses every print_freq: the fast stage must reach one
                      f"logger.print_freq={min(50, s.warmup_every)}", *self._val_overrides()]
@@ -272,7 +291,8 @@ class Demo:
 
     def step_stage2(self, job: Job) -> dict[str, Any]:
         s = self.settings
-        best = describe(best_checkpoint(self.paths.stage("demo_stage1_l1").root)[1])
+        # the report scores the original and both starts once; the stage rankings need only the candidates
+        best = describe(best_checkpoint(self.paths.stage("demo_stage1_l1").root, references=False)[1])
         data = self.record["steps"]["data"]
         overrides = [f"datasets.train.dataroot_gt={data['train_dir']}", f"datasets.train.meta_info={data['meta_info']}",
                      "gt_size=64", "datasets.train.gt_size=64", "queue_size=8", "datasets.train.batch_size_per_gpu=4",
@@ -282,7 +302,10 @@ class Demo:
                      *self._val_overrides(),
                      # the same Gaussian as Real-ESRGAN's dense 51x51 USM, done separably (engine/speed.py;
                      # tests/test_speed.py bounds the difference): the dense one dominates a CPU iteration
-                     "srcockpit.usm=separable"]
+                     "srcockpit.usm=separable",
+                     # degrade a 128 px window, not RealESRGANDataset's 400 px one, for the 64 px patches kept
+                     # (engine/speed.py; python -m bench: 2.2x an iteration on 2 cores)
+                     "srcockpit.crop_pad_size=128"]
         if self.vgg_weights is None:
             overrides.append("train.perceptual_opt=null")
             job.events.emit(LogEvent(level="warning", message=PERCEPTUAL_OFF))
@@ -295,7 +318,7 @@ class Demo:
         from engine.rank import promote
 
         stages = (self.paths.stage(name).root for name in ("demo_stage1_l1", "demo_stage2_gan"))
-        result, best = best_checkpoint(*stages)
+        result, best = best_checkpoint(*stages, references=False)
         promote(result, self.paths.finetuned, best)
         return {"best": describe(best).to_dict(), "path": str(self.paths.finetuned)}
 

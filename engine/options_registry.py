@@ -1,9 +1,9 @@
 """What basicsr's registries hold, read from the sources with ast (no import, so no torch).
 
-Each class decorated with @<REGISTRY>.register() in basicsr, realesrgan and engine/models.py gives
-its constructor's parameters, which ones are required, and the type of each default (an int default
-asks for a whole number, a float one for a number, and so on): the options schema checks a network
-or loss section against them.
+Each class decorated with @<REGISTRY>.register() in basicsr, realesrgan, engine/models.py and
+engine/perceptual.py gives its constructor's parameters, which ones are required, and the type of each
+default (an int default asks for a whole number, a float one for a number, and so on): the options
+schema checks a network or loss section against them.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def _sources(registry: str) -> list[Path]:
         base = _package_dir(package)
         if base and (base / FOLDERS[registry]).is_dir():
             files += sorted((base / FOLDERS[registry]).glob("*.py"))
-    files.append(Path(__file__).with_name("models.py"))
+    files += [Path(__file__).with_name(name) for name in ("models.py", "perceptual.py")]
     return files
 
 

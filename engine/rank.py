@@ -419,7 +419,9 @@ def _checkpoint_entries(path: Path, scale: int) -> tuple[list[str], bool]:
 
 
 def build_net(state: StateDict, source: str = "state dict") -> torch.nn.Module:
-    return build_network(state, source)
+    """The network for scoring and timing, with channels-last weights: oneDNN convolves them about 1.5x
+    faster on a CPU than the default layout, with outputs within 2e-7 of it."""
+    return build_network(state, source).to(memory_format=torch.channels_last)
 
 
 def original_state(scale: int, original: str | Path = "ncnn") -> tuple[StateDict, str, str]:

@@ -4,8 +4,9 @@ Per model: PSNR and SSIM (basicsr's, through engine/evaluate.py, nearest and bic
 artifact figures (colour and chroma shift, checkerboard share, sharpness: engine.metrics.standard_figures), each
 model above the live alerts' colour or checkerboard limits marked with the reason (engine.health), LPIPS only
 where its backbone weights are on this machine (else "not available" and why), parameters, inference time
-per frame (the models timed in turn, engine/timing.py, at the validation-set size and at 270x480; device,
-threads and the runs' spread stated, inconclusive figures said to be), a
+per frame (one network per architecture timed, the architectures in turn, engine/timing.py, at the
+validation-set size and at 270x480; device, threads and the runs' spread stated, inconclusive figures said
+to be), a
 memory-footprint estimate, and visual samples (crops side by side). Written as report.json, report.md
 (images beside it in images/) and a self-contained report.html (images embedded as base64 PNG).
 
@@ -395,14 +396,20 @@ def _model_report(label: str, state: StateDict, stage: str, source: str, pairs: 
 
 def _time_models(reports: dict[str, ModelReport], nets: dict[str, torch.nn.Module], pairs: PairedImages,
                  runs: int, frame: tuple[int, int], target: torch.device) -> tuple[int, str]:
-    """Every model timed in the same rounds, in turn (engine/timing.py), with torch's threads set from the
-    cores free now: figures of one report can be compared. Returns (threads, why)."""
+    """One network per architecture timed, all in the same rounds, in turn (engine/timing.py), with torch's
+    threads set from the cores free now. Weights do not change a dense network's work, so models of one
+    architecture share its figure instead of showing the machine's noise as differences. Returns (threads, why)."""
     threads = set_torch_threads()
-    first_lq = pairs.lq[0].shape[:2]
-    valset = time_interleaved(nets, *first_lq, runs=runs, device=target)
-    frames = time_interleaved(nets, *frame, runs=runs, device=target)
+    timed: dict[str, str] = {}  # architecture -> the label whose network is timed for it
     for label, report in reports.items():
-        report.timing = {"valset": valset[label], "frame": frames[label]}
+        timed.setdefault(report.arch, label)
+    chosen = {label: nets[label] for label in timed.values()}
+    first_lq = pairs.lq[0].shape[:2]
+    valset = time_interleaved(chosen, *first_lq, runs=runs, device=target)
+    frames = time_interleaved(chosen, *frame, runs=runs, device=target)
+    for report in reports.values():
+        label = timed[report.arch]
+        report.timing = {"valset": valset[label], "frame": frames[label], "timed_as": DISPLAY.get(label, label)}
     return threads
 
 
@@ -410,6 +417,7 @@ def _timing_settings(device: str, pairs: PairedImages, runs: int, frame: tuple[i
                      threads: tuple[int, str]) -> dict[str, Any]:
     first_lq = pairs.lq[0].shape[:2]
     return {"device": device, "threads": threads[0], "threads_why": threads[1], "runs": runs,
+            "per": "architecture: one network of each timed, models of the same architecture share its figure",
             "statistic": f"median of interleaved rounds; inconclusive when the interquartile spread > "
                          f"{SPREAD_LIMIT:.0%} of it or fewer than {MIN_RUNS} runs",
             "warmup": 2, "sizes": {"valset": f"{first_lq[0]}x{first_lq[1]} (first LR image, HxW)",

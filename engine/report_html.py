@@ -94,7 +94,7 @@ def _settings_lines(data: dict[str, Any]) -> list[str]:
     if timing:
         lines.append(f"Timing: {timing['runs']} runs after {timing['warmup']} warm-up, on {timing['device']} "
                      f"with {timing['threads']} threads ({timing.get('threads_why', 'torch default')}; torch "
-                     f"{timing['torch']}); {timing['statistic']}; sizes: valset "
+                     f"{timing['torch']}); per {timing.get('per', 'model')}; {timing['statistic']}; sizes: valset "
                      f"{timing['sizes']['valset']}, frame {timing['sizes']['frame']}")
     else:
         lines.append("Timing: not measured (timing runs = 0)")

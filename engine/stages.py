@@ -36,12 +36,15 @@ class Best:
         return [f"path.pretrain_network_g={self.file}", f"path.param_key_g={self.entry}", "path.strict_load_g=true"]
 
 
-def best_checkpoint(*run_dirs: Path) -> tuple[Any, Any]:
+def best_checkpoint(*run_dirs: Path, references: bool = True) -> tuple[Any, Any]:
     """The best candidate over the runs (engine.rank, cached): (its run's RankResult, the candidate). As within a run,
-    a candidate marked for artifacts (colour shift, checkerboard) comes after every clean one."""
+    a candidate marked for artifacts (colour shift, checkerboard) comes after every clean one. references=False
+    scores no original model or start point beside them (they are never ranked; a report may score them once)."""
     from engine.rank import rank_run
 
-    ranked = [(result, candidate) for result in map(rank_run, run_dirs) for candidate in result.ranked]
+    options = {} if references else {"original": None, "include_start": False}
+    ranked = [(result, candidate) for result in (rank_run(d, **options) for d in run_dirs)
+              for candidate in result.ranked]
     if not ranked:
         raise UserError(f"no checkpoint of {', '.join(d.name for d in run_dirs)} could be scored",
                         "a stage needs validation data and at least one checkpoint")

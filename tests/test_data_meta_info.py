@@ -171,3 +171,22 @@ def test_check_options_resolves_every_image(tmp_path, monkeypatch, capsys):
     small = {"datasets": {"train": {"name": "p", "type": "PairedImageDataset", "gt_size": 64,
                                     "dataroot_gt": "datasets/Set5/GTmod12", "dataroot_lq": "datasets/Set5/GTmod12"}}}
     assert "smaller than gt_size 64" in check_datasets(small)[0].problems[0]
+
+
+def test_paired_crops_listed_by_meta_info_need_gt_size_of_gt_only(tmp_path):
+    """PairedImageDataset crops gt_size from GT and gt_size / scale from LQ: LQ sub-images of 32 px serve
+    gt_size 64 at x2, from a meta_info_file as from a folder listing; a GT under gt_size is still refused."""
+    from engine.data.subimages import paired_subimages
+    from engine.data.valset import write_pairs
+
+    pairs = write_pairs(iter([("coffee", skdata.coffee()[:128, :192])]), tmp_path / "pairs", scale=2)
+    for crop, problem in ((64, None), (48, "smaller than gt_size 64")):
+        crops = paired_subimages(pairs.gt_dir, pairs.lq_dir, tmp_path / f"crops{crop}", scale=2, gt_crop=crop)
+        train = {"name": "crops", "type": "PairedImageDataset", "gt_size": 64, "dataroot_gt": str(crops.gt_dir),
+                 "dataroot_lq": str(crops.lq_dir)}
+        for dataset in (train, dict(train, meta_info_file=str(crops.meta_info))):
+            report = check_datasets({"scale": 2, "datasets": {"train": dataset}})[0]
+            if problem is None:
+                assert report.ok, report.problems
+            else:
+                assert problem in report.problems[0] and "/GT/" in report.problems[0]

@@ -71,3 +71,27 @@ def test_cli_defaults_and_errors(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
     assert main(["data", "extract-subimages", str(tmp_path / "none"), "-o", str(tmp_path / "x"), "-q"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_paired_subimages_stay_pairs_and_list_every_photo_equally(tmp_path):
+    from collections import Counter
+
+    from engine.data.subimages import paired_subimages
+    from engine.data.valset import write_pairs
+
+    photos = [("camera", skdata.camera()[:192, :240]), ("coins", skdata.coins()[:96, :144])]
+    pairs = write_pairs(((n, np.stack([p] * 3, axis=-1)) for n, p in photos), tmp_path / "pairs", scale=2)
+    crops = paired_subimages(pairs.gt_dir, pairs.lq_dir, tmp_path / "crops", scale=2, gt_crop=48)
+    names = sorted(p.name for p in crops.gt_dir.iterdir())
+    assert names == sorted(p.name for p in crops.lq_dir.iterdir())
+    assert (crops.sources, crops.crops) == (2, 7 * 9 + 3 * 5)  # 24 px steps, the last window flush with the edge
+    gt = cv2.imread(str(pairs.gt_dir / "camera.png"))
+    lq = cv2.imread(str(pairs.lq_dir / "camera.png"))
+    top, left = 24, 192  # camera_s018: the second row's ninth and last window
+    assert np.array_equal(cv2.imread(str(crops.gt_dir / "camera_s018.png")), gt[top:top + 48, left:left + 48])
+    assert np.array_equal(cv2.imread(str(crops.lq_dir / "camera_s018.png")),
+                          lq[top // 2:top // 2 + 24, left // 2:left // 2 + 24])
+    listed = crops.meta_info.read_text().split()
+    assert set(listed) == set(names)
+    per_photo = Counter(name.split("_s")[0] for name in listed)
+    assert per_photo == {"camera": 63, "coins": 63}  # coins' 15 crops repeated to camera's count

@@ -100,3 +100,21 @@ def test_demo_data_layout_reuse_and_options(tmp_path):
     assert not demo.is_built()
     build_demo_data(root)
     assert demo.is_built() and (demo.val_lq / "rocket.png").is_file()
+
+
+def test_an_unfinished_demo_of_an_older_srcockpit_is_refused(tmp_path, capsys):
+    """demo.json before version 2 trained stage 1 on whole photos: its data step lacks the crops stage 1 reads
+    now, so an unfinished one is refused with a way out; a finished one is still shown as it is."""
+    import json
+
+    from engine.demo import Demo
+
+    root = tmp_path / "old-demo"
+    root.mkdir()
+    (root / "demo.json").write_text(json.dumps({"fast": True, "steps": {"data": {"train_images": 10}}}))
+    assert main(["--no-ui", "demo", "--fast", "--root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "unfinished demo of an older srcockpit" in err and "delete that folder" in err
+    finished = {name: {"seconds": 1.0} for name, _, _ in Demo(tmp_path / "new", fast=True).steps()}
+    (root / "demo.json").write_text(json.dumps({"fast": True, "steps": finished}))
+    assert Demo(root, fast=True).record["steps"] == finished

@@ -50,6 +50,31 @@ def test_second_order_degradations_run_on_cpu(tmp_path: Path, tiny_data: Path, m
         assert tuple(model.lq.shape) == (2, 3, 16, 16) and tuple(model.gt.shape) == (2, 3, 32, 32)
 
 
+@pytest.mark.parametrize(("model_type", "flags", "sharpened"), [
+    ("RealESRNetModel", {}, False),  # SRModel's optimize_parameters trains on gt, never on gt_usm
+    ("RealESRGANModel", {"l1_gt_usm": False, "percep_gt_usm": False, "gan_gt_usm": False}, False),
+    ("RealESRGANModel", {"l1_gt_usm": False, "percep_gt_usm": False, "gan_gt_usm": True}, True),
+])
+def test_paired_data_is_sharpened_only_where_a_loss_reads_it(tmp_path: Path, tiny_data: Path, model_type: str,
+                                                             flags: dict[str, bool], sharpened: bool):
+    """Real-ESRGAN blurs every paired GT batch and validation image with a dense 51x51 Gaussian into
+    gt_usm; the cockpit models skip it where nothing reads gt_usm, and otherwise make the same one."""
+    (tmp_path / "datasets").symlink_to(tiny_data / "datasets")
+    opt = load_options(TINY_OPTIONS, root=tmp_path, overrides=["high_order_degradation=false"])
+    opt.update(flags, model_type=MODEL_SUBSTITUTES[model_type])
+    model = build_model(opt)
+    gt, lq = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 16, 16)
+    model.feed_data({"gt": gt, "lq": lq})
+    assert torch.equal(model.gt, gt) and torch.equal(model.lq, lq)
+    assert hasattr(model, "gt_usm") is sharpened
+    if sharpened:
+        assert torch.equal(model.gt_usm, model.usm_sharpener(gt))
+        del model.gt_usm
+    model.is_train = False  # validation reads gt only
+    model.feed_data({"gt": gt, "lq": lq})
+    assert not hasattr(model, "gt_usm")
+
+
 # ---- the perceptual loss's VGG weights come from --vgg-weights, not from basicsr's global ----------
 
 def vgg19_start(path: Path) -> dict[str, torch.Tensor]:

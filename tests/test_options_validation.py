@@ -314,3 +314,12 @@ def test_options_module_stays_torch_free():
     code = ("import sys, engine.options as o; o.registered('ARCH_REGISTRY'); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_the_engine_perceptual_loss_is_a_known_loss_type(run_root: Path):
+    """FileVGGPerceptualLoss (engine/perceptual.py: basicsr's PerceptualLoss with its VGG weights from a file,
+    what --vgg-weights makes of the plan's loss) passes the checks by name, with its parameters checked too."""
+    loss = "train.perceptual_opt={type: FileVGGPerceptualLoss, layer_weights: {conv5_4: 1.0}, %s: vgg19.pth}"
+    load_options(TINY_OPTIONS, root=run_root, overrides=[loss % "vgg_weights"])
+    with pytest.raises(UserError, match="vgg_weight"):
+        load_options(TINY_OPTIONS, root=run_root, overrides=[loss % "vgg_weight"])

@@ -59,14 +59,18 @@ def test_report_from_a_real_run(tiny_run: Path, run_copy: Path, tmp_path: Path) 
     if importlib.util.find_spec("lpips") is None:
         assert data["settings"]["lpips"].startswith("not available: the lpips package is not installed")
         assert all(m["lpips"] is None for m in models.values())
-    # timings: stated device, threads, sizes; one number per model and size
+    # timings: stated device, threads, sizes; one number per architecture and size, shared by its models
     assert data["timing"]["device"] == "cpu" and data["timing"]["threads"] >= 1
     assert data["timing"]["sizes"]["frame"].startswith("27x48")
+    assert data["timing"]["per"].startswith("architecture")
     for name in ("original", "transferred", "fine-tuned"):
         timing = models[name]["timing"]
         assert timing["valset"]["input"] == "24x24" and timing["frame"]["input"] == "27x48"
         assert timing["frame"]["median_ms"] > 0
         assert timing["frame"]["runs"] == 1 and timing["frame"]["conclusive"] is False
+    assert models["original"]["timing"]["timed_as"] == "original"
+    assert models["transferred"]["timing"] == models["fine-tuned"]["timing"]  # one 32/32 network timed
+    assert models["fine-tuned"]["timing"]["timed_as"] == "transferred"
     assert "inconclusive (1 runs < 5)" in result.markdown_path.read_text()  # one run is no figure to compare
     # memory: fp32 params + input + the largest layer's input and output, at 270x480
     h, w = 270, 480

@@ -322,6 +322,7 @@ def demo_stage1(tmp_path_factory) -> Path:
 
     import torch
 
+    from engine.data.subimages import paired_subimages
     from engine.demo import FAST, Demo
     from engine.jobs import Job
     from engine.srvgg import SRVGGArch, save_checkpoint
@@ -331,12 +332,15 @@ def demo_stage1(tmp_path_factory) -> Path:
     write_tiny_dataset(root)
     demo = Demo(root, fast=True)
     demo.settings = dataclasses.replace(FAST, warmup_iters=4, warmup_every=2)
-    (demo.paths.train_pairs).symlink_to(demo.paths.data / "train")  # the demo's pair folders, tiny
+    train = demo.paths.data / "train"  # the tiny pairs, cropped as the demo's data step crops its own
+    crops = paired_subimages(train / "GTmod12", train / "LRbicx2", demo.paths.train_crops, scale=2, gt_crop=64)
     demo.paths.weights.mkdir()
     torch.manual_seed(7)
     save_checkpoint(demo.paths.transferred, SRVGGArch(num_feat=32, num_conv=32, upscale=2).build().state_dict())
     val = demo.paths.data / "val"
-    demo.record["steps"]["data"] = {"val_gt": str(val / "GTmod12"), "val_lq": str(val / "LRbicx2")}
+    demo.record["steps"]["data"] = {"val_gt": str(val / "GTmod12"), "val_lq": str(val / "LRbicx2"),
+                                    "crops_gt": str(crops.gt_dir), "crops_lq": str(crops.lq_dir),
+                                    "crops_meta_info": str(crops.meta_info)}
     with Job(demo.paths.job, "demo") as job:
         figures = demo.step_stage1(job)
     assert figures.get("run"), figures

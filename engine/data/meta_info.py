@@ -216,8 +216,9 @@ def _image_problem(path: Path, min_size: int, full: bool) -> tuple[str, str] | N
 
 
 def _check_files(report: DatasetCheck, paths: list[Path], source: str, *, min_size: int = 0,
-                 full: bool = False) -> None:
-    """Every path must be a readable image file; report the count and the first missing or broken one."""
+                 full: bool = False, lq: frozenset[Path] = frozenset()) -> None:
+    """Every path must be a readable image file, a GT one at least min_size (an LQ one in `lq` is GT / scale,
+    which _check_scale holds it to); report the count and the first missing or broken one."""
     missing = [p for p in paths if not p.is_file()]
     if missing:
         report.add(f"{len(missing)} of {len(paths)} images listed by {source} are missing; "
@@ -227,7 +228,7 @@ def _check_files(report: DatasetCheck, paths: list[Path], source: str, *, min_si
         return
     full = full or len(paths) <= FULL_DECODE_LIMIT
     for path in paths:
-        problem = _image_problem(path, min_size, full)
+        problem = _image_problem(path, 0 if path in lq else min_size, full)
         if problem:
             report.add(*problem)
             return
@@ -308,7 +309,8 @@ def _check_meta_info(report: DatasetCheck, phase: str, dataset: dict[str, Any], 
                    "regenerate it with `srcockpit data meta-info`")
         return
     paths, paired = listed
-    _check_files(report, paths, str(meta_path), min_size=min_size, full=not phase.startswith("train"))
+    _check_files(report, paths, str(meta_path), min_size=min_size, full=not phase.startswith("train"),
+                 lq=frozenset(lq for _, lq in paired))
     _check_scale(report, paired, scale)
 
 

@@ -28,6 +28,7 @@ import numpy as np
 from engine.data.images import check_image, decodes_to_the_end, list_images
 from engine.data.journal import NAME as JOURNAL
 from engine.data.journal import RESUMED, Journal, staging_folder, swap_in
+from engine.data.meta_info import write_text_atomic
 from engine.protocol import ProgressFn, UserError
 
 CROP_SIZE, STEP, THRESH_SIZE, COMPRESSION_LEVEL = 400, 200, 0, 3
@@ -197,3 +198,40 @@ def _crop_all(paths: list[Path], staging: Path, journal: Journal, result: Subima
     with _pool(min(result.workers, len(todo))) as pool:
         for future in as_completed([pool.submit(_crop_one, job) for job in todo]):
             record(future.result())
+
+
+@dataclass(frozen=True)
+class PairedSubimages:
+    gt_dir: Path
+    lq_dir: Path
+    meta_info: Path  # every source image's crops listed equally often (see paired_subimages)
+    crops: int
+    sources: int
+
+
+_CROP_SUFFIX = re.compile(r"_s\d{3,}$")
+
+
+def paired_subimages(gt_dir: Path, lq_dir: Path, out: Path, *, scale: int, gt_crop: int,
+                     workers: int | None = None, force: bool = False) -> PairedSubimages:
+    """Sub-images of a paired set (GT exactly `scale` x LQ) that stay pairs: the LQ grid is the GT grid
+    divided by scale, so <name>_sNNN of one folder shows what it shows in the other. The meta_info list
+    (PairedImageDataset's meta_info_file) repeats each source image's crops up to the largest image's count,
+    so training draws the images as evenly as it drew the whole images, not by their areas."""
+    if gt_crop % (2 * scale):
+        raise UserError(f"gt_crop {gt_crop} is not a multiple of {2 * scale}",
+                        "the LQ grid must be the GT grid divided by the scale")
+    step = gt_crop // 2
+    for source, target, crop in ((gt_dir, out / "GT", gt_crop), (lq_dir, out / "LQ", gt_crop // scale)):
+        extract_subimages(source, target, crop_size=crop, step=step * crop // gt_crop, workers=workers, force=force)
+    names = sorted(p.name for p in (out / "GT").iterdir())
+    if names != sorted(p.name for p in (out / "LQ").iterdir()):
+        raise UserError(f"the crops of {gt_dir} and {lq_dir} do not pair up",
+                        f"give LQ images exactly 1/{scale} of their GT images' size (GTmod12 + bicubic)")
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(_CROP_SUFFIX.sub("", Path(name).stem), []).append(name)
+    most = max(len(crops) for crops in groups.values())
+    meta = out / "meta_info_balanced.txt"
+    write_text_atomic(meta, "".join(f"{crops[i % len(crops)]}\n" for crops in groups.values() for i in range(most)))
+    return PairedSubimages(out / "GT", out / "LQ", meta, len(names), len(groups))
