@@ -50,6 +50,8 @@ ABORT_WINDOW_S = 3.0
 ENGINE_LOG_ENV = "SRCOCKPIT_ENGINE_LOG"
 # Kept free beside the event log for the line that says why a run on a full disk ended.
 EVENT_RESERVE_BYTES = 256 << 10
+# Seconds between two system events (host, process tree and GPU readings).
+TELEMETRY_S = 2.0
 
 
 def experiment_paths(opt: dict[str, Any]) -> RunPaths:
@@ -278,9 +280,14 @@ class _Engine:
         """Rank 0 (or the only rank) owns the lock, the events, engine.json and the socket."""
         return self.world is None or self.world.is_main
 
-    def close(self) -> None:
+    def stop_telemetry(self) -> None:
+        """Stop the telemetry thread and wait for it: a sample it took before is written now or never."""
         if self.telemetry:
             self.telemetry.stop()
+            self.telemetry = None
+
+    def close(self) -> None:
+        self.stop_telemetry()
         if self.control:
             self.control.close()
         if self.notifier:
@@ -334,8 +341,9 @@ def _serve(engine: _Engine, trainer: Any, commands: Any, options: Path, override
         write_engine_json(paths, engine.opt, argv, torchrun_info(world, ranks) if world else None)
         engine.control = ControlServer(paths.socket(), trainer.state)
         commands.control = engine.control
-        engine.telemetry = TelemetryThread(telemetry_emitter(engine.events),
+        engine.telemetry = TelemetryThread(telemetry_emitter(engine.events), interval=TELEMETRY_S,
                                            gpus=world.gpu_readings if world else None).start()
+        trainer.before_end = engine.stop_telemetry
         engine.events.emit(SystemEvent(**engine.telemetry.sample()))
     if world:
         world.watch_gpus(own_gpu_readings())
@@ -369,6 +377,7 @@ def run_engine(options: Path, *, root: Path, overrides: Sequence[str] = (), auto
         dist.dump_networks(getattr(trainer, "model", None), opt["rank"], trainer.current_iter)  # tests only
         return status
     except BaseException as error:
+        engine.stop_telemetry()
         raised = record_failure(error, events, trainer, root=engine.paths.root, world=world, name=opt["name"])
         if raised is error:
             raise

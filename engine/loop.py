@@ -314,6 +314,7 @@ class Trainer:
         self.epoch_iter = 0
         self._saved_iter = -1
         self.busy = ""  # what keeps the loop from the next command check (a validation): control replies say it
+        self.before_end: Callable[[], None] | None = None  # called before the final status (stops the telemetry)
         self.disk: Any = None  # the run's DiskGuard, told the size of every checkpoint
         self._baseline_cache: dict[str, dict[str, dict[str, float]]] = {}
         self._pairs_cache: dict[str, Any] = {}
@@ -331,6 +332,8 @@ class Trainer:
                 "settings": engine.models.model_settings(model) if model is not None else {}}
 
     def set_status(self, status: Status, **fields: Any) -> None:
+        if status in (STOPPED, FAILED, FINISHED) and self.before_end is not None:
+            self.before_end()  # the final status is the log's last event: no telemetry sample lands after it
         self.status = status
         self.events.emit(StatusEvent(status=status, iter=self.current_iter, **fields))
 

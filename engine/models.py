@@ -129,7 +129,7 @@ class _CockpitMixin:
 
     def _init_cockpit(self, opt: dict[str, Any]) -> None:
         """Degraders and the pair pool on the model's device; the EMA network in the validation's layout."""
-        if hasattr(self, "net_g_ema"):  # validated, never trained: the layout oneDNN runs ~1.5x faster on a CPU
+        if hasattr(self, "net_g_ema"):  # validated, never trained: the layout oneDNN runs faster on a CPU
             self.net_g_ema.to(memory_format=torch.channels_last)
         self.jpeger = ContiguousDiffJPEG(differentiable=False).to(self.device)
         self.usm_sharpener = USMSharp().to(self.device)

@@ -124,3 +124,27 @@ def test_a_finished_in_process_run_closes_its_train_log(tiny_run: Path):
     logs = list((tiny_run / "experiments" / "tiny_cpu").glob("train_tiny_cpu_*.log"))
     assert logs
     assert not any(marker in path.read_text() for path in logs)
+
+
+@pytest.mark.parametrize("ending", ["finished", "stopped"])
+def test_the_final_status_is_the_event_logs_last_line(run_root: Path, monkeypatch: pytest.MonkeyPatch, ending: str):
+    """Telemetry sampling every 1 ms: the thread is stopped and joined before the final status is written, so
+    no system event lands after it (a sample in flight used to, 6 ms after a finish, under torchrun)."""
+    import os
+    import signal
+
+    import engine.launch
+    from engine.launch import run_engine
+    from engine.protocol import IterEvent
+
+    monkeypatch.setattr(engine.launch, "TELEMETRY_S", 0.001)
+    overrides = ["train.total_iter=3", "val=~", "logger.save_checkpoint_freq=100"]
+
+    def stop_at_two(event) -> None:  # as `srcockpit stop` or a scheduler's SIGTERM would
+        if ending == "stopped" and isinstance(event, IterEvent) and event.iter == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    assert run_engine(TINY_OPTIONS, root=run_root, overrides=overrides, listener=stop_at_two) == ending
+    events = list(read_events(RunPaths(run_root / "experiments" / "tiny_cpu").events))
+    assert sum(e["type"] == "system" for e in events) >= 2  # the thread did sample during the run
+    assert events[-1]["type"] == "status" and events[-1]["status"] == ending

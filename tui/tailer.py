@@ -113,6 +113,7 @@ class IterRow(msgspec.Struct, kw_only=True, gc=False):
 _ITER_ROW = msgspec.json.Decoder(IterRow, strict=False)  # lax as the protocol's: "nan" strings are floats
 ITER_MARK = b'"type":"iter"'  # how the engine writes an iter line; a line without it takes the per-line path
 ITER_BATCH = 2048  # lines per decode call: a few ms holding the GIL, so the screen's loop keeps its turn
+IDLE_WAIT_S = 1.0  # the longest wait between two polls of a log that has not grown
 ITER_BATCH_MIN = 16  # fewer (a live run's poll) decode line by line: no second decode of the first line
 PIECE_BYTES = 256 << 10  # a decode call's share of the log: about 800 lines, a few ms holding the GIL
 PIECE_MIN = 16 << 10  # less new log than this (a live run's poll) goes line by line
@@ -473,19 +474,23 @@ class Tailer:
 
         With `backlog`, the history already in the log is folded into that state here, in this thread,
         and posted as one Backlog: the screen draws it once instead of queueing, applying and redrawing
-        a few hundred batches (a 200k-iteration log: about 3x sooner to the first full draw)."""
+        a few hundred batches (a 200k-iteration log: about 3x sooner to the first full draw).
+        Each empty poll doubles the wait before the next, up to IDLE_WAIT_S: a finished or paused run
+        costs a poll a second, and new events after a quiet spell show within that second."""
         if backlog is not None:
             self._post_backlog(post, cancelled, backlog)
+        wait = interval
         while not cancelled():
             while queue_size() > 16 and not cancelled():
                 time.sleep(0.02)
             messages = self.poll()
             for message in messages:
                 post(message)
+            wait = interval if messages else min(2 * wait, max(interval, IDLE_WAIT_S))
             if not messages or self.caught_up:
-                deadline = time.monotonic() + interval
+                deadline = time.monotonic() + wait
                 while time.monotonic() < deadline and not cancelled():
-                    time.sleep(0.05)
+                    time.sleep(min(0.1, wait))
 
     def _post_backlog(self, post: Callable[[Message], Any], cancelled: Callable[[], bool], state: RunState) -> None:
         lines: deque[tuple[float, str, str]] = deque(maxlen=LOG_LINES)
