@@ -147,14 +147,21 @@ class _CockpitMixin:
             self.queue_ptr = 0
         super()._dequeue_and_enqueue()
 
-    def _feed_pairs(self, data: dict[str, Any], *, sharpen: bool) -> None:
-        """Real-ESRGAN's branch for paired data and validation, without the 51x51 USM blur of GT where
-        nothing reads the sharpened copy (about 15% of the demo's L1 iteration on a CPU)."""
+    @torch.no_grad()
+    def feed_data(self, data: dict[str, Any]) -> None:
+        """Real-ESRGAN's, except that paired data and validation images are blurred with the 51x51 USM into
+        gt_usm only where a loss reads it (about 15% of the demo's L1 iteration on a CPU)."""
+        if self.is_train and self.opt.get("high_order_degradation", True):
+            super().feed_data(data)
+            return
         self.lq = data["lq"].to(self.device)
         if "gt" in data:
             self.gt = data["gt"].to(self.device)
-            if sharpen:
+            if self.is_train and self._losses_read_usm():  # validation never reads it
                 self.gt_usm = self.usm_sharpener(self.gt)
+
+    def _losses_read_usm(self) -> bool:
+        raise NotImplementedError
 
     def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
         """basicsr's, except that DDP gets device_ids only on CUDA: gloo on CPU takes none (engine/dist.py)."""
@@ -243,15 +250,8 @@ class CockpitRealESRGANModel(_CockpitMixin, RealESRGANModel):
         SRGANModel.__init__(self, opt)
         self._init_cockpit(opt)
 
-    @torch.no_grad()
-    def feed_data(self, data: dict[str, Any]) -> None:
-        if self.is_train and self.opt.get("high_order_degradation", True):
-            super().feed_data(data)
-            return
-        # paired training reads gt_usm for each loss whose *_gt_usm is not false; validation never does
-        sharpen = self.is_train and any(self.opt.get(k) is not False for k in ("l1_gt_usm", "percep_gt_usm",
-                                                                                  "gan_gt_usm"))
-        self._feed_pairs(data, sharpen=sharpen)
+    def _losses_read_usm(self) -> bool:
+        return any(self.opt.get(k) is not False for k in ("l1_gt_usm", "percep_gt_usm", "gan_gt_usm"))
 
 
 @MODEL_REGISTRY.register()
@@ -262,10 +262,5 @@ class CockpitRealESRNetModel(_CockpitMixin, RealESRNetModel):
         SRModel.__init__(self, opt)
         self._init_cockpit(opt)
 
-    @torch.no_grad()
-    def feed_data(self, data: dict[str, Any]) -> None:
-        if self.is_train and self.opt.get("high_order_degradation", True):
-            super().feed_data(data)
-            return
-        # RealESRNetModel trains on gt (SRModel's optimize_parameters): its gt_usm is never read
-        self._feed_pairs(data, sharpen=False)
+    def _losses_read_usm(self) -> bool:
+        return False  # RealESRNetModel trains on gt (SRModel's optimize_parameters): its gt_usm is never read
