@@ -4,8 +4,10 @@
 
 Cold start runs `srcockpit`'s own code path (make_app on a folder, run list) headless in a fresh
 interpreter and stops after the first frame. The replay writes a 200k-iteration run (an iter event
-every `--every` iterations, system every 2 s, val every 5k, checkpoint every 10k) and times, each in a
-fresh interpreter, rounds interleaved: (a) the tailer + series store alone, (b) the dashboard in a
+every `--every` iterations, system every 2 s, val every 5k, checkpoint every 10k) with the iter index the
+engine writes beside its log, and the same log without it (a link to it in a second run folder: what an
+engine that wrote no index left), and times on each, in a fresh interpreter, rounds interleaved:
+(a) the tailer + series store alone, (b) the dashboard in a
 headless App from launch and from mount to the first full draw of the whole history, with the event
 loop's longest stall while the history is folded (a 10 ms sleep's overshoot; on a busy machine, the
 scheduler's share too), (c) that App's start on a run with no history, and the floor beside them:
@@ -133,14 +135,26 @@ def empty_run(base: Path) -> Path:
     return root
 
 
+def log_alone(run: Path, base: Path) -> Path:
+    """A run folder holding the same log as `run` and no iter index."""
+    root = base / "experiments" / f"{run.name}_log_alone"
+    (root / "cockpit").mkdir(parents=True, exist_ok=True)
+    target = root / "cockpit" / "events.jsonl"
+    target.unlink(missing_ok=True)
+    os.link(run / "cockpit" / "events.jsonl", target)
+    return root
+
+
 def compare(run: Path, empty: Path, codes: dict[str, Path], rounds: int) -> dict[str, dict[str, list[float]]]:
     """Every measurement once a round for each checkout, in turn (the order reversed every other round)."""
     found: dict[str, dict[str, list[float]]] = {}
+    alone = log_alone(run, empty.parent.parent)
     steps = [("floor", "", run)] + [(kind, name, target) for name in codes
-                                    for kind, target in (("store", run), ("draw", run), ("empty", empty))]
+                                    for kind, target in (("store", run), ("draw", run), ("store log alone", alone),
+                                                         ("draw log alone", alone), ("empty", empty))]
     for index in range(rounds):
         for kind, name, target in steps if index % 2 == 0 else steps[::-1]:
-            figures = replay_round(kind, target, codes.get(name, ROOT))
+            figures = replay_round(kind.split()[0], target, codes.get(name, ROOT))
             for key, value in figures.items():
                 found.setdefault(f"{name} {kind}".strip(), {}).setdefault(key, []).append(value)
             print(f"  round {index + 1}/{rounds} {name or 'json.loads'} {kind}: "
@@ -153,14 +167,17 @@ def report(found: dict[str, dict[str, list[float]]], codes: dict[str, Path]) -> 
     floor = found["floor"]["wall"]
     print(f"json.loads of every line (the floor): median {median(floor):.2f} s")
     for name in codes:
-        store, draw, empty = found[f"{name} store"], found[f"{name} draw"], found[f"{name} empty"]
-        print(f"[{name}] replay, tailer + series store: median {median(store['wall']):.2f} s "
-              f"(CPU {median(store['cpu']):.2f} s), {ratio(floor, store['wall'])} the floor's speed")
-        print(f"[{name}] dashboard, mount to first full draw: median {median(draw['mount']):.2f} s, "
-              f"{ratio(floor, draw['mount'])} the floor's speed; launch to first full draw "
-              f"{median(draw['launch']):.2f} s, {ratio(floor, draw['launch'])} (the App's own start on a run "
-              f"with no history: {median(empty['launch']):.2f} s); longest event-loop stall while the history "
-              f"was folded {max(draw['stall']) * 1000:.0f} ms")
+        empty = found[f"{name} empty"]
+        for source in ("", " log alone"):
+            store, draw = found[f"{name} store{source}"], found[f"{name} draw{source}"]
+            label = f"[{name}{', the log alone' if source else ', with the index'}]"
+            print(f"{label} replay, tailer + series store: median {median(store['wall']):.2f} s "
+                  f"(CPU {median(store['cpu']):.2f} s), {ratio(floor, store['wall'])} the floor's speed")
+            print(f"{label} dashboard, mount to first full draw: median {median(draw['mount']):.2f} s, "
+                  f"{ratio(floor, draw['mount'])} the floor's speed; launch to first full draw "
+                  f"{median(draw['launch']):.2f} s, {ratio(floor, draw['launch'])} (the App's own start on a "
+                  f"run with no history: {median(empty['launch']):.2f} s); longest event-loop stall while the "
+                  f"history was folded {max(draw['stall']) * 1000:.0f} ms")
     if "against" in codes:
         this, other = found["this store"], found["against store"]
         print(f"this checkout against the other, same rounds: tailer + store {ratio(other['wall'], this['wall'])}, "

@@ -3,8 +3,9 @@
 - cold start to first frame (srcockpit's run list) against a bare Textual App's first frame, both in
   fresh interpreters, interleaved;
 - replay of a 200,000-iteration event log through the tailer + series store against json.loads of
-  every line of the same file (the least any reader must do), with the CPU share each used;
-- the dashboard's launch to first full draw of that run, against the same json.loads floor;
+  every line of the same file (the least any reader must do), with the CPU share each used: with the iter
+  index the engine writes beside its log, and the same log alone (an engine that wrote no index);
+- the dashboard's mount to first full draw of that run, each way, against the same json.loads floor;
 - the dashboard's CPU attached to a live tiny run beside the engine's, then idle (bench/cockpit_cpu.py).
 """
 
@@ -87,40 +88,49 @@ def cockpit(folder: Path, *, quick: bool, log: Callable[[str], None]) -> list[Ro
 def _replay_rows(paths, iters: int, size_mb: float, rounds: int, log: Callable[[str], None]) -> list[Row]:
     """The tailer + store, the dashboard's first full draw and the json.loads floor, interleaved per round."""
     from bench import cockpit_bench
+    from engine.protocol import RunPaths
 
-    seconds: dict[str, list[float]] = {"store": [], "json": [], "draw": []}
-    shares: dict[str, list[float]] = {"store": [], "json": [], "draw": []}
+    alone = RunPaths(cockpit_bench.log_alone(paths.root, paths.root.parent.parent))
+    names = ("store", "json", "draw", "store alone", "draw alone")
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    shares: dict[str, list[float]] = {name: [] for name in names}
     loads: list[float] = []
     events = 0
     for index in range(rounds):
-        for name in (("store", "json", "draw") if index % 2 == 0 else ("draw", "json", "store")):
+        for name in (names if index % 2 == 0 else names[::-1]):
+            run = alone if name.endswith("alone") else paths
             cpu, wall = time.process_time(), time.perf_counter()
-            if name == "store":
-                _, events, _ = cockpit_bench.replay_store(paths)
+            mounted = None
+            if name.startswith("store"):
+                _, events, _ = cockpit_bench.replay_store(run)
             elif name == "json":
                 _json_floor(paths.events)
             else:
-                asyncio.run(cockpit_bench.replay_app(paths))  # its own clock starts at mount; ours is the same span
+                mounted = asyncio.run(cockpit_bench.replay_app(run))  # its clock starts at the dashboard's mount
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            seconds[name].append(wall)
+            seconds[name].append(wall if mounted is None else mounted)
             shares[name].append(cpu / wall)
             loads.append(os.getloadavg()[0])
-            log(f"  round {index + 1}/{rounds} replay {name}: {wall:.2f} s, CPU {cpu / wall:.0%}, "
+            log(f"  round {index + 1}/{rounds} replay {name}: {seconds[name][-1]:.2f} s, CPU {cpu / wall:.0%}, "
                 f"load {loads[-1]:.1f}")
     floor = _median(seconds["json"])
     load = f"load average {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} cores"
-    return [
-        Row("4 cockpit", f"replay {iters:,}-iteration log: tailer + store",
-            paired_ratio(seconds["store"], seconds["json"], higher_is_faster=False), "json.loads of each line",
-            f"{_median(seconds['store']):.2f} s vs {floor:.2f} s ({events / _median(seconds['store']):,.0f} "
-            f"events/s); {size_mb:.0f} MB; CPU share {_median(shares['store']):.0%}; {load}",
-            [j / s for s, j in zip(seconds["store"], seconds["json"], strict=True)], "ratio = json time / ours"),
-        Row("4 cockpit", "dashboard: launch of that run to its first full draw",
-            paired_ratio(seconds["draw"], seconds["json"], higher_is_faster=False), "json.loads of each line",
-            f"{_median(seconds['draw']):.2f} s vs {floor:.2f} s; CPU share {_median(shares['draw']):.0%}; {load}",
-            [j / d for d, j in zip(seconds["draw"], seconds["json"], strict=True)],
-            "includes the App's start; ratio = json time / ours"),
-    ]
+    rows = []
+    for source, label in (("", "with the engine's iter index"), (" alone", "the log alone")):
+        store, draw = seconds[f"store{source}"], seconds[f"draw{source}"]
+        rows += [
+            Row("4 cockpit", f"replay {iters:,}-iteration log, {label}: tailer + store",
+                paired_ratio(store, seconds["json"], higher_is_faster=False), "json.loads of each line",
+                f"{_median(store):.2f} s vs {floor:.2f} s ({events / _median(store):,.0f} events/s); "
+                f"{size_mb:.0f} MB; CPU share {_median(shares[f'store{source}']):.0%}; {load}",
+                [j / s for s, j in zip(store, seconds["json"], strict=True)], "ratio = json time / ours"),
+            Row("4 cockpit", f"dashboard, {label}: that run's first full draw",
+                paired_ratio(draw, seconds["json"], higher_is_faster=False), "json.loads of each line",
+                f"{_median(draw):.2f} s vs {floor:.2f} s; CPU share {_median(shares[f'draw{source}']):.0%}; {load}",
+                [j / d for d, j in zip(draw, seconds["json"], strict=True)],
+                "from the dashboard's mount (the App's start: the cold-start row); ratio = json time / ours"),
+        ]
+    return rows
 
 
 def _median(values: list[float]) -> float:

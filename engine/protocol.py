@@ -14,12 +14,14 @@ import json
 import math
 import os
 import socket
+import sys
 import time
 import uuid
+from array import array
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, Union
+from typing import Any, Literal, TypeVar, Union
 
 import msgspec
 
@@ -474,6 +476,68 @@ def load_events(path: Path) -> EventLog:
         else:
             events.append(event)
     return EventLog(events, skipped)
+# The iter index beside an event log (events.iters-000.bin, ...): each iter line's numbers as a row of
+# little-endian doubles, so a reader of a long history skips decoding its iter lines. The log stays the
+# record: the index is a cache that a reader checks against the log and may ignore. A file holds one set of
+# losses; a new set starts the next file. Its first line is a SeriesHeader, padded to a multiple of 8 bytes.
+SERIES_FIELDS = ("start", "end", "iter", "epoch", "total_iter", "t", "lr", "it_s", "data_s", "compute_s", "eta_s")
+SERIES_FORMAT = "srcockpit-iters"
+
+
+class SeriesHeader(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """An iter index file's first line: its columns are `fields` (the line's byte range in the log, then
+    IterEvent's numbers), then one per loss, in this order."""
+
+    format: Literal["srcockpit-iters"] = SERIES_FORMAT
+    version: Literal[1] = 1
+    fields: tuple[str, ...] = SERIES_FIELDS
+    losses: tuple[str, ...]
+
+    @property
+    def width(self) -> int:
+        return len(self.fields) + len(self.losses)
+
+
+_SERIES_HEADER = msgspec.json.Decoder(SeriesHeader)
+
+
+def series_paths(log: Path) -> list[Path]:
+    """The index files of a log, in the order they were written."""
+    return sorted(log.parent.glob(f"{log.stem}.iters-[0-9][0-9][0-9].bin"))
+
+
+def series_path(log: Path, number: int) -> Path:
+    return log.with_name(f"{log.stem}.iters-{number:03d}.bin")
+
+
+def encode_series_header(losses: tuple[str, ...]) -> bytes:
+    line = _ENCODER.encode(SeriesHeader(losses=losses))
+    return line + b" " * (-(len(line) + 1) % 8) + b"\n"
+
+
+def decode_series_header(data: bytes) -> tuple[SeriesHeader, int] | None:
+    """The header at the start of an index file and where its rows begin; None if it is not one."""
+    end = data.find(b"\n", 0, 1 << 16) + 1
+    if not end or end % 8:
+        return None
+    try:
+        header = _SERIES_HEADER.decode(data[:end])
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    return (header, end) if header.fields == SERIES_FIELDS else None
+
+
+def series_row(event: IterEvent, start: int, end: int, losses: tuple[str, ...]) -> bytes:
+    """One iter line's row: the numbers a reader of the line would decode (None and a missing loss: NaN)."""
+    eta_s = NAN if event.eta_s is None else event.eta_s
+    values = [start, end, event.iter, event.epoch, event.total_iter, event.t, event.generator_lr, event.it_s,
+              event.data_s, event.compute_s, eta_s, *(event.losses.get(name, NAN) for name in losses)]
+    row = array("d", map(float, values))
+    if sys.byteorder == "big":
+        row.byteswap()
+    return row.tobytes()
+
+
 @dataclass(frozen=True)
 class RunPaths:
     """Where srcockpit keeps its files inside a basicsr experiment folder (design.md section 4)."""

@@ -213,3 +213,43 @@ def test_a_nan_stop_exits_non_zero(run_root: Path):
     assert result.returncode == 1, result.stdout + result.stderr
     assert final["status"] == "failed" and "became inf" in final["error"] and final["resumable_from"] == -1
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_full_disk_switches_the_iter_index_off_and_never_the_run(tmpfs):
+    """The index row that does not fit is left out and the index stops there; the log's lines go on, and a
+    replay reads the later iterations from the log (tmpfs hands out whole pages, so the row must be the one
+    that needs a new page while the log's page still has room)."""
+    from engine.protocol import IterEvent, decode_series_header, encode_event, make_event, series_paths
+    from tui.iter_index import read_index
+    from tui.state import RunState
+    from tui.tailer import Tailer, read_all
+
+    disk = tmpfs("1m")
+    page = os.statvfs(disk).f_bsize
+    paths = RunPaths(disk / "run")
+    writer = EventWriter(paths.events, source="engine")
+
+    def iteration(it: int) -> None:
+        writer.emit(IterEvent(iter=it, total_iter=100, losses={"l_pix": 1 / it}, it_s=2.0))
+
+    it = 1
+    iteration(it)
+    index = series_paths(paths.events)[0]
+    while page - index.stat().st_size % page >= 8 * 12:  # until the next row needs a page of its own
+        it += 1
+        iteration(it)
+    room = page - paths.events.stat().st_size % page
+    pad = encode_event(make_event("log", level="info", message=""))
+    writer.emit(LogEvent(level="info", message="p" * ((room - len(pad) + 16) % page)))  # the log: a fresh page
+    fill(disk, leave=0)
+    iteration(it + 1)  # its line fits the log's page; its row does not fit anywhere
+    header, start = decode_series_header(index.read_bytes())
+    assert writer.index.off and (index.stat().st_size - start) % (8 * header.width) == 0  # no torn row
+    (disk / "filler").unlink()
+    for later in range(it + 2, it + 6):
+        iteration(later)
+    writer.close()
+    assert [e["iter"] for e in lines_of(paths.events) if e["type"] == "iter"] == list(range(1, it + 6))
+    assert read_index(paths.events).rows == it
+    state = read_all(Tailer(paths, engine_log=False), RunState())
+    assert state.iter == it + 5 and state.losses["l_pix"].count == it + 5

@@ -131,3 +131,87 @@ def test_a_long_log_replays_in_pieces_as_the_typed_events_fold(tmp_path):
         _same_state(read_all(tailer, RunState()), typed)
         assert tailer.events.skipped == 1  # the line holding two events; the torn last line waits
     assert typed.iter == 4799 and typed.losses["l_new"].count == 899 and typed.rate_points[0][1] == 3001
+
+
+def _engine_iters(writer, first: int, count: int, losses: tuple[str, ...], t0: float) -> None:
+    """Iter events as the training loop emits them, a system sample and a val now and then between."""
+    from engine.protocol import IterEvent, SystemEvent, ValEvent
+
+    for it in range(first, first + count):
+        eta = None if it % 13 == 0 else float(count - it)
+        writer.emit(IterEvent(t=t0 + it / 50, iter=it, epoch=it // 100, total_iter=first + count, lr=1e-4 / (1 + it),
+                              losses={name: 0.5 / it + index for index, name in enumerate(losses)}, it_s=5.0 + it % 3,
+                              data_s=0.01, compute_s=0.19, eta_s=eta))
+        if it % 7 == 0:
+            writer.emit(SystemEvent(t=t0 + it / 50, cpu_percent=float(it % 90), rss=it))
+        if it % 250 == 0:
+            writer.emit(ValEvent(t=t0 + it / 50, iter=it, dataset="val", metrics={"psnr": 30 + it / 1e3}))
+
+
+def _replays(paths: RunPaths) -> tuple[RunState, RunState, RunState]:
+    """The run folded through the engine's iter index, from the log alone, and as typed events."""
+    indexed = read_all(Tailer(paths, engine_log=False), RunState())
+    alone = Tailer(paths, engine_log=False)
+    alone.events.index = False
+    typed = RunState()
+    typed.apply_all(load_events(paths.events).events)
+    return indexed, read_all(alone, RunState()), typed
+
+
+def test_the_engines_iter_index_replays_a_resumed_run_as_its_log_does(tmp_path):
+    """Written by the real EventWriter: a loss that appears (a second index file), a resume whose last row was
+    torn, an iter line whose row never came (a kill between the two), a result between the iters."""
+    from engine.events import EventWriter
+    from engine.protocol import RunEvent, StatusEvent, decode_series_header, series_paths
+    from tui.iter_index import read_index
+
+    paths = RunPaths(tmp_path / "run")
+    writer = EventWriter(paths.events, source="engine")
+    writer.emit(RunEvent(t=1.0, name="run", start_iter=0, total_iter=900))
+    _engine_iters(writer, 1, 400, ("l_g_pix",), 10.0)
+    _engine_iters(writer, 401, 200, ("l_g_pix", "l_new"), 10.0)
+    writer.close()
+    last = series_paths(paths.events)[-1]
+    with open(last, "ab") as handle:
+        handle.write(b"\x00" * 5)  # a row cut short by a full disk
+    with open(paths.events, "ab") as handle:  # a line the killed engine wrote, its row not
+        handle.write(encode_event(make_event("iter", t=30.0, iter=601, losses={"l_g_pix": 0.1, "l_new": 1.0})))
+        handle.write(encode_event(make_event("result", t=30.0, job="probe", figures={"a": 1.0}, a=1.0)))
+    resumed = EventWriter(paths.events, source="engine")
+    header, start = decode_series_header(last.read_bytes())
+    assert (last.stat().st_size - start) % (8 * header.width) == 0  # cut back to whole rows
+    resumed.emit(RunEvent(t=40.0, name="run", start_iter=601, total_iter=900))
+    _engine_iters(resumed, 602, 299, ("l_g_pix", "l_new"), 30.0)
+    resumed.emit(StatusEvent(t=60.0, status="finished", iter=900))
+    resumed.close()
+    assert [path.name for path in series_paths(paths.events)] == ["events.iters-000.bin", "events.iters-001.bin"]
+    index = read_index(paths.events)
+    assert index is not None and index.rows == 899  # every iteration but the one whose row never came
+    indexed, alone, typed = _replays(paths)
+    _same_state(indexed, typed)
+    _same_state(alone, typed)
+    assert indexed.iter == 900 and indexed.status == "finished" and indexed.start_iter == 601
+    assert indexed.losses["l_new"].count == 500 and math.isnan(indexed.eta_s) is False
+
+
+def test_an_iter_index_that_disagrees_with_its_log_is_left_unread(tmp_path):
+    """A log rewritten under its index (every line moved), or a last line whose numbers are not its row's:
+    the index is not used, and the replay is the log's."""
+    from generate import write_run
+
+    from tui.iter_index import read_index
+
+    paths = RunPaths(tmp_path / "run")
+    write_run(paths.root, total_iter=300, iter_every=1, val_every=100, ckpt_every=100, final="finished")
+    assert read_index(paths.events) is not None
+    original = paths.events.read_bytes()
+    paths.events.write_bytes(encode_event(make_event("log", level="info", message="moved")) + original)
+    assert read_index(paths.events) is None
+    indexed, _, typed = _replays(paths)
+    _same_state(indexed, typed)
+    at = original.rfind(b'"type":"iter","iter":300,')  # the same length: every line stays where its row says
+    paths.events.write_bytes(original[:at] + original[at:].replace(b'"iter":300,', b'"iter":301,', 1))
+    assert read_index(paths.events) is None
+    indexed, _, typed = _replays(paths)
+    _same_state(indexed, typed)
+    assert indexed.lr_series.last_x == 301

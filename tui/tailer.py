@@ -42,6 +42,7 @@ from engine.protocol import (
     ValEvent,
     decode_event,
 )
+from tui.iter_index import Segment, read_index
 from tui.messages import (
     AlertsRaised,
     Backlog,
@@ -192,8 +193,14 @@ class TailFollower(EventFollower):
     loss, a header, run or result event) goes line by line, runs of iter lines still in batches."""
 
     _names: tuple[str, ...] | None = None  # the losses of the last iter line seen
+    index = True  # the first poll reads the history through the engine's iter index where it agrees with the log
 
     def poll(self, max_bytes: int = 8 << 20) -> list[AnyEvent | IterRow | IterColumns]:
+        if self.index and self.offset == 0:
+            self.index = False  # once, from the log's start: a live run's later lines come a few at a time
+            events = self._from_index()
+            if events is not None:
+                return events
         block = self.block(max_bytes)
         events: list[AnyEvent | IterRow | IterColumns] = []
         if len(block) < PIECE_MIN:  # a live run's few new lines
@@ -206,6 +213,33 @@ class TailFollower(EventFollower):
             if not self._decode_piece(piece, events):
                 self._decode_lines(piece.split(b"\n")[:-1], events)
             start = end
+        return events
+
+    def _from_index(self) -> list[AnyEvent | IterRow | IterColumns] | None:
+        """The history up to the index's last row: its rows as columns, and the lines between them decoded
+        here. Stretches holding an iter line the index lacks, or an event whose order against the iters
+        matters (header, run, result), are decoded line by line in their place; the rest in one call."""
+        indexed = read_index(self.path)
+        if indexed is None:
+            return None
+        events: list[AnyEvent | IterRow | IterColumns] = []
+        placed: list[tuple[int, bytes]] = []
+        plain: list[bytes] = []
+        for row, gap in indexed.gaps:
+            if any(mark in gap for mark in _PLACED_MARKS):
+                placed.append((row, gap))
+            else:
+                plain.append(gap)
+        rest = b"".join(plain)
+        done = 0
+        for row, gap in placed:
+            events.extend(_indexed_columns(indexed.segments, done, row))
+            self._decode_lines(gap.split(b"\n")[:-1], events)
+            done = row
+        events.extend(_indexed_columns(indexed.segments, done, indexed.rows))
+        if rest and not self._decode_piece(rest, events):
+            self._decode_lines(rest.split(b"\n")[:-1], events)
+        self.offset = indexed.end
         return events
 
     def _decode_piece(self, piece: bytes, events: list[AnyEvent | IterRow | IterColumns]) -> bool:
@@ -266,6 +300,25 @@ class TailFollower(EventFollower):
         if event is None and line.strip():
             self.skipped += 1
         return event
+
+
+_PLACED_MARKS = (ITER_MARK, b'"type":"header"', b'"type":"run"', b'"type":"result"')
+
+
+def _indexed_columns(segments: list[Segment], first: int, stop: int) -> list[IterColumns]:
+    """Rows first..stop-1 of the index (numbered across its files) as one batch per file they fall in."""
+    batches = []
+    for segment in segments:
+        count = len(segment.rows)
+        low, high = max(first, 0), min(stop, count)
+        if low < high:
+            batches.append(IterColumns(
+                *(segment.column(name, low, high) for name in ("iter", "t", "lr", "it_s", "data_s", "compute_s",
+                                                                "eta_s")),
+                {name: segment.column(name, low, high) for name in segment.losses},
+                segment.last("epoch", high), segment.last("total_iter", high)))
+        first, stop = first - count, stop - count
+    return batches
 
 
 def _first_losses(piece: bytes) -> tuple[str, ...]:
