@@ -30,7 +30,7 @@ STAGE1_OPTIONS = OPTIONS_DIR / "demo_stage1_l1.yml"
 PLAN_OPTIONS = OPTIONS_DIR / "finetune_small_realesr_animevideox2v3.yml"
 SCALE = 2
 RECORD_VERSION = 2  # demo.json's layout: 2 trains stage 1 on sub-images (data step's crops_*)
-TRAIN_CROP = 128  # stage 1's GT sub-images (64 px LQ); its patches are 64 px
+TRAIN_CROP = 128  # stage 1's GT sub-images (64 px LQ); its patches are 48 px (options/demo_stage1_l1.yml)
 # Both stages and the report measure as the design's table does: Y channel, crop_border = scale.
 # The artifact figures and NIQE (engine/metrics.py) crop the same border, so both stages compare alike.
 METRIC_OVERRIDES = [
@@ -57,7 +57,7 @@ class DemoSettings:
     timing_frame: tuple[int, int]
 
 
-FULL = DemoSettings(warmup_iters=1200, warmup_every=600, gan_iters=20, gan_every=20, export_size=(270, 480),
+FULL = DemoSettings(warmup_iters=1200, warmup_every=600, gan_iters=10, gan_every=10, export_size=(270, 480),
                     sim_size=(64, 64), calib_frames=4, refit_patches=64, val_crop=None, timing_runs=5,
                     timing_frame=(270, 480))
 FAST = DemoSettings(warmup_iters=40, warmup_every=20, gan_iters=2, gan_every=2, export_size=(48, 64),
@@ -284,7 +284,9 @@ class Demo:
                      "datasets.train.dataset_enlarge_ratio=1",
                      f"path.pretrain_network_g={self.paths.transferred}", f"train.total_iter={s.warmup_iters}",
                      f"train.scheduler.milestones=[{s.warmup_iters * 2 // 3},{s.warmup_iters * 7 // 8}]",
-                     f"val.val_freq={s.warmup_every}", f"logger.save_checkpoint_freq={s.warmup_every}",
+                     # one checkpoint, at the end: an earlier one (its lr not yet decayed) never won a ranking, and
+                     # each costs the GAN stage's start and the ranking a scoring of two networks
+                     f"val.val_freq={s.warmup_every}", f"logger.save_checkpoint_freq={s.warmup_iters}",
                      # basicsr hands TensorBoard the losses every print_freq: the fast stage must reach one
                      f"logger.print_freq={min(50, s.warmup_every)}", *self._val_overrides()]
         return self._train(STAGE1_OPTIONS, overrides, "demo_stage1_l1")

