@@ -18,7 +18,8 @@ References (reimplemented from their sources, not imported: neither script ships
 - Real-ESRGAN's scripts/generate_meta_info.py with --check: sorted(glob(folder/*)), cv2.imread of each.
 - subset has no reference script: its floor is cv2.imread of the images it picks, in a Pool of n_thread.
 Each side is a fresh process (the CLI as a user types it; the reference as `python -m bench.data_jobs_bench
---reference ...`), timed wall-clock from spawn to exit; the load average is read beside each run.
+--reference ...`), timed wall-clock from spawn to exit, the disk synced before each (not timed: neither side
+pays for the write-back of the other's crops); the load average is read beside each run.
 The resume check kills `extract-subimages --job` (SIGKILL: the CLI and its workers) once its progress
 passes half of --resume-images photos, runs it again, and counts the images the second run cropped
 (its result's `resumed`).
@@ -243,6 +244,7 @@ def _pair(name: str, segments: list[tuple[list[str], list[str]]], images: int, c
         order = [("reference", theirs), ("ours", ours)]
         for side, command in order if index % 2 == 0 else order[::-1]:
             clean()
+            os.sync()  # the last run's crops (hundreds of MB) are written back now, not during this run
             seconds, load = _timed(command, cwd)
             walls[side] += seconds
             loads[side].append(load)
@@ -335,7 +337,7 @@ def data_jobs(folder: Path, *, images: int, png: int, threads: int, extract_imag
         _pair("meta-info --check", [(_cli("meta-info", "--input", str(pool), "--meta-info", str(meta_file), "--check",
                                           "-q"), _reference("meta-info", str(pool), str(folder), str(meta_file)))],
               images, folder, "Real-ESRGAN generate_meta_info.py --check", log, clean),
-        _pair(f"extract-subimages --workers {threads}", extract, len(names), folder,
+        _pair(f"extract-subimages --workers {threads}", extract * 2, 2 * len(names), folder,  # A B, B A, A B, B A
               f"basicsr extract_subimages.py, n_thread {threads}", log, clean),
     ]
     if resume_images:
