@@ -274,6 +274,47 @@ async def test_question_mark_shows_help_on_both_screens():
 
 
 @sync
+async def test_the_help_fits_an_80x24_terminal_and_scrolls_to_its_last_key():
+    """The dashboard's keys are longer than 24 rows: the box stays on screen, and end shows the last one."""
+    from textual.containers import VerticalScroll
+
+    app = make_app(FIXTURE_ROOT, clock=frozen_clock, save_settings=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle_run_list(pilot)
+        await pilot.press("enter")
+        await settle_dashboard(pilot)
+        await pilot.press("question_mark")
+        box = app.screen.query_one(VerticalScroll)
+        await pilot.pause()
+        assert box.region.y >= 0 and box.region.bottom <= 24 and box.max_scroll_y > 0 and app.focused is box
+        await pilot.press("end")
+        assert await wait_for(pilot, lambda: box.scroll_y == box.max_scroll_y)
+        assert "this&#160;help" in app.export_screenshot()  # the last key, on screen
+
+
+@sync
+async def test_the_header_says_the_log_is_being_read_until_the_history_is_in():
+    """An empty state while the tailer folds a long history is not an unknown run: the header says so, and
+    shows the run's own status once the dashboard has caught up."""
+    from tui.state import RunState
+    from tui.widgets.run_header import READING, RunHeader
+
+    app = make_app(FIXTURE_ROOT, clock=frozen_clock, save_settings=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_run_list(pilot)
+        await pilot.press("enter")
+        await settle_dashboard(pilot)
+        header = app.screen.query_one(RunHeader)
+        assert not header.reading and header.status == app.screen.state.status != ""
+        header.reading = True  # as on mount: nothing folded yet
+        header.show(RunState("big"), 0.0)
+        assert header.status == READING and header.has_class("-reading")
+        header.reading = False
+        header.show(RunState("big"), 0.0)
+        assert header.status == "unknown" and not header.has_class("-reading")
+
+
+@sync
 async def test_binding_n_starts_a_run_from_an_options_file(run_root):
     (run_root / "opts.yml").write_text(TINY_OPTIONS.read_text())
     app = make_app(run_root, clock=frozen_clock, save_settings=False)

@@ -121,6 +121,7 @@ class DashboardScreen(SizeClasses, Screen):
         refresh = getattr(config, "refresh_s", 0.5)
         self.set_interval(refresh, self.redraw_if_dirty, name="redraw")
         self.set_interval(LIVENESS_S, self.check_engine, name="liveness")
+        self.query_one(RunHeader).reading = not self.replay_speed
         self.start_source()
 
     def on_unmount(self) -> None:
@@ -237,6 +238,7 @@ class DashboardScreen(SizeClasses, Screen):
         if not self._mine(message):
             return
         self.caught_up = True
+        self.query_one(RunHeader).reading = False
         self.replay_seconds = message.seconds
         self.check_engine()
         self.redraw()

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.table import Table
-from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
@@ -137,10 +136,13 @@ KEYS_ALL = [
 
 
 class HelpScreen(ModalScreen[None]):
+    """The keys of a screen and of every screen, in a box that scrolls where the terminal is shorter than the
+    list (the dashboard's is about 30 rows at 76 columns: an 80x24 terminal showed two-thirds of it)."""
+
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > Vertical {
-        width: 76; height: auto; padding: 1 2;
+    HelpScreen > VerticalScroll {
+        width: 76; height: auto; max-height: 100%; padding: 0 2;
         border: thick $primary; background: $surface;
     }
     """
@@ -157,10 +159,10 @@ class HelpScreen(ModalScreen[None]):
         table.add_column()
         for key, what in [*self.keys, *KEYS_ALL]:
             table.add_row(key, what)
-        with Vertical():
-            yield Static(Text(self.title_text, style="bold"))
+        with VerticalScroll() as box:  # focused: up, down, page keys, home and end scroll it
+            box.border_title = self.title_text
+            box.border_subtitle = "escape closes"
             yield Static(table)
-            yield Static(Text("\nescape closes", style="dim"))
 
     def action_close(self) -> None:
         self.dismiss(None)

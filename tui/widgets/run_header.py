@@ -15,7 +15,8 @@ from tui.widgets.text_update import update_text
 
 MIN_BAR, MAX_BAR = 6, 24
 STATUS_CLASSES = ("-starting", "-running", "-paused", "-stopping", "-stopped", "-finished", "-failed",
-                  "-lost", "-unknown")
+                  "-lost", "-unknown", "-reading")
+READING = "reading log"  # the status shown until the history is in: an empty state is not yet a run's
 
 
 def bar(fraction: float, width: int) -> str:
@@ -43,6 +44,7 @@ class RunHeader(Static):
     """
 
     status: reactive[str] = reactive("unknown")
+    reading = False  # the dashboard sets it while the tailer folds the log's history
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -54,11 +56,11 @@ class RunHeader(Static):
 
     def watch_status(self, status: str) -> None:
         self.remove_class(*STATUS_CLASSES)
-        self.add_class(f"-{status or 'unknown'}")
+        self.add_class("-reading" if status == READING else f"-{status or 'unknown'}")
 
     def show(self, state: RunState, now: float, lost: bool = False) -> None:
         self._shown = (state, now, lost)
-        self.status = "lost" if lost else (state.status or "unknown")
+        self.status = "lost" if lost else (state.status or (READING if self.reading else "unknown"))
         theme = self.app.current_theme
         colors = {
             "running": theme.success, "paused": theme.warning, "starting": theme.warning,
