@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.protocol import SERIES_FIELDS, IterEvent, decode_event, decode_series_header, series_paths
+from tui.state import IterColumns
 
 if TYPE_CHECKING:
     import numpy as np
 
 _T = SERIES_FIELDS.index("t")
-_COLUMNS = {name: SERIES_FIELDS.index(name) for name in ("iter", "t", "lr", "it_s", "data_s", "compute_s", "eta_s")}
+_COLUMNS = ("iter", "t", "lr", "it_s", "data_s", "compute_s", "eta_s")  # IterColumns' own, in its order
 
 
 @dataclass
@@ -36,7 +37,7 @@ class Segment:
         """Rows first..stop-1 of a column as an array of doubles (what the series store takes in bulk)."""
         import numpy as np
 
-        index = _COLUMNS[name] if name in _COLUMNS else len(SERIES_FIELDS) + self.losses.index(name)
+        index = SERIES_FIELDS.index(name) if name in _COLUMNS else len(SERIES_FIELDS) + self.losses.index(name)
         return array("d", np.ascontiguousarray(self.rows[first:stop, index]).tobytes())
 
     def last(self, field: str, stop: int) -> int:
@@ -55,6 +56,19 @@ class IndexedLog:
     @property
     def rows(self) -> int:
         return sum(len(segment.rows) for segment in self.segments)
+
+    def batches(self, first: int, stop: int) -> list[IterColumns]:
+        """Rows first..stop-1 (numbered across the files) as one batch per file they fall in."""
+        batches = []
+        for segment in self.segments:
+            count = len(segment.rows)
+            low, high = max(first, 0), min(stop, count)
+            if low < high:
+                batches.append(IterColumns(*(segment.column(name, low, high) for name in _COLUMNS),
+                                           {name: segment.column(name, low, high) for name in segment.losses},
+                                           segment.last("epoch", high), segment.last("total_iter", high)))
+            first, stop = first - count, stop - count
+        return batches
 
 
 def _segments(log: Path) -> list[Segment]:
@@ -90,10 +104,10 @@ def read_index(log: Path) -> IndexedLog | None:
     except (OSError, ValueError):  # gone, or empty (mmap of nothing)
         return None
     with view:
-        return _against(view, segments)
+        return _checked(view, segments)
 
 
-def _against(view: mmap.mmap, segments: list[Segment]) -> IndexedLog | None:
+def _checked(view: mmap.mmap, segments: list[Segment]) -> IndexedLog | None:
     import numpy as np
 
     spans = np.concatenate([segment.rows[:, :2] for segment in segments])

@@ -42,7 +42,7 @@ from engine.protocol import (
     ValEvent,
     decode_event,
 )
-from tui.iter_index import Segment, read_index
+from tui.iter_index import read_index
 from tui.messages import (
     AlertsRaised,
     Backlog,
@@ -185,6 +185,9 @@ def row_columns(rows: list[Any], names: tuple[str, ...]) -> IterColumns:
 _ITER, _T, _LR, _LOSSES, _ETA = (operator.attrgetter(name) for name in ("iter", "t", "lr", "losses", "eta_s"))
 _IT_S, _DATA_S, _COMPUTE_S = (operator.attrgetter(name) for name in ("it_s", "data_s", "compute_s"))
 _IN_ORDER = (HeaderEvent, RunEvent, ResultEvent)  # a piece holding one takes the line-by-line path
+# how the engine writes those lines' types, and an iter line's: a stretch of the log between indexed iter lines
+# that holds one is decoded line by line in its place
+_PLACED_MARKS = (ITER_MARK, *(f'"type":"{kind.__struct_config__.tag}"'.encode() for kind in _IN_ORDER))
 
 
 class TailFollower(EventFollower):
@@ -233,10 +236,10 @@ class TailFollower(EventFollower):
         rest = b"".join(plain)
         done = 0
         for row, gap in placed:
-            events.extend(_indexed_columns(indexed.segments, done, row))
+            events.extend(indexed.batches(done, row))
             self._decode_lines(gap.split(b"\n")[:-1], events)
             done = row
-        events.extend(_indexed_columns(indexed.segments, done, indexed.rows))
+        events.extend(indexed.batches(done, indexed.rows))
         if rest and not self._decode_piece(rest, events):
             self._decode_lines(rest.split(b"\n")[:-1], events)
         self.offset = indexed.end
@@ -300,25 +303,6 @@ class TailFollower(EventFollower):
         if event is None and line.strip():
             self.skipped += 1
         return event
-
-
-_PLACED_MARKS = (ITER_MARK, b'"type":"header"', b'"type":"run"', b'"type":"result"')
-
-
-def _indexed_columns(segments: list[Segment], first: int, stop: int) -> list[IterColumns]:
-    """Rows first..stop-1 of the index (numbered across its files) as one batch per file they fall in."""
-    batches = []
-    for segment in segments:
-        count = len(segment.rows)
-        low, high = max(first, 0), min(stop, count)
-        if low < high:
-            batches.append(IterColumns(
-                *(segment.column(name, low, high) for name in ("iter", "t", "lr", "it_s", "data_s", "compute_s",
-                                                                "eta_s")),
-                {name: segment.column(name, low, high) for name in segment.losses},
-                segment.last("epoch", high), segment.last("total_iter", high)))
-        first, stop = first - count, stop - count
-    return batches
 
 
 def _first_losses(piece: bytes) -> tuple[str, ...]:
