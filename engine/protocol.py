@@ -476,6 +476,8 @@ def load_events(path: Path) -> EventLog:
         else:
             events.append(event)
     return EventLog(events, skipped)
+
+
 # The iter index beside an event log (events.iters-000.bin, ...): each iter line's numbers as a row of
 # little-endian doubles, so a reader of a long history skips decoding its iter lines. The log stays the
 # record: the index is a cache that a reader checks against the log and may ignore. A file holds one set of
