@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ import engine.metrics  # noqa: F401  (registers the artifact figures that baseli
 from engine.compat import load_basicsr
 from engine.data.images import list_images, read_rgb, require_folder
 from engine.protocol import ProgressFn, UserError
+from engine.score_memo import images_key, keep, network_key, recall, settings_key
 
 load_basicsr()
 from basicsr.metrics import calculate_metric  # noqa: E402
@@ -58,6 +61,11 @@ class PairedImages:
 
     def __len__(self) -> int:
         return len(self.names)
+
+    @cached_property
+    def content_key(self) -> str:
+        """Names, scale and every pixel, hashed once: what engine.score_memo finds these images' scores by."""
+        return images_key(self.names, self.gt, self.lq, self.scale)
 
 
 @dataclass(frozen=True)
@@ -231,24 +239,80 @@ def evaluate_model(model: Model, gt_dir: Path | PairedImages, lq_dir: Path | Non
     pairs = gt_dir if isinstance(gt_dir, PairedImages) else load_pairs(Path(gt_dir), Path(lq_dir or ""))
     crop = pairs.scale if crop_border is None else crop_border
     target = pick_device(device, model)
+    network = network_key(model)  # the same weights on the same images: their scores from earlier in this process
+    run = None if network is None else _run_key(network, pairs, target, tile, tile_pad)
+    key = None if run is None else "|".join(["model", run, settings_key(crop=crop, y=test_y_channel,
+                                                                        figures=figures or {})])
+    result = recall(key)
+    if result is None:
+        result = _run_model(model, pairs, crop, test_y_channel, target, tile, tile_pad, figures or {}, progress,
+                            None if run is None else f"outputs|{run}")
+        keep(key, result)
+    elif progress:
+        progress(len(pairs), len(pairs), "scored earlier in this process")
+    return replace(result, label=label)
+
+
+def _run_key(network: str, pairs: PairedImages, target: torch.device, tile: int, tile_pad: int) -> str:
+    return "|".join([network, pairs.content_key, settings_key(device=str(target), tile=tile,
+                                                               tile_pad=tile_pad if tile else 0)])
+
+
+def remember_outputs(model: torch.nn.Module, pairs: PairedImages, outputs: Sequence[np.ndarray],
+                     device: str | torch.device) -> None:
+    """Outputs of model on pairs' LR images computed elsewhere, bit for bit as evaluate_model computes them on
+    device (whole images, untiled), kept for it: basicsr's validation saves its EMA network's outputs losslessly,
+    and the ranking that follows in the same process then scores them without running the network again."""
+    network = network_key(model)
+    if network is None or len(outputs) != len(pairs):
+        return
+    _keep_outputs(f"outputs|{_run_key(network, pairs, torch.device(device), 0, 0)}", outputs)
+
+
+def _keep_outputs(key: str | None, outputs: Sequence[np.ndarray]) -> None:
+    keep(key, tuple(outputs), nbytes=sum(output.nbytes for output in outputs))
+
+
+def _run_model(model: Model, pairs: PairedImages, crop: int, test_y_channel: bool, target: torch.device, tile: int,
+               tile_pad: int, figures: Mapping[str, dict[str, Any]], progress: ProgressFn | None,
+               outputs_key: str | None) -> EvalResult:
+    """evaluate_model's work: every LR image through the model (unless its outputs are remembered), each output
+    scored against its GT."""
+    known = recall(outputs_key)
+    outputs: list[np.ndarray] = list(known) if known is not None else []
     was_training = None
-    if isinstance(model, torch.nn.Module):
+    if known is None and isinstance(model, torch.nn.Module):
         was_training = model.training
         model.to(target).eval()
-    scores, start = [], time.perf_counter()
-    try:
-        for number, (name, gt, lq) in enumerate(zip(pairs.names, pairs.gt, pairs.lq, strict=True), start=1):
-            sr = upscale(model, lq, scale=pairs.scale, device=target, tile=tile, tile_pad=tile_pad)
-            scores.append(ImageScore(name, *score(sr, gt, crop_border=crop, test_y_channel=test_y_channel),
-                                     image_figures(sr, gt, figures or {})))
-            if progress:
-                progress(number, len(pairs), name)
-    finally:
-        if was_training:
-            model.train()
-    return EvalResult(label, pairs.scale, crop, test_y_channel, scores, time.perf_counter() - start,
+    start = time.perf_counter()
+    # each output is scored (numpy and OpenCV, which let go of the GIL) while the network runs on the next image
+    with ThreadPoolExecutor(max_workers=1) as scorer:
+        pending = []
+        try:
+            for number, (name, gt, lq) in enumerate(zip(pairs.names, pairs.gt, pairs.lq, strict=True), start=1):
+                if known is None:
+                    outputs.append(upscale(model, lq, scale=pairs.scale, device=target, tile=tile,
+                                           tile_pad=tile_pad))
+                pending.append(scorer.submit(image_score, name, outputs[number - 1], gt, crop, test_y_channel,
+                                             figures))
+                if progress:
+                    progress(number, len(pairs), name)
+        finally:
+            if was_training:
+                model.train()
+        scores = [job.result() for job in pending]
+    if known is None:
+        _keep_outputs(outputs_key, outputs)
+    return EvalResult("model", pairs.scale, crop, test_y_channel, scores, time.perf_counter() - start,
                       str(target), "network",
                       {"tile": tile, "tile_pad": tile_pad, "metrics": METRIC_CONVENTION})
+
+
+def image_score(name: str, sr: np.ndarray, gt: np.ndarray, crop: int, test_y_channel: bool,
+                figures: Mapping[str, dict[str, Any]]) -> ImageScore:
+    """One output's PSNR, SSIM and other figures against its GT."""
+    return ImageScore(name, *score(sr, gt, crop_border=crop, test_y_channel=test_y_channel),
+                      image_figures(sr, gt, figures))
 
 
 def nearest_upscale(lq: np.ndarray, scale: int) -> np.ndarray:
@@ -271,26 +335,32 @@ def evaluate_baselines(gt_dir: Path | PairedImages, lq_dir: Path | None = None, 
                        which: Sequence[str] = ("nearest", "bicubic"),
                        figures: Mapping[str, dict[str, Any]] | None = None,
                        progress: ProgressFn | None = None) -> dict[str, EvalResult]:
-    """Nearest-neighbour and bicubic upscaling of the same LR images, scored like evaluate_model."""
+    """Nearest-neighbour and bicubic upscaling of the same LR images, scored like evaluate_model (and, like it,
+    given back from earlier in this process for the same images and settings)."""
     pairs = gt_dir if isinstance(gt_dir, PairedImages) else load_pairs(Path(gt_dir), Path(lq_dir or ""))
     crop = pairs.scale if crop_border is None else crop_border
-    results = {}
-    for done, kind in enumerate(which, start=1):
-        if kind not in BASELINES:
-            raise UserError(f"unknown baseline {kind}", f"choose from {', '.join(BASELINES)}")
-        method, convention = BASELINES[kind]
-        start = time.perf_counter()
-        scores = []
-        for name, gt, lq in zip(pairs.names, pairs.gt, pairs.lq, strict=True):
-            sr = method(lq, pairs.scale)
-            scores.append(ImageScore(name, *score(sr, gt, crop_border=crop, test_y_channel=test_y_channel),
-                                     image_figures(sr, gt, figures or {})))
-        seconds = time.perf_counter() - start
-        results[kind] = EvalResult(kind, pairs.scale, crop, test_y_channel, scores, seconds, "cpu",
-                                   convention)
-        if progress:
+    unknown = [kind for kind in which if kind not in BASELINES]
+    if unknown:
+        raise UserError(f"unknown baseline {unknown[0]}", f"choose from {', '.join(BASELINES)}")
+    key = "|".join(["baselines", pairs.content_key, settings_key(crop=crop, y=test_y_channel, which=list(which),
+                                                                   figures=figures or {})])
+    results = recall(key)
+    if results is None:
+        results = {kind: _run_baseline(kind, pairs, crop, test_y_channel, figures or {}) for kind in which}
+        keep(key, results)
+    if progress:
+        for done, kind in enumerate(which, start=1):
             progress(done, len(which), kind)
-    return results
+    return dict(results)
+
+
+def _run_baseline(kind: str, pairs: PairedImages, crop: int, test_y_channel: bool,
+                  figures: Mapping[str, dict[str, Any]]) -> EvalResult:
+    method, convention = BASELINES[kind]
+    start = time.perf_counter()
+    scores = [image_score(name, method(lq, pairs.scale), gt, crop, test_y_channel, figures)
+              for name, gt, lq in zip(pairs.names, pairs.gt, pairs.lq, strict=True)]
+    return EvalResult(kind, pairs.scale, crop, test_y_channel, scores, time.perf_counter() - start, "cpu", convention)
 
 
 SCORED_BY_EVALUATE = ("calculate_psnr", "calculate_ssim")  # evaluate_baselines' own figures
@@ -303,15 +373,21 @@ def baseline_figures(pairs: PairedImages, metrics: dict[str, dict[str, Any]],
 
     Entries of the types evaluate_baselines already scores (PSNR, SSIM) are left out."""
     chosen = {name: metric for name, metric in metrics.items() if metric.get("type") not in SCORED_BY_EVALUATE}
-    figures: dict[str, dict[str, float]] = {}
-    for kind in which if chosen else ():
-        method = BASELINES[kind][0]
-        sums = dict.fromkeys(chosen, 0.0)
-        for gt, lq in zip(pairs.gt, pairs.lq, strict=True):
-            for name, value in image_figures(method(lq, pairs.scale), gt, chosen).items():
-                sums[name] += value
-        figures[kind] = {name: total / len(pairs) for name, total in sums.items()}
-    return figures
+    key = "|".join(["baseline figures", pairs.content_key, settings_key(metrics=chosen, which=list(which))])
+    figures = recall(key)
+    if figures is None:
+        figures = {kind: _mean_figures(BASELINES[kind][0], pairs, chosen) for kind in which} if chosen else {}
+        keep(key, figures)
+    return {kind: dict(values) for kind, values in figures.items()}
+
+
+def _mean_figures(method: Callable[[np.ndarray, int], np.ndarray], pairs: PairedImages,
+                  metrics: Mapping[str, dict[str, Any]]) -> dict[str, float]:
+    sums = dict.fromkeys(metrics, 0.0)
+    for gt, lq in zip(pairs.gt, pairs.lq, strict=True):
+        for name, value in image_figures(method(lq, pairs.scale), gt, metrics).items():
+            sums[name] += value
+    return {name: total / len(pairs) for name, total in sums.items()}
 
 
 def image_figures(sr: np.ndarray, gt: np.ndarray, metrics: Mapping[str, dict[str, Any]]) -> dict[str, float]:

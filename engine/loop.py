@@ -25,7 +25,15 @@ import torch
 import engine.metrics
 import engine.models  # registers the cockpit models
 from engine.compat import load_basicsr
-from engine.evaluate import baseline_figures, evaluate_baselines, evaluate_model, load_pairs
+from engine.data.images import read_rgb
+from engine.evaluate import (
+    PairedImages,
+    baseline_figures,
+    evaluate_baselines,
+    evaluate_model,
+    load_pairs,
+    remember_outputs,
+)
 from engine.events import EventWriter
 from engine.files import DiskFull, private_dir
 from engine.health import HealthMonitor, Verdict
@@ -53,6 +61,7 @@ from engine.protocol import (
     ValEvent,
     load_events,
 )
+from engine.score_memo import fits
 from engine.speed import apply_speed_options
 from engine.states import load_state
 
@@ -582,6 +591,7 @@ class Trainer:
             metrics = dict(getattr(model, "metric_results", {}))
             best = getattr(model, "best_metric_results", {}).get(name, {})
             images, image_psnr = self._saved_images(loader.dataset, settings.get("psnr", {}))
+            self._remember_outputs(model, loader.dataset.opt, images)
             ema = hasattr(model, "net_g_ema")
             baselines = self._baselines(loader.dataset.opt, settings.get("psnr", {}))
             self.events.emit(ValEvent(iter=self.current_iter, dataset=name, metrics=metrics, settings=settings,
@@ -600,16 +610,35 @@ class Trainer:
         images = sorted(str(p) for p in visual.glob(f"*/*_{self.current_iter}.png"))
         return images, engine.metrics.saved_image_psnr(images, getattr(dataset, "paths", []), psnr_settings)
 
-    def _raw_scores(self, model: Any, dataset_opt: dict[str, Any], psnr_settings: dict[str, Any]) -> dict[str, float]:
-        """PSNR/SSIM of net_g itself (basicsr scored its EMA), by the psnr entry's settings; {} without pairs."""
+    def _val_pairs(self, dataset_opt: dict[str, Any]) -> PairedImages | None:
+        """A paired validation set's images, read once per run; None for a set without LQ folder."""
         gt, lq = dataset_opt.get("dataroot_gt"), dataset_opt.get("dataroot_lq")
         if not (gt and lq):
-            return {}
+            return None
         name = dataset_opt["name"]
         if name not in self._pairs_cache:
             self._pairs_cache[name] = load_pairs(Path(gt), Path(lq))
+        return self._pairs_cache[name]
+
+    def _remember_outputs(self, model: Any, dataset_opt: dict[str, Any], images: list[str]) -> None:
+        """The validated network's saved outputs handed to engine.evaluate, so that a ranking later in this process
+        (the demo's) scores them without running that network again. Lossless PNGs of basicsr's own rounding: on
+        the CPU bit for bit what evaluate_model computes (tests/test_tui_images.py); cuDNN may pick other kernels."""
+        pairs = self._val_pairs(dataset_opt) if model.device.type == "cpu" else None
+        saved = {Path(path).parent.name: Path(path) for path in images}
+        if pairs is None or set(saved) != set(pairs.names) or not fits(sum(gt.nbytes for gt in pairs.gt)):
+            return  # a large validation set's outputs would not be kept: not read either
+        net = model.net_g_ema if hasattr(model, "net_g_ema") else model.net_g
+        remember_outputs(model.get_bare_model(net), pairs, [read_rgb(saved[name]) for name in pairs.names],
+                         model.device)
+
+    def _raw_scores(self, model: Any, dataset_opt: dict[str, Any], psnr_settings: dict[str, Any]) -> dict[str, float]:
+        """PSNR/SSIM of net_g itself (basicsr scored its EMA), by the psnr entry's settings; {} without pairs."""
+        pairs = self._val_pairs(dataset_opt)
+        if pairs is None:
+            return {}
         with engine.models.rng_preserved():
-            result = evaluate_model(model.get_bare_model(model.net_g), self._pairs_cache[name],
+            result = evaluate_model(model.get_bare_model(model.net_g), pairs,
                                     crop_border=psnr_settings.get("crop_border", 0),
                                     test_y_channel=bool(psnr_settings.get("test_y_channel", False)), label="net_g")
         return {"psnr": result.psnr, "ssim": result.ssim}
@@ -620,11 +649,10 @@ class Trainer:
         Computed once per validation set (they never change)."""
         name = dataset_opt["name"]
         if name not in self._baseline_cache:
-            gt, lq = dataset_opt.get("dataroot_gt"), dataset_opt.get("dataroot_lq")
-            if not (gt and lq):
+            pairs = self._val_pairs(dataset_opt)
+            if pairs is None:
                 self._baseline_cache[name] = {}
             else:
-                pairs = load_pairs(Path(gt), Path(lq))
                 results = evaluate_baselines(pairs, crop_border=psnr_settings.get("crop_border", 0),
                                              test_y_channel=bool(psnr_settings.get("test_y_channel", False)))
                 figures = baseline_figures(pairs, (self.opt.get("val") or {}).get("metrics") or {})

@@ -107,3 +107,64 @@ def test_unknown_or_missing_device_is_a_user_error(valset):
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="CUDA is not available"):
             evaluate_model(build(original_x2()), *valset, device="cuda")
+
+
+def test_the_same_weights_on_the_same_images_are_scored_once_per_process(valset):
+    """The demo's report scores stage 1's best after the stage-2 start's ranking did: the second asks the memo
+    (engine/score_memo.py), keyed by the weights' and images' bytes, never by a label or a path."""
+    from engine import score_memo
+    from engine.metrics import standard_figures
+
+    score_memo.forget()
+    net, calls = build(original_x2()), []
+    net.register_forward_hook(lambda *_: calls.append(1))
+    pairs = load_pairs(*valset)
+    figures = standard_figures(2, 2)
+    first = evaluate_model(net, pairs, label="stage 1's best", figures=figures)
+    runs = len(calls)
+    assert runs == len(pairs)
+    copy = build(original_x2())  # the promoted copy of the same weights: another module, the same bytes
+    copy.register_forward_hook(lambda *_: calls.append(1))
+    again = evaluate_model(copy, *valset, label="finetuned", figures=figures)
+    assert len(calls) == runs and again.label == "finetuned" and first.label == "stage 1's best"
+    assert [(s.psnr, s.ssim, s.figures) for s in again.images] == [(s.psnr, s.ssim, s.figures) for s in first.images]
+    # other figures or another crop: the remembered outputs scored again, the network not run
+    bare = evaluate_model(copy, pairs, figures=None)
+    cropped = evaluate_model(copy, pairs, figures=figures, crop_border=4)
+    assert len(calls) == runs and bare.psnr == first.psnr and not bare.images[0].figures
+    assert cropped.crop_border == 4 and cropped.psnr != first.psnr
+    with torch.no_grad():
+        next(copy.parameters()).add_(1e-3)  # one weight moved: a new key
+    moved = evaluate_model(copy, pairs, figures=figures)
+    assert len(calls) == runs + len(pairs) and moved.psnr != first.psnr
+    score_memo.forget()  # outputs over the budget are not kept: the network runs each time
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(score_memo, "BUDGET", 1000)
+        evaluate_model(copy, pairs, figures=None)
+        evaluate_model(copy, pairs, figures=figures)
+    assert len(calls) == runs + 3 * len(pairs)
+    plain = []
+    evaluate_model(lambda x: plain.append(1) or net(x), pairs)  # a callable has no bytes to key: always run
+    evaluate_model(lambda x: plain.append(1) or net(x), pairs)
+    assert len(plain) == 2 * len(pairs)
+
+
+def test_baselines_and_their_figures_are_computed_once_per_images_and_settings(valset, monkeypatch):
+    from engine import evaluate, score_memo
+    from engine.metrics import standard_figures
+
+    score_memo.forget()
+    method, convention = evaluate.BASELINES["bicubic"]
+    calls = []
+    monkeypatch.setitem(evaluate.BASELINES, "bicubic", (lambda lq, s: calls.append(1) or method(lq, s), convention))
+    pairs = load_pairs(*valset)
+    figures = standard_figures(2, 2)
+    first = evaluate_baselines(pairs, figures=figures)["bicubic"]
+    assert evaluate_baselines(*valset, figures=figures)["bicubic"].images == first.images
+    assert len(calls) == len(pairs)
+    evaluate_baselines(pairs, figures=figures, test_y_channel=False)
+    assert len(calls) == 2 * len(pairs)
+    means = evaluate.baseline_figures(pairs, figures, which=("bicubic",))
+    assert evaluate.baseline_figures(pairs, figures, which=("bicubic",)) == means
+    assert len(calls) == 3 * len(pairs)
+    assert means["bicubic"]["niqe"] == pytest.approx(first.figures["niqe"], nan_ok=True)

@@ -390,3 +390,27 @@ async def test_the_demo_viewer_shows_its_real_validation_images(demo_stage1, mon
         await pilot.press("up")  # the same crop one validation earlier
         frame = await shown(pilot, "astronaut", 2)
         assert frame.out.path.name == "astronaut_2.png" and frame.psnr is not None
+
+
+def test_a_ranking_in_the_demos_process_scores_the_validations_saved_outputs(demo_stage1):
+    """basicsr saved the EMA network's outputs when it validated at iteration 4, the checkpoint's: scoring that
+    checkpoint's params_ema later in the same process (the demo's ranking) runs no network, and its figures are
+    those of running it, to the last bit."""
+    from engine import score_memo
+    from engine.evaluate import evaluate_model, load_pairs
+    from engine.metrics import standard_figures
+    from engine.rank import build_net
+    from engine.srvgg import read_checkpoint
+
+    models = RunPaths(demo_stage1 / "experiments" / "demo_stage1_l1").models
+    val = demo_stage1 / "datasets" / "demo" / "val"
+    pairs = load_pairs(val / "GTmod12", val / "LRbicx2")
+    net, calls = build_net(read_checkpoint(models / "net_g_4.pth", "params_ema")), []
+    net.register_forward_hook(lambda *_: calls.append(1))
+    remembered = evaluate_model(net, pairs, figures=standard_figures(2, 2))
+    assert calls == []
+    score_memo.forget()
+    fresh = evaluate_model(net, pairs, figures=standard_figures(2, 2))
+    assert len(calls) == len(pairs)
+    assert [(s.psnr, s.ssim) for s in fresh.images] == [(s.psnr, s.ssim) for s in remembered.images]
+    assert [s.figures["sharpness"] for s in fresh.images] == [s.figures["sharpness"] for s in remembered.images]
