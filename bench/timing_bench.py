@@ -29,7 +29,7 @@ def two_copies(*, quick: bool, log: Callable[[str], None]) -> list[Row]:
     runs = 5 if quick else 9
     height, width = (FRAME[0] // 2, FRAME[1] // 2) if quick else FRAME
     load_before = os.getloadavg()[0]
-    result = time_interleaved({"A": net, "B": copy.deepcopy(net)}, height, width, runs=runs, warmup=2)
+    result = time_interleaved({"A": net, "B": copy.deepcopy(net)}, height, width, runs=runs)
     a, b = result["A"], result["B"]
     log(f"  copy A {describe(a)} (spread {a['spread']:.0%}), copy B {describe(b)} (spread {b['spread']:.0%})")
     ratio = b["median_ms"] / a["median_ms"]
@@ -37,7 +37,7 @@ def two_copies(*, quick: bool, log: Callable[[str], None]) -> list[Row]:
     conclusive = a["conclusive"] and b["conclusive"]
     verdict = ("agree within 10%" if agree else "disagree by more than 10%") if conclusive else \
         "spread too wide to conclude (the method says so instead of giving a figure)"
-    context = (f"SRVGG 32/32 x2 at {height}x{width}, {runs} interleaved runs each after 2 warm-up; A "
+    context = (f"SRVGG 32/32 x2 at {height}x{width}, {runs} interleaved runs each after {a['warmup']} warm-up; A "
                f"{a['median_ms']:.1f} ms (spread {a['spread']:.0%}), B {b['median_ms']:.1f} ms (spread "
                f"{b['spread']:.0%}); {threads} threads ({why}); load average {load_before:.1f}-"
                f"{os.getloadavg()[0]:.1f}")
@@ -69,7 +69,7 @@ def threads_row(*, quick: bool, log: Callable[[str], None]) -> list[Row]:
     height, width = (FRAME[0] // 2, FRAME[1] // 2) if quick else FRAME
     load_before = os.getloadavg()[0]
     result = time_interleaved({"free": WithThreads(net, free), "all": WithThreads(net, cores)}, height, width,
-                              runs=5 if quick else 9, warmup=2)
+                              runs=5 if quick else 9)
     log(f"  {free} thread(s) {describe(result['free'])}, {cores} thread(s) {describe(result['all'])}")
     ratio = result["all"]["median_ms"] / result["free"]["median_ms"]
     conclusive = result["free"]["conclusive"] and result["all"]["conclusive"]

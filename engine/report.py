@@ -49,7 +49,7 @@ from engine.protocol import ProgressFn, UserError
 from engine.rank import ValSpec, build_net, json_figures, original_state, parse_valset, sidecar_path
 from engine.speed import set_torch_threads
 from engine.srvgg import StateDict, count_parameters, infer_arch, read_checkpoint
-from engine.timing import MIN_RUNS, SPREAD_LIMIT, time_interleaved
+from engine.timing import MIN_RUNS, SPREAD_LIMIT, WARMUP, time_interleaved
 
 FRAME = (270, 480)  # LR input height x width of the deployment frame (x2 -> 540 x 960)
 PARAMS_TARGET = 300_000
@@ -299,6 +299,16 @@ def pick_crop(gt: np.ndarray, size: int, scale: int) -> tuple[int, int, int]:
     return where[0], where[1], size
 
 
+def window_output(net: torch.nn.Module, lq: np.ndarray, top: int, left: int, size: int, scale: int,
+                  device: torch.device) -> np.ndarray:
+    """The net's output on the size x size LR window at (top, left), as cropped from its output on the whole image,
+    computed from the window and the context its 3x3 convolutions see (one LR pixel each; SRVGGNetCompact)."""
+    pad = sum(isinstance(m, torch.nn.Conv2d) for m in net.modules())
+    t0, l0 = max(top - pad, 0), max(left - pad, 0)
+    out = upscale(net, lq[t0:top + size + pad, l0:left + size + pad], scale=scale, device=device)
+    return out[(top - t0) * scale:(top - t0 + size) * scale, (left - l0) * scale:(left - l0 + size) * scale]
+
+
 def sample_tiles(pairs: PairedImages, nets: dict[str, torch.nn.Module], *, samples: int, crop: int,
                  device: torch.device) -> list[dict[str, Any]]:
     """Per sample image: the crop window and tiles (label, uint8 RGB) LR nearest, bicubic, models, GT."""
@@ -310,7 +320,7 @@ def sample_tiles(pairs: PairedImages, nets: dict[str, torch.nn.Module], *, sampl
         window = (slice(top, top + size), slice(left, left + size))
         tiles = [("LR (nearest)", nearest_upscale(lq_crop, s)), ("bicubic", bicubic_upscale(lq, s)[window])]
         for label, net in nets.items():
-            tiles.append((DISPLAY.get(label, label), upscale(net, lq, scale=s, device=device)[window]))
+            tiles.append((DISPLAY.get(label, label), window_output(net, lq, top // s, left // s, size // s, s, device)))
         tiles.append(("GT", gt[window]))
         out.append({"name": name, "top": top, "left": left, "size": size, "tiles": tiles})
     return out
@@ -324,12 +334,13 @@ def build_report(models: Mapping[str, ModelSource], valset: ValSpec | PairedImag
                  device: str | torch.device | None = None, timing_runs: int = 5,
                  frame: tuple[int, int] = FRAME, samples: int = 3, crop: int = 96,
                  lpips_backbone: Path | None = None, stages: Mapping[str, str] | None = None,
-                 progress: ProgressFn | None = None) -> ReportResult:
+                 time_valset: bool = True, progress: ProgressFn | None = None) -> ReportResult:
     """Compare models (label -> .pth path, 'ncnn' for the shipped original, state dict or nn.Module) on a
     paired validation set; write report.json, report.md (+ images/) and report.html under out_dir.
 
     Labels 'original', 'transferred', 'finetuned' are the plan's; others are allowed. timing_runs=0 skips
-    the timings. frame is the LR input (height, width) timed besides the validation-set size.
+    the timings. frame is the LR input (height, width) timed besides the validation-set size (time_valset=False:
+    the frame alone).
     """
     if not models:
         raise UserError("no model to report on", "give at least one of --original, --transferred, --finetuned")
@@ -360,7 +371,8 @@ def build_report(models: Mapping[str, ModelSource], valset: ValSpec | PairedImag
         stage = stages[label] if stages and label in stages else stage
         reports[label], nets[label] = _model_report(label, state, stage, source, pairs, metric, lpips_metric)
         step(label)
-    threads = _time_models(reports, nets, pairs, timing_runs, frame, target) if timing_runs > 0 else None
+    sizes = {**({"valset": pairs.lq[0].shape[:2]} if time_valset else {}), "frame": frame}
+    threads = _time_models(reports, nets, timing_runs, sizes, target) if timing_runs > 0 else None
     original = reports.get("original")
     for label, model in reports.items():
         model.flags = artifact_problems(model.figures, figure_names(figures), baselines["bicubic"].figures)
@@ -368,7 +380,7 @@ def build_report(models: Mapping[str, ModelSource], valset: ValSpec | PairedImag
             model.criteria = check_criteria(model, original)
     tiles = sample_tiles(pairs, nets, samples=samples, crop=crop, device=target)
     step("samples")
-    timing = _timing_settings(str(target), pairs, timing_runs, frame, threads) if threads else None
+    timing = _timing_settings(str(target), timing_runs, sizes, threads) if threads else None
     data = _report_data(pairs, valset_info, baselines, reports, tiles, timing, test_y_channel, lpips_note)
     data["seconds"] = round(time.perf_counter() - start_time, 2)
     data["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -394,8 +406,8 @@ def _model_report(label: str, state: StateDict, stage: str, source: str, pairs: 
     return report, net
 
 
-def _time_models(reports: dict[str, ModelReport], nets: dict[str, torch.nn.Module], pairs: PairedImages,
-                 runs: int, frame: tuple[int, int], target: torch.device) -> tuple[int, str]:
+def _time_models(reports: dict[str, ModelReport], nets: dict[str, torch.nn.Module], runs: int,
+                 sizes: dict[str, tuple[int, int]], target: torch.device) -> tuple[int, str]:
     """One network per architecture timed, all in the same rounds, in turn (engine/timing.py), with torch's
     threads set from the cores free now. Weights do not change a dense network's work, so models of one
     architecture share its figure instead of showing the machine's noise as differences. Returns (threads, why)."""
@@ -404,24 +416,22 @@ def _time_models(reports: dict[str, ModelReport], nets: dict[str, torch.nn.Modul
     for label, report in reports.items():
         timed.setdefault(report.arch, label)
     chosen = {label: nets[label] for label in timed.values()}
-    first_lq = pairs.lq[0].shape[:2]
-    valset = time_interleaved(chosen, *first_lq, runs=runs, device=target)
-    frames = time_interleaved(chosen, *frame, runs=runs, device=target)
+    timings = {size: time_interleaved(chosen, *shape, runs=runs, device=target) for size, shape in sizes.items()}
     for report in reports.values():
         label = timed[report.arch]
-        report.timing = {"valset": valset[label], "frame": frames[label], "timed_as": DISPLAY.get(label, label)}
+        report.timing = {**{size: timing[label] for size, timing in timings.items()},
+                         "timed_as": DISPLAY.get(label, label)}
     return threads
 
 
-def _timing_settings(device: str, pairs: PairedImages, runs: int, frame: tuple[int, int],
+def _timing_settings(device: str, runs: int, sizes: dict[str, tuple[int, int]],
                      threads: tuple[int, str]) -> dict[str, Any]:
-    first_lq = pairs.lq[0].shape[:2]
+    what = {"valset": "(first LR image, HxW)", "frame": "LR input (HxW)"}
     return {"device": device, "threads": threads[0], "threads_why": threads[1], "runs": runs,
             "per": "architecture: one network of each timed, models of the same architecture share its figure",
             "statistic": f"median of interleaved rounds; inconclusive when the interquartile spread > "
                          f"{SPREAD_LIMIT:.0%} of it or fewer than {MIN_RUNS} runs",
-            "warmup": 2, "sizes": {"valset": f"{first_lq[0]}x{first_lq[1]} (first LR image, HxW)",
-                                   "frame": f"{frame[0]}x{frame[1]} LR input (HxW)"},
+            "warmup": WARMUP, "sizes": {size: f"{h}x{w} {what[size]}" for size, (h, w) in sizes.items()},
             "torch": torch.__version__}
 
 

@@ -94,8 +94,8 @@ def _settings_lines(data: dict[str, Any]) -> list[str]:
     if timing:
         lines.append(f"Timing: {timing['runs']} runs after {timing['warmup']} warm-up, on {timing['device']} "
                      f"with {timing['threads']} threads ({timing.get('threads_why', 'torch default')}; torch "
-                     f"{timing['torch']}); per {timing.get('per', 'model')}; {timing['statistic']}; sizes: valset "
-                     f"{timing['sizes']['valset']}, frame {timing['sizes']['frame']}")
+                     f"{timing['torch']}); per {timing.get('per', 'model')}; {timing['statistic']}; sizes: "
+                     + ", ".join(f"{size} {shape}" for size, shape in timing["sizes"].items()))
     else:
         lines.append("Timing: not measured (timing runs = 0)")
     lines.append("Memory: estimate at the 270x480 frame: fp32 parameters + peak live fp32 activations of one "

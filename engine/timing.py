@@ -17,6 +17,8 @@ from typing import Any
 
 SPREAD_LIMIT = 0.10  # the agreement asked of two copies of one model (bench/timing_bench.py checks it)
 MIN_RUNS = 5
+# oneDNN builds its kernels on the first call; the second is as fast as the tenth (a 270x480 frame, 2 CPU cores)
+WARMUP = 1
 
 
 def spread_summary(seconds: list[float], limit: float = SPREAD_LIMIT) -> dict[str, Any]:
@@ -30,7 +32,7 @@ def spread_summary(seconds: list[float], limit: float = SPREAD_LIMIT) -> dict[st
             "all_ms": [round(v, 2) for v in ms]}
 
 
-def time_interleaved(nets: Mapping[str, Any], height: int, width: int, *, runs: int = MIN_RUNS, warmup: int = 2,
+def time_interleaved(nets: Mapping[str, Any], height: int, width: int, *, runs: int = MIN_RUNS, warmup: int = WARMUP,
                      device: Any = "cpu", limit: float = SPREAD_LIMIT) -> dict[str, dict[str, Any]]:
     """Each network's forward time on one 1x3xHxW input, the networks timed in turn within each round."""
     import torch

