@@ -62,7 +62,7 @@ def calculate_sharpness(img: np.ndarray, img2: np.ndarray, crop_border: int = 0,
 @METRIC_REGISTRY.register()
 def calculate_niqe_or_nan(img: np.ndarray, crop_border: int = 0, input_order: str = "HWC", convert_to: str = "y",
                           **kwargs: Any) -> float:
-    """basicsr's calculate_niqe (engine/niqe.py: the same figures, 4x faster), or nan for an image it cannot score.
+    """basicsr's calculate_niqe (engine/niqe.py: the same figures, 2x faster), or nan for an image it cannot score.
 
     basicsr's NIQE fits a Gaussian to 96 x 96 blocks at full and half resolution: an image under
     NIQE_MIN_SIDE px (after crop_border) on a side has no such block and basicsr raises, which would end the

@@ -8,7 +8,7 @@ class, layout and every tensor), the images and how they are scored, so a key ma
 gives back the same figures without running the network again. A key never holds a path or a label:
 a copied checkpoint (the promoted weights) hits, a retrained one with the same name does not.
 
-The network's outputs are kept too, while they fit OUTPUT_BUDGET: a ranking that asks for other figures
+The network's outputs are kept too, while they fit in BUDGET bytes: a ranking that asks for other figures
 than the training's validation did (the artifact figures beside PSNR) scores those outputs again without
 running the network.
 """

@@ -23,7 +23,7 @@ DESCRIPTION = """\
 Run, watch and steer Real-ESRGAN fine-tuning from the terminal, and carry the result to a
 compiled model for Qualcomm QCS8550.
 
-  srcockpit demo                 the whole journey on built-in data (about 5 min on 2 cores)
+  srcockpit demo                 the whole journey on built-in data (about 4 min on 2 cores)
   srcockpit train OPTIONS.yml    start a detached training run (survives SSH hang-ups)
   srcockpit --no-ui train X.yml  the same in the foreground, rendered as plain lines
   srcockpit status / stop / resume RUN
